@@ -1,0 +1,146 @@
+"""Step 1 of a round: one model proposes word spans from its committed context.
+
+Confident (Δ1 ≥ θ): one greedy span of k ≤ `max_words` words, k the largest value such that
+Δ1 … Δ(k-1) ≥ θ: a confident word earns the next one, so Δ1 ≥ θ always earns word 2. Δj (j ≥ 2)
+is read at the first distribution whose context holds word j-1's last character.
+Uncertain (Δ1 < θ): the B most likely first tokens, each continued greedily to one word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from adafuse.decoding.backend import Session
+from adafuse.decoding.output import Proposal
+from adafuse.decoding.text import ContinuationDecoder, complete_word_ends, find_stop
+
+WORD_TOKEN_CAP = 16  # tokens one word may take before its partial text is proposed
+
+
+def margin_and_top(logits: torch.Tensor, k: int) -> tuple[float, list[int], list[float]]:
+    """Top-1 margin Δ = p1 - p2 after softmax (float64: host decision), and the top-k tokens."""
+    probs = torch.softmax(logits.double(), dim=-1)
+    top = torch.topk(probs, min(max(k, 2), probs.numel()))
+    values = top.values.tolist()
+    margin = values[0] - (values[1] if len(values) > 1 else 0.0)
+    return margin, top.indices.tolist()[:k], values[:k]
+
+
+def is_confident(margin: float, theta: float) -> bool:
+    # θ = 1 is the always-uncertain ablation, also where softmax saturates to a one-hot
+    return theta < 1.0 and margin >= theta
+
+
+@dataclass
+class _Branch:
+    first_prob: float
+    earned: int  # words this span holds so far; grows while the margins stay ≥ θ
+    max_words: int
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    words_done: int = 0
+    word_tokens: int = 0  # tokens spent on the word being completed
+    pending: bool = False  # a word ended inside the last token: its Δ comes next step
+    margins: list[float] = field(default_factory=list)  # Δj read on this branch (j ≥ 2)
+    result: tuple[str, str | None] | None = None  # (text, terminal) once finished
+
+
+def propose(
+    session: Session,
+    model_index: int,
+    response_tail: str,
+    *,
+    theta: float,
+    max_words: int,
+    num_candidates: int,
+    stop: Sequence[str],
+) -> tuple[list[Proposal], list[float], bool]:
+    """Proposals of one model, its margins [Δ1, Δ2, ...] and whether it explored."""
+    lm = session.lm
+    margin1, top_ids, top_probs = margin_and_top(session.context_logits(), num_candidates)
+    explore = not is_confident(margin1, theta)
+    if explore:
+        firsts = list(zip(top_ids, top_probs))
+        branches = [_Branch(first_prob=p, earned=1, max_words=1) for _, p in firsts]
+    else:
+        firsts = [(top_ids[0], top_probs[0])]
+        earned = min(2, max_words)  # Δ1 ≥ θ earns word 2
+        branches = [_Branch(first_prob=top_probs[0], earned=earned, max_words=max_words)]
+    decode = ContinuationDecoder(lm, session.ids)
+    rows = session.open_rows(len(branches))
+    next_tokens = [t for t, _ in firsts]
+    step_margin = [margin1] * len(branches)  # margin of the distribution each token came from
+    live = list(range(len(branches)))
+
+    while live:
+        still = []
+        for i, token in zip(live, next_tokens):
+            if _advance(branches[i], token, step_margin[i], decode, lm, response_tail, theta, stop):
+                still.append(i)
+        live = still
+        if not live:
+            break
+        logits = rows.extend(live, [branches[i].tokens[-1] for i in live])
+        next_tokens = []
+        for j, i in enumerate(live):
+            margin, (best,), _ = margin_and_top(logits[j], 1)
+            step_margin[i] = margin
+            next_tokens.append(best)
+            # a word that ended inside the last token reads its Δ here
+            if branches[i].pending:
+                branches[i].pending = False
+                _read_margin(branches[i], margin, theta)
+
+    kind = "explore" if explore else "greedy"
+    proposals = [
+        Proposal(text=b.result[0], terminal=b.result[1], proposers=[model_index], kind=kind,
+                 first_token_prob=b.first_prob)
+        for b in branches
+    ]
+    margins = [margin1] + (branches[0].margins if not explore else [])
+    return proposals, margins, explore
+
+
+def _advance(b: _Branch, token: int, token_margin: float, decode, lm, response_tail: str,
+             theta: float, stop: Sequence[str]) -> bool:
+    """Append one token to a branch; return whether the branch goes on."""
+    if token in lm.eos_ids:
+        b.result = (b.text, "eos")
+        return False
+    previous_len = len(b.text)
+    b.tokens.append(token)
+    b.word_tokens += 1
+    b.text = decode(b.tokens)
+    found = find_stop(response_tail + b.text, len(response_tail), stop)
+    if found is not None:
+        b.result = ((response_tail + b.text)[len(response_tail) : found[1]], "stop")
+        return False
+    ends = complete_word_ends(b.text)
+    while b.words_done < len(ends):
+        end = ends[b.words_done]
+        b.words_done += 1
+        b.word_tokens = 0
+        if b.words_done >= b.earned:
+            b.result = (b.text[:end], None)
+            return False
+        if b.words_done + 1 < b.max_words:  # Δ(j+1) decides whether word j+2 is earned
+            if end <= previous_len:
+                # the word's last character was already in the context of this token's step
+                _read_margin(b, token_margin, theta)
+            else:
+                # the token holds the word's end and the whitespace after it
+                b.pending = True
+    if b.word_tokens >= WORD_TOKEN_CAP:
+        b.result = (b.text, None)
+        return False
+    return True
+
+
+def _read_margin(b: _Branch, margin: float, theta: float) -> None:
+    """Δ(j+1) after word j: a confident one earns word j+2."""
+    b.margins.append(margin)
+    if is_confident(margin, theta):
+        b.earned = min(b.words_done + 2, b.max_words)

