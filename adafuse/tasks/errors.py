@@ -1,10 +1,9 @@
 """TaskError: bad user input to the task registry (a name, a file, a field, a key)."""
 
-try:
-    from adafuse.errors import AdaFuseError as _UserInputError
-except ImportError:  # the project-wide base lives in adafuse/errors.py; stay importable without it
-    _UserInputError = ValueError
+from adafuse.errors import AdaFuseError
 
 
-class TaskError(_UserInputError):
-    """One-line message naming the bad value and, where there is a list, what is allowed."""
+class TaskError(AdaFuseError):
+    """One-line message naming the bad value and, where there is a list, what is allowed.
+
+    An AdaFuseError, so a ValueError: entry points print its line alone and exit non-zero."""
