@@ -62,8 +62,27 @@ class Decoder:
         out.prompt = prompt
         return out
 
-    def generate_batch(self, prompts: Sequence[str], **kwargs) -> list[Output]:
-        return [self.generate(p, **kwargs) for p in prompts]
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 256,
+        stop: Sequence[str] = (),
+        batch_size: int = 1,
+        shared_prefix: str | None = None,
+    ) -> list[Output]:
+        """Decode several prompts; outputs are identical to decoding each alone.
+
+        `shared_prefix`, when given, is the text every prompt starts with (a task's
+        instruction and few-shot examples): engines that can reuse its encoding do so.
+        `batch_size` prompts advance together where the engine batches them.
+        """
+        check_range("batch_size", batch_size, 1, integer=True)
+        if shared_prefix is not None:
+            for p in prompts:
+                if not p.startswith(shared_prefix):
+                    raise AdaFuseError("shared_prefix is not a prefix of every prompt")
+        return [self.generate(p, max_new_tokens=max_new_tokens, stop=stop) for p in prompts]
 
     def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
         raise NotImplementedError
