@@ -37,21 +37,38 @@ class _Tokenizer:
 
 
 class _Model:
+    """Computes logits from the whole token history; a KV cache, if given, stores token ids
+    (as one layer of keys), so the cached engine runs on scripted models too."""
+
     def __init__(self, lm: "ScriptedLM"):
         self.lm = lm
         self.dtype = torch.float32
 
-    def __call__(self, input_ids, attention_mask, logits_to_keep, use_cache=False, **_):
+    def forward(self, input_ids, logits_to_keep, attention_mask=None, past_key_values=None,
+                use_cache=False, **_):
+        new = input_ids.tolist()
+        past = [[] for _ in new]
+        if past_key_values is not None:
+            if hasattr(past_key_values, "layers") and past_key_values.layers:
+                keys = past_key_values.layers[0].keys
+                past = keys[:, 0, :, 0].long().tolist() if keys.numel() else past
+            ids = input_ids.to(torch.float32)[:, None, :, None]
+            past_key_values.update(ids, ids, 0)
         rows = []
-        for row, mask in zip(input_ids.tolist(), attention_mask.tolist()):
+        for r, row in enumerate(new):
+            full = past[r] + row
+            mask = attention_mask[r].tolist() if attention_mask is not None else [1] * len(full)
             positions = []
             for p in logits_to_keep.tolist():
-                if mask[p]:
-                    positions.append(self.lm.logits_after(row[: p + 1]))
+                at = len(past[r]) + p
+                if mask[at]:
+                    positions.append(self.lm.logits_after(full[: at + 1]))
                 else:
                     positions.append(torch.zeros(len(self.lm.vocab)))
             rows.append(torch.stack(positions))
         return SimpleNamespace(logits=torch.stack(rows))
+
+    __call__ = forward
 
 
 class ScriptedLM:

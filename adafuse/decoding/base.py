@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import torch
 
-from adafuse.decoding.backend import RecomputeSession, Session
+from adafuse.decoding.backend import CachedSession, PrefixCache, RecomputeSession, Session
 from adafuse.decoding.output import ModelCost, Output
 from adafuse.errors import AdaFuseError
 
-MODES = ("recompute",)
+# cached: one KV cache per model (the default); recompute: re-encode everything per call, the
+# oracle the cached engine is tested against
+MODES = ("cached", "recompute")
 
 
 def check_range(name: str, value, low=None, high=None, integer=False) -> None:
@@ -35,7 +37,7 @@ class Decoder:
 
     name = "decoder"
 
-    def __init__(self, models: Sequence, *, mode: str = "recompute"):
+    def __init__(self, models: Sequence, *, mode: str = "cached"):
         models = list(models) if isinstance(models, (list, tuple)) else [models]
         if not models:
             raise AdaFuseError("no models given; a decoder needs at least one model")
@@ -43,13 +45,40 @@ class Decoder:
             raise AdaFuseError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         self.models = models
         self.mode = mode
+        self._shared_prefix: str | None = None
+        self._prefixes: dict[tuple[int, str], PrefixCache] = {}
 
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
 
-    def open_session(self, lm, context_ids, cost: ModelCost) -> Session:
-        return RecomputeSession(lm, context_ids, cost)
+    def open_session(self, index: int, prompt_text: str, cost: ModelCost) -> Session:
+        """Model `index`'s session for the context prompt_text (its formatted prompt)."""
+        lm = self.models[index]
+        ids = lm.encode(prompt_text)
+        if self.mode == "recompute":
+            return RecomputeSession(lm, ids, cost)
+        return CachedSession(lm, ids, cost, self._prefix_cache(index, prompt_text, cost))
+
+    def _prefix_cache(self, index: int, prompt_text: str, cost: ModelCost) -> PrefixCache | None:
+        """The encoded shared prefix, prefilled once per model and reused for every item.
+
+        Its prefill is counted in the cost of the item that first needs it."""
+        shared = self._shared_prefix
+        if not shared:
+            return None
+        at = prompt_text.find(shared)  # a chat template puts text before the user turn
+        if at < 0:
+            return None
+        text = prompt_text[: at + len(shared)]
+        key = (index, text)
+        if key not in self._prefixes:
+            lm = self.models[index]
+            ids = lm.encode(text)
+            prefill = CachedSession(lm, ids, cost)
+            self._prefixes = {k: v for k, v in self._prefixes.items() if k[0] != index}
+            self._prefixes[key] = PrefixCache(ids, prefill.cache)
+        return self._prefixes[key]
 
     def generate(self, prompt: str, *, max_new_tokens: int = 256, stop: Sequence[str] = ()) -> Output:
         check_range("max_new_tokens", max_new_tokens, 1, integer=True)
@@ -82,7 +111,11 @@ class Decoder:
             for p in prompts:
                 if not p.startswith(shared_prefix):
                     raise AdaFuseError("shared_prefix is not a prefix of every prompt")
-        return [self.generate(p, max_new_tokens=max_new_tokens, stop=stop) for p in prompts]
+        self._shared_prefix = shared_prefix
+        try:
+            return [self.generate(p, max_new_tokens=max_new_tokens, stop=stop) for p in prompts]
+        finally:
+            self._shared_prefix = None
 
     def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
         raise NotImplementedError

@@ -61,7 +61,7 @@ class AdaFuse(Decoder):
         max_words: int = 3,
         num_candidates: int = 3,
         weights: Sequence[float] | None = None,
-        mode: str = "recompute",
+        mode: str = "cached",
     ):
         super().__init__(models, mode=mode)
         check_range("theta_delta", theta_delta, 0, 1)
@@ -84,9 +84,7 @@ class AdaFuse(Decoder):
     def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
         prompts = [lm.format_prompt(prompt) for lm in self.models]
         costs = [ModelCost(lm.name) for lm in self.models]
-        sessions = [
-            self.open_session(lm, lm.encode(p), c) for lm, p, c in zip(self.models, prompts, costs)
-        ]
+        sessions = [self.open_session(m, p, c) for m, (p, c) in enumerate(zip(prompts, costs))]
         prompt_len = len(sessions[0].ids)
         tail_len = max((len(s) for s in stop), default=1) - 1
         stats = Stats(models=costs)

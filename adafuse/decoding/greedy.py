@@ -19,7 +19,7 @@ class Greedy(Decoder):
 
     name = "greedy"
 
-    def __init__(self, models: Sequence, *, model_index: int = 0, mode: str = "recompute"):
+    def __init__(self, models: Sequence, *, model_index: int = 0, mode: str = "cached"):
         super().__init__(models, mode=mode)
         if not isinstance(model_index, int) or not 0 <= model_index < len(self.models):
             raise AdaFuseError(
@@ -31,7 +31,7 @@ class Greedy(Decoder):
     def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
         lm = self.lm
         cost = ModelCost(lm.name)
-        session = self.open_session(lm, lm.encode(lm.format_prompt(prompt)), cost)
+        session = self.open_session(self.model_index, lm.format_prompt(prompt), cost)
         decode = ContinuationDecoder(lm, session.ids)
         tokens: list[int] = []
         text, finish = "", "length"
