@@ -35,4 +35,7 @@ test-fast: install  ## tests without the real models
 clean:  ## remove the venv and caches (not the model cache in ~/.cache/adafuse)
 	rm -rf $(VENV) .pytest_cache
 
-.PHONY: help install run test test-fast clean
+.PHONY: help install run test test-fast clean bench
+
+bench: install  ## decoding speed: greedy vs AdaFuse cached vs recompute, ratios side by side
+	$(PY) bench/decode_speed.py $(ARGS)

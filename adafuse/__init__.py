@@ -7,20 +7,29 @@
     out.text, out.trace, out.stats
 """
 
-from adafuse.decoding import AdaFuse, Decoder, Greedy, Output
+from importlib import import_module
+
 from adafuse.errors import AdaFuseError, ModelLoadError
-from adafuse.models import LoadedModel, ModelSpec, load_model
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdaFuse",
-    "AdaFuseError",
-    "Decoder",
-    "Greedy",
-    "LoadedModel",
-    "ModelLoadError",
-    "ModelSpec",
-    "Output",
-    "load_model",
-]
+# imported on first use, so that `python -m adafuse.score` and the task registry start
+# without loading torch and transformers
+_LAZY = {
+    "AdaFuse": "adafuse.decoding",
+    "Decoder": "adafuse.decoding",
+    "Greedy": "adafuse.decoding",
+    "Output": "adafuse.decoding",
+    "build_decoder": "adafuse.decoding",
+    "LoadedModel": "adafuse.models",
+    "ModelSpec": "adafuse.models",
+    "load_model": "adafuse.models",
+}
+
+__all__ = ["AdaFuseError", "ModelLoadError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'adafuse' has no attribute {name!r}")

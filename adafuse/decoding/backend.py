@@ -60,6 +60,7 @@ def _pad_id(lm) -> int:
     return int(pad or 0)
 
 
+@torch.inference_mode()
 def forward_rows(session: Session, rows: Sequence[Sequence[int]], keep: Sequence[Sequence[int]]):
     """One forward over right-padded rows; returns logits at the `keep` positions of each row.
 
@@ -205,6 +206,7 @@ class CachedSession(Session):
         self._scored = None
         self.cache, self.last_logits = self._extend(prefix, self.ids)
 
+    @torch.inference_mode()
     def _run(self, ids: torch.Tensor, cache, mask: torch.Tensor | None, keep):
         """One forward of new tokens `ids` [rows, width] over `cache`; logits at `keep`."""
         lm = self.lm

@@ -1,0 +1,150 @@
+"""The real code path end to end on tiny random-init transformers models (two tokenizer
+families, a Gemma-3 sliding window of 8 tokens): cached decoding must choose exactly what
+recompute does, and rollback must restore the cache a fresh encode would give."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import tiny_hf
+
+from adafuse import AdaFuse, Greedy, load_model
+from adafuse.decoding.backend import CachedSession, RecomputeSession
+from adafuse.decoding.output import ModelCost
+from adafuse.decoding.text import longest_common_prefix
+
+PROMPTS = [
+    "Question: Which British king married Mary of Teck?\nAnswer:",
+    # longer than the sliding window many times over
+    "Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
+    "Question: Which war veteran, who died in 2009, had the nickname 'The Last Fighting "
+    "Tommy'?\nAnswer: Harry Patch.\n\nQuestion: Who was the next British Prime Minister "
+    "after Arthur Balfour?\nAnswer:",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return {
+        "llama": load_model(str(tiny_hf.build("llama", root / "llama", seed=0)), device="cpu"),
+        "gemma": load_model(str(tiny_hf.build("gemma", root / "gemma", seed=0)), device="cpu"),
+        "llama2": load_model(str(tiny_hf.build("llama", root / "llama2", seed=1)), device="cpu"),
+    }
+
+
+def winners(out):
+    return [(r.proposals[r.winner].text, r.proposals[r.winner].terminal) for r in out.trace]
+
+
+def assert_same_choices(a, b):
+    """Same winner every round, up to the first near-tie (< 1e-4 nats) of either run."""
+    for ra, rb in zip(a.trace, b.trace):
+        assert [(p.text, p.terminal) for p in ra.proposals] == [(p.text, p.terminal) for p in rb.proposals]
+        if ra.near_tie or rb.near_tie:
+            return
+        assert ra.winner == rb.winner
+        for pa, pb in zip(ra.proposals, rb.proposals):
+            assert pa.nll == pytest.approx(pb.nll, abs=1e-3)
+    assert a.text == b.text and len(a.trace) == len(b.trace)
+
+
+@pytest.mark.parametrize("names", [("llama", "gemma"), ("gemma", "llama", "llama2"),
+                                   ("llama", "gemma", "llama2", "gemma")])
+@pytest.mark.parametrize("theta,max_words", [(0.0, 3), (0.01, 2), (0.3, 1), (1.0, 4)])
+def test_cached_chooses_what_recompute_chooses(tiny, names, theta, max_words):
+    models = [tiny[n] for n in names]
+    for prompt in PROMPTS:
+        kwargs = dict(theta_delta=theta, max_words=max_words, num_candidates=3)
+        cached = AdaFuse(models, mode="cached", **kwargs).generate(prompt, max_new_tokens=12, stop=["\n"])
+        again = AdaFuse(models, mode="recompute", **kwargs).generate(prompt, max_new_tokens=12, stop=["\n"])
+        assert_same_choices(cached, again)
+        assert cached.stats.rounds >= 1
+        assert len(cached.stats.models) == len(models)
+        # the cached engine feeds each prompt token once, not once per call
+        assert cached.stats.tokens_fed < again.stats.tokens_fed
+
+
+def test_traces_hold_every_models_view(tiny):
+    models = [tiny["llama"], tiny["gemma"]]
+    out = AdaFuse(models, theta_delta=0.01, max_words=3).generate(PROMPTS[0], max_new_tokens=10)
+    for r in out.trace:
+        assert len(r.margins) == 2 and len(r.explored) == 2
+        for p in r.proposals:
+            assert len(p.nll) == 2 and p.proposers
+            assert all(0 <= m < 2 for m in p.proposers)
+            assert len(p.text.split()) <= 3
+        best = min(p.score for p in r.proposals)
+        assert r.proposals[r.winner].score == best
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_greedy_matches_transformers_generate(tiny, name):
+    lm = tiny[name]
+    ids = torch.tensor([lm.encode(PROMPTS[1])])
+    ref = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20,
+                            do_sample=False, eos_token_id=None, pad_token_id=lm.tokenizer.pad_token_id)
+    expected = lm.decode(ref[0, ids.shape[1]:].tolist())
+    for mode in ("cached", "recompute"):
+        out = Greedy([lm], mode=mode).generate(PROMPTS[1], max_new_tokens=20)
+        if out.finish_reason != "eos":
+            assert out.text == expected
+
+
+def _recompute_logits(lm, ids):
+    return RecomputeSession(lm, ids, ModelCost(lm.name)).context_logits()
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_rollback_restores_the_cache_of_a_fresh_encode(tiny, name):
+    lm = tiny[name]
+    base = lm.encode(PROMPTS[1])  # ~3-4x Gemma's window of 8
+    session = CachedSession(lm, base, ModelCost(lm.name))
+    # speculative branches and a scoring pass must not leak into the committed cache
+    rows = session.open_rows(2)
+    rows.extend([0, 1], [5, 6])
+    rows.extend([0, 1], [7, 8])
+    session.score([base + [9, 10], base + [11]], [len(base), len(base)])
+    # commit a context whose last 5 tokens differ: roll back 5, feed 3
+    new = base[:-5] + [12, 13, 14]
+    session.commit(new)
+    assert session.ids == new
+    assert torch.allclose(session.context_logits(), _recompute_logits(lm, new), atol=1e-4)
+    # and a winner adopted from the scoring rows
+    winner = new + [21, 22]
+    session.score([new + [20], winner], [len(new), len(new)])
+    session.commit(winner)
+    assert torch.allclose(session.context_logits(), _recompute_logits(lm, winner), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_rollback_when_retokenisation_merges_across_the_boundary(tiny, name):
+    """Find a real text split where encode(a + b) does not extend encode(a), then commit it."""
+    lm = tiny[name]
+    text = PROMPTS[1]
+    split = None
+    for k in range(40, len(text)):
+        a, full = lm.encode(text[:k]), lm.encode(text)
+        if longest_common_prefix(a, full) < len(a):
+            split = k
+            break
+    assert split is not None, "no boundary merge found in the prompt"
+    a, full = lm.encode(text[:split]), lm.encode(text[: split + 12])
+    session = CachedSession(lm, a, ModelCost(lm.name))
+    session.commit(full)
+    assert torch.allclose(session.context_logits(), _recompute_logits(lm, full), atol=1e-4)
+
+
+def test_shared_prefix_is_prefilled_once_and_changes_nothing(tiny):
+    models = [tiny["llama"], tiny["gemma"]]
+    prefix = PROMPTS[1][: PROMPTS[1].index("Question: Who")]
+    prompts = [prefix + "Question: Who wrote Emma?\nAnswer:",
+               prefix + "Question: What is the capital of Peru?\nAnswer:"]
+    dec = AdaFuse(models, theta_delta=0.01)
+    plain = [dec.generate(p, max_new_tokens=8, stop=["\n"]) for p in prompts]
+    shared = dec.generate_batch(prompts, max_new_tokens=8, stop=["\n"], shared_prefix=prefix)
+    assert [o.text for o in shared] == [o.text for o in plain]
+    for o_plain, o_shared in zip(plain, shared):
+        assert winners(o_plain) == winners(o_shared)
+    # the second item reuses the prefix: it feeds far fewer tokens than without reuse
+    assert shared[1].stats.tokens_fed < plain[1].stats.tokens_fed - 30

@@ -1,0 +1,101 @@
+"""Tiny random-init transformers models with two tokenizer families, built offline.
+
+- `llama`: a Llama-architecture model with a byte-level BPE tokenizer (like SmolLM2: no BOS);
+- `gemma`: a Gemma-3 model with sliding-window layers (window 8) and a SentencePiece-style
+  (metaspace) BPE tokenizer that adds a BOS (like Gemma 3).
+Both tokenizers are trained in seconds on the bundled task data, so they merge across word
+boundaries the way real ones do. `build(kind, folder, seed)` saves a loadable model folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def corpus(limit: int = 400) -> list[str]:
+    lines = []
+    for task in ("triviaqa", "gsm8k"):
+        path = ROOT / "tasks" / task / "data" / "dev.jsonl"
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i >= limit:
+                    break
+                item = json.loads(line)
+                lines.append(item["question"])
+                answer = item["answer"]
+                lines.append(answer if isinstance(answer, str) else " ".join(answer))
+    lines.append((ROOT / "tasks" / "triviaqa" / "prompt.txt").read_text(encoding="utf-8"))
+    return lines
+
+
+def _tokenizer(kind: str, vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = [chr(c) for c in range(32, 127)] + ["\n"]
+    if kind == "llama":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        special = ["<|endoftext|>"]
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(corpus(), trainer)
+        return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                       bos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    tok.decoder = decoders.Metaspace(prepend_scheme="never")
+    special = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
+                                  initial_alphabet=alphabet + ["▁"])
+    tok.train_from_iterator(corpus(), trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", tok.token_to_id("<bos>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", bos_token="<bos>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def build(kind: str, folder: Path, seed: int = 0, vocab_size: int = 600) -> Path:
+    """Save a tiny `kind` model ("llama" or "gemma") with its tokenizer into `folder`."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tokenizer(kind, vocab_size)
+    torch.manual_seed(seed)
+    common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                  max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+                  tie_word_embeddings=True, initializer_range=0.2)
+    if kind == "llama":
+        model = LlamaForCausalLM(LlamaConfig(num_hidden_layers=2, **common))
+    else:
+        config = Gemma3TextConfig(num_hidden_layers=3, sliding_window=8,
+                                  layer_types=["sliding_attention", "sliding_attention",
+                                               "full_attention"], **common)
+        model = Gemma3ForCausalLM(config)
+    _favour_word_starts(model, tokenizer)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _favour_word_starts(model, tokenizer, strength: float = 1.0) -> None:
+    """Make a random model write words: with tied embeddings the last hidden state leans on the
+    current token's embedding, so a direction shared by every embedding and by the word-start
+    tokens (leading space or newline) raises those tokens' logits after any token."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    starts = [i for i, t in enumerate(vocab) if t and t[0] in ("Ġ", "▁", "Ċ", "\n")]
+    with torch.no_grad():
+        emb = model.get_input_embeddings().weight
+        u = torch.randn(emb.shape[1], generator=torch.Generator().manual_seed(1))
+        u = u / u.norm() * emb.norm(dim=1).mean()
+        emb += 0.5 * u
+        emb[starts] += strength * u
