@@ -1,0 +1,199 @@
+"""The config schema: dataclasses in Hydra's ConfigStore, so a typo'd key or a wrong type
+fails when the config is composed, with Hydra's message, not halfway through a run.
+
+    conf/config.yaml          defaults: [adafuse_schema, models: ..., task: ..., decoder: ..., ...]
+    conf/decoder/adafuse.yaml defaults: [/schema/decoder@_here_: adafuse, _self_]
+
+Importing this module stores the schemas and the resolvers the YAML files use (`register()`),
+before Hydra composes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, OmegaConf
+
+from adafuse.errors import AdaFuseError
+
+
+@dataclass
+class ModelConf:
+    """One model of the set; the fields of `adafuse.models.ModelSpec`."""
+
+    name: str = MISSING
+    device: str = "auto"
+    dtype: str = "auto"
+    chat_template: bool = False
+    trust_remote_code: bool = False
+    weight: float = 1.0
+    gguf_file: Optional[str] = None
+    alias: Optional[str] = None
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class TaskConf:
+    """A task card (tasks/<name>/task.yaml) and what this run takes from it."""
+
+    name: str = MISSING
+    source: Optional[str] = None  # a source named in the card (bundled, hf) or a .jsonl path
+    limit: Optional[int] = None  # the first `limit` items (after the shuffle); null: all
+    shuffle_seed: Optional[int] = None  # null: the file's order
+    max_new_tokens: Optional[int] = None  # null: the card's
+    # Any, not List[str]: OmegaConf cannot hold an interpolation in a typed list field
+    stop: Any = None  # a list of strings; null: the card's
+
+
+@dataclass
+class AdaFuseConf:
+    name: str = "adafuse"
+    theta_delta: float = 0.7
+    max_words: int = 3
+    num_candidates: int = 3
+    weights: Optional[List[float]] = None
+    mode: str = "cached"
+    batch_size: int = 1  # prompts per generate_batch call; not a constructor argument
+
+
+@dataclass
+class GreedyConf:
+    name: str = "greedy"
+    model_index: int = 0
+    mode: str = "cached"
+    batch_size: int = 1
+
+
+@dataclass
+class WandbConf:
+    name: str = "wandb"
+    project: str = "adafuse"
+    entity: Optional[str] = None
+    group: Optional[str] = None  # null: the sweep folder in a multirun, else none
+    job_type: Optional[str] = None  # null: the task's name
+    run_name: Optional[str] = None  # null: <task>/<run folder>
+    tags: List[str] = field(default_factory=list)
+    mode: Optional[str] = None  # online, offline, disabled; null: online iff an API key is set
+    init_timeout: float = 30.0  # seconds before an online init gives up (the run goes on)
+    log_samples: bool = True  # the per-sample table
+
+
+@dataclass
+class NoLoggerConf:
+    name: str = "none"
+
+
+@dataclass
+class RunConfig:
+    models: List[ModelConf] = field(default_factory=list)
+    task: Optional[TaskConf] = None  # null: decode `prompt` alone
+    decoder: Any = None  # AdaFuseConf or GreedyConf, from the decoder group
+    logger: Any = None  # WandbConf or NoLoggerConf, from the logger group
+
+    # prompt mode (no task)
+    prompt: str = ""
+    # shortcuts, interpolated into the task and decoder nodes
+    max_new_tokens: Optional[int] = None  # null: the task card's (prompt mode: 32)
+    stop: Any = None  # a list of strings; null: the task card's (prompt mode: ["\n"])
+    theta_delta: float = 0.7
+    max_words: int = 3
+    num_candidates: int = 3
+    limit: Optional[int] = None
+    batch_size: int = 1
+    seed: Optional[int] = None
+    device: str = "auto"
+    dtype: str = "auto"
+
+    # where and how
+    runs_dir: str = "runs"
+    resume: Optional[str] = None  # a run folder to continue
+    shard: int = 0  # this job decodes shard `shard` of `num_shards` contiguous slices
+    num_shards: int = 1
+    progress: bool = True
+
+
+# --- resolvers used by conf/config.yaml ------------------------------------------------------
+
+
+def run_dir(resume: Optional[str], fresh: str) -> str:
+    """hydra.run.dir: the run to resume, or a new folder. A resume path is checked here,
+    before Hydra creates the folder, so a mistyped one leaves nothing behind. A new folder is
+    claimed with an atomic mkdir: two runs started in the same second (a shell loop of jobs)
+    get `<time>` and `<time>_2` instead of sharing one folder."""
+    if resume:
+        if not (Path(resume) / "results.json").is_file():
+            raise AdaFuseError(f"resume={resume!r}: no run there (a run folder holds results.json)")
+        return str(resume)
+    Path(fresh).parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = fresh if n == 1 else f"{fresh}_{n}"
+        try:
+            Path(candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise AdaFuseError(f"{fresh}: 999 runs started in this second; pass hydra.run.dir=...")
+
+
+def hydra_subdir(output_dir: str) -> str:
+    """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
+    inside it, so the first invocation's saved config is never overwritten."""
+    if not (Path(output_dir) / ".hydra" / "config.yaml").is_file():
+        return ".hydra"
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return f".hydra/reruns/{stamp}"
+
+
+SWEEP_KEYS_ENV = "ADAFUSE_SWEEP_KEYS"  # set by adafuse.run.main for the jobs of a multirun
+
+
+def job_dir(num: int, overrides, *, _root_) -> str:
+    """hydra.sweep.subdir: the job number and the values of the swept keys, e.g.
+    `3_theta_delta=0.7,max_words=3`. Swept keys are those of a sweep preset
+    (hydra.sweeper.params) and those given with several values on the command line."""
+    keys = {k for k in os.environ.get(SWEEP_KEYS_ENV, "").split(",") if k}
+    params = OmegaConf.select(_root_, "hydra.sweeper.params")
+    keys |= set(params.keys()) if params else set()
+    picked = [str(o) for o in overrides if str(o).split("=", 1)[0].lstrip("+~") in keys]
+    name = f"{num}_" + ",".join(picked) if picked else str(num)
+    return re.sub(r"[/\\\s]+", "_", name)[:120]  # one folder, whatever the values hold
+
+
+def register() -> None:
+    """Store the schemas and resolvers (idempotent: tests import this more than once)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="adafuse_schema", node=RunConfig)
+    cs.store(group="schema/decoder", name="adafuse", node=AdaFuseConf)
+    cs.store(group="schema/decoder", name="greedy", node=GreedyConf)
+    cs.store(group="schema/logger", name="wandb", node=WandbConf)
+    cs.store(group="schema/logger", name="none", node=NoLoggerConf)
+    cs.store(group="schema/task", name="task", node=TaskConf)
+    # conf/hydra/launcher/submitit_*.yaml share their names with the plugin's schemas, so that
+    # `hydra/launcher=submitit_slurm` picks ours; Hydra warns about such pairs at each compose
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema")
+    try:  # the cluster extra: pip install 'adafuse[cluster]'
+        from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+        # as plain dicts: Hydra's plugin scan re-imports that module, and a dataclass from the
+        # first import would then not merge with its twin from the second
+        for name, node in {"submitit_slurm": SlurmQueueConf, "submitit_local": LocalQueueConf}.items():
+            cs.store(group="schema/launcher", name=name,
+                     node=OmegaConf.to_container(OmegaConf.structured(node)))
+    except ImportError:
+        pass
+    for name, fn in {"adafuse.run_dir": run_dir, "adafuse.hydra_subdir": hydra_subdir,
+                     "adafuse.job_dir": job_dir}.items():
+        OmegaConf.register_new_resolver(name, fn, replace=True)
+
+
+# at import: a submitit job unpickles the task function, which imports this module, and
+# needs the resolvers before it composes its config
+register()
