@@ -1,0 +1,168 @@
+"""Weights & Biases: one W&B run per run folder, grouped by sweep.
+
+Logged: the resolved config, running metrics per item, the final metrics and costs in the
+summary, a per-sample table, and histograms of span lengths (words per committed span) and
+of each item's share of uncertain rounds.
+
+It never blocks or ends a run: with no API key (or no network) it logs offline into the run
+folder (`wandb sync` it later) and says so in one line; if W&B fails at any point, it says so
+in one line and the run goes on with its folder alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("adafuse.loggers.wandb")
+
+TABLE_COLUMNS = ("id", "response", "extracted", "gold", "score", "rounds", "words",
+                 "uncertain_share", "forwards", "seconds")
+
+
+def has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def choose_mode(configured: str | None) -> tuple[str, str]:
+    """(mode, why): the configured mode, else $WANDB_MODE, else online iff a key is set."""
+    if configured:
+        return configured, "logger.mode"
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"], "WANDB_MODE"
+    if has_api_key():
+        return "online", "API key"
+    return "offline", "no API key"
+
+
+class WandbLogger:
+    def __init__(self, settings: dict[str, Any], run_dir: Path, *, name: str, group: str | None,
+                 job_type: str):
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.name, self.group, self.job_type = name, group, job_type
+        self.run = None
+        self.wandb = None
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("wandb: %s failed (%s); continuing with the run folder only", what, first)
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
+
+    def log_config(self, info: dict[str, Any]) -> None:
+        mode, why = choose_mode(self.settings.get("mode"))
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            self.wandb = wandb
+            self.run = wandb.init(
+                project=self.settings.get("project") or "adafuse",
+                entity=self.settings.get("entity"),
+                group=self.settings.get("group") or self.group,
+                job_type=self.settings.get("job_type") or self.job_type,
+                name=self.settings.get("run_name") or self.name,
+                tags=list(self.settings.get("tags") or []),
+                config=info["config"],
+                dir=str(self.run_dir),
+                mode=mode,
+                settings=wandb.Settings(
+                    silent=True,
+                    console="off",  # our progress bar and logs stay ours
+                    init_timeout=float(self.settings.get("init_timeout", 30)),
+                    x_disable_stats=True,  # no system-metrics thread for a decode loop
+                    save_code=False,
+                ),
+            )
+            self.run.summary.update({"provenance": {k: info[k] for k in ("versions", "git") if k in info}})
+        except Exception as exc:  # wandb raises its own errors, timeouts among them
+            self._failed("init", exc)
+            return
+        if mode == "offline":
+            where = Path(self.run.dir).parent
+            log.info("wandb: offline (%s); sync later with: wandb sync %s", why, where)
+        else:
+            log.info("wandb: %s", getattr(self.run, "url", None) or mode)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log(dict(metrics), step=step)
+        except Exception as exc:
+            self._failed("log", exc)
+
+    def log_sample(self, sample: dict[str, Any], trace_rows: list[dict[str, Any]]) -> None:
+        pass  # the table is built at the end from every sample, those of a continued run too
+
+    def log_results(self, results: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+        if self.run is None:
+            return
+        wandb = self.wandb
+        try:
+            summary = {f"metrics/{k}": v for k, v in results.get("metrics", {}).items()}
+            if results.get("main_metric"):
+                summary["main"] = results["metrics"].get(results["main_metric"])
+            summary.update(_flat("cost", results.get("cost", {})))
+            summary["n_items"] = results.get("n_items")
+            self.run.summary.update(summary)
+            final: dict[str, Any] = {}
+            spans = [w for s in samples for w in s.get("span_words", [])]
+            if spans:
+                final["span_words"] = wandb.Histogram(spans)
+            shares = [s["uncertain_share"] for s in samples if s.get("uncertain_share") is not None]
+            if shares:
+                final["uncertain_share"] = wandb.Histogram(shares)
+            if self.settings.get("log_samples", True) and samples:
+                final["samples"] = wandb.Table(columns=list(TABLE_COLUMNS),
+                                               data=[_table_row(s) for s in samples])
+            if final:
+                self.run.log(final, step=len(samples) + 1)
+        except Exception as exc:
+            self._failed("summary", exc)
+
+    def close(self) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish()
+        except Exception as exc:
+            log.warning("wandb: finish failed (%s)", exc)
+        self.run = None
+
+
+def _flat(prefix: str, data: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}/{key}"
+        if isinstance(value, dict):
+            out.update(_flat(name, value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = value
+    return out
+
+
+def _table_row(sample: dict[str, Any]) -> list[Any]:
+    score = sample.get("main_score")
+    cost = sample.get("cost", {})
+    gold = sample.get("gold")
+    return [
+        str(sample.get("id")), sample.get("response"), sample.get("extracted"),
+        gold if isinstance(gold, str) or gold is None else " | ".join(map(str, gold)),
+        score, sample.get("rounds"), sample.get("words"), sample.get("uncertain_share"),
+        cost.get("forwards"), sample.get("seconds"),
+    ]

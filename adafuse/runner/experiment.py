@@ -1,0 +1,333 @@
+"""One run: check the config, pick the items, load the models, decode, write, score.
+
+    results = run_experiment(config, RunContext(run_dir=Path("runs/triviaqa/x")))
+
+`adafuse.run` calls this from Hydra with the composed config. Everything that can be wrong
+with the input is checked before the models load and before anything is written; a run
+folder that already holds finished items is continued (same config required).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from adafuse.decoding.base import check_range
+from adafuse.errors import AdaFuseError
+from adafuse.runner import provenance
+from adafuse.runner.items import PromptTask, make_sample, shard_slice, trace_rows
+from adafuse.runner.rundir import RunDir
+
+log = logging.getLogger("adafuse.run")
+
+DECODERS = ("adafuse", "greedy")
+PROMPT_MAX_NEW_TOKENS = 32
+PROMPT_STOP = ["\n"]
+
+
+@dataclass
+class RunContext:
+    run_dir: Path
+    sweep_dir: Optional[Path] = None  # the sweep folder, in a multirun
+    name: str = ""  # the W&B run name; default <task>/<run folder>
+
+
+# --- checks, before anything is loaded or written --------------------------------------------
+
+
+def check_config(config: dict) -> None:
+    from adafuse.models import DTYPES, resolve_device
+
+    models = config.get("models") or []
+    if not models:
+        raise AdaFuseError("models is empty; a run needs at least one model")
+    for i, spec in enumerate(models):
+        resolve_device(spec.get("device", "auto"))  # CUDA asked for without CUDA fails here
+        if spec.get("dtype", "auto") not in DTYPES:
+            raise AdaFuseError(f"models.{i}.dtype={spec['dtype']!r}; allowed: {', '.join(DTYPES)}")
+    decoder = config.get("decoder") or {}
+    name = decoder.get("name")
+    if name not in DECODERS:
+        raise AdaFuseError(f"unknown decoder {name!r}; allowed: {', '.join(DECODERS)}")
+    if name == "adafuse":
+        check_range("theta_delta", decoder["theta_delta"], 0, 1)
+        check_range("max_words", decoder["max_words"], 1, integer=True)
+        check_range("num_candidates", decoder["num_candidates"], 1, integer=True)
+    else:
+        index = decoder.get("model_index", 0)
+        if not 0 <= index < len(models):
+            raise AdaFuseError(f"decoder.model_index={index} is out of range; allowed: 0..{len(models) - 1}")
+    check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
+    check_range("num_shards", config["num_shards"], 1, integer=True)
+    check_range("shard", config["shard"], 0, config["num_shards"] - 1, integer=True)
+    task = config.get("task") or {}
+    for key in ("limit", "max_new_tokens"):
+        value = task.get(key, config.get(key))
+        if value is not None:
+            check_range(key, value, 0 if key == "limit" else 1, integer=True)
+    stop = task.get("stop", config.get("stop"))
+    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise AdaFuseError(f"stop={stop!r} must be a list of strings, e.g. stop='[\"\\n\"]'")
+
+
+def open_task(config: dict):
+    """The task (or the prompt-mode stand-in), with the stop strings and budget of this run."""
+    from adafuse.tasks import get_task
+
+    spec = config.get("task")
+    if not spec:
+        prompt = config["prompt"].replace("\\n", "\n").replace("\\t", "\t")
+        stop = config["stop"] if config.get("stop") is not None else PROMPT_STOP
+        budget = config.get("max_new_tokens") or PROMPT_MAX_NEW_TOKENS
+        return PromptTask(prompt, stop, budget), stop, budget
+    task = get_task(spec["name"], source=spec.get("source"))
+    stop = spec["stop"] if spec.get("stop") is not None else task.stop
+    budget = spec.get("max_new_tokens") or task.max_new_tokens
+    return task, list(stop), int(budget)
+
+
+def select_items(task, config: dict) -> list[tuple[int, dict]]:
+    """(index, doc) pairs of this job: the first `limit` items (after an optional shuffle),
+    then this shard's slice. `index` is the position before sharding, so shards merge back."""
+    spec = config.get("task") or {}
+    try:
+        docs = task.docs(limit=spec.get("limit"), shuffle_seed=spec.get("shuffle_seed"))
+    except OSError as exc:
+        raise AdaFuseError(f"cannot read the data of task {task.name!r}: {exc}") from None
+    part = shard_slice(len(docs), config["shard"], config["num_shards"])
+    return [(i, docs[i]) for i in part]
+
+
+# --- models ------------------------------------------------------------------------------------
+
+_loaded: tuple[str, list] | None = None  # the last model set: a sweep's jobs in one process reuse it
+
+
+def load_models(specs: list[dict]) -> list:
+    global _loaded
+    from adafuse.models import load_model
+
+    key = json.dumps(specs, sort_keys=True)
+    if _loaded is not None and _loaded[0] == key:
+        return _loaded[1]
+    _loaded = None  # free the previous set before loading the next
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars would bury ours
+    except ImportError:
+        pass
+    models = []
+    for spec in specs:
+        lm = load_model(spec)
+        log.info("loaded %s in %.1f s (%s, %s)", lm.name, lm.load_seconds, lm.device,
+                 str(lm.model.dtype).replace("torch.", ""))
+        models.append(lm)
+    _loaded = (key, models)
+    return models
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _progress(total: int, done: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=desc, unit="item", disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def _totals(samples: list[dict], model_names: list[str]) -> dict[str, Any]:
+    """Cost totals of a run, from its samples."""
+    per_model = {n: {"forwards": 0, "tokens_fed": 0, "seconds": 0.0} for n in model_names}
+    for s in samples:
+        for name, cost in s["cost"]["models"].items():
+            entry = per_model.setdefault(name, {"forwards": 0, "tokens_fed": 0, "seconds": 0.0})
+            entry["forwards"] += cost["forwards"]
+            entry["tokens_fed"] += cost["tokens_fed"]
+            entry["seconds"] += s["seconds"]["models"].get(name) or 0.0
+    n = len(samples) or 1
+    decode_seconds = sum(s["seconds"]["decode"] for s in samples)
+    spans = [w for s in samples for w in s["span_words"]]
+    shares = [s["uncertain_share"] for s in samples if s["uncertain_share"] is not None]
+    return {
+        "forwards": sum(s["cost"]["forwards"] for s in samples),
+        "tokens_fed": sum(s["cost"]["tokens_fed"] for s in samples),
+        "rounds": sum(s["rounds"] for s in samples),
+        "words": sum(s["words"] for s in samples),
+        "new_tokens": sum(s["new_tokens"] for s in samples),
+        "boundary_merges": sum(s["boundary_merges"] for s in samples),
+        "near_ties": sum(s["near_ties"] for s in samples),
+        "decode_seconds": round(decode_seconds, 3),
+        "seconds_per_item": round(decode_seconds / n, 3),
+        "forwards_per_item": round(sum(s["cost"]["forwards"] for s in samples) / n, 2),
+        "mean_span_words": round(sum(spans) / len(spans), 3) if spans else None,
+        "mean_uncertain_share": round(sum(shares) / len(shares), 4) if shares else None,
+        "per_model": {k: {**v, "seconds": round(v["seconds"], 3)} for k, v in per_model.items()},
+    }
+
+
+def score_samples(task, items: list[tuple[int, dict]], samples: dict[str, dict]):
+    """The task's metrics over `items`, in order; an item with no sample counts as missing."""
+    preds = [samples[str(doc["id"])]["response"] if str(doc["id"]) in samples else None
+             for _, doc in items]
+    return task.score(preds, [doc for _, doc in items])
+
+
+def run_experiment(config: dict, ctx: RunContext) -> dict:
+    """Run (or continue) one experiment in `ctx.run_dir`; returns what results.json holds."""
+    check_config(config)
+    return Experiment(config, ctx).run()
+
+
+class Experiment:
+    """One run's state: its task and items, its folder, models, decoder and loggers."""
+
+    def __init__(self, config: dict, ctx: RunContext):
+        self.config, self.ctx = config, ctx
+        self.started_at = datetime.now().isoformat(timespec="seconds")
+        self.started = time.perf_counter()
+        self.task, self.stop, self.max_new_tokens = open_task(config)
+        self.items = select_items(self.task, config)
+
+    def run(self) -> dict:
+        with RunDir(self.ctx.run_dir).lock() as store:
+            store.check_config(self.config)
+            finished = store.finished()
+            if finished:
+                log.info("continuing %s: %d of %d items already done", store.path, len(finished),
+                         len(self.items))
+            self.models = load_models(self.config["models"])
+            self.decoder, self.batch_size = self.build_decoder()
+            logger = self.build_logger(store)
+            try:
+                header = self.header(store)
+                logger.log_config(header)
+                done = self.decode(finished, logger)
+                results, samples = self.results(header, finished, done)
+                logger.log_results(results, samples)
+            finally:
+                logger.close()
+        self.report(store, results, samples)
+        return results
+
+    def build_decoder(self):
+        from adafuse.decoding import build_decoder
+
+        if self.config.get("seed") is not None:
+            import torch
+
+            torch.manual_seed(self.config["seed"])
+        args = dict(self.config["decoder"])
+        batch_size = int(args.pop("batch_size", 1))
+        return build_decoder(args, self.models), batch_size
+
+    def build_logger(self, store: RunDir):
+        from adafuse.loggers import build_logger
+
+        label, sweep = self.task.name, self.ctx.sweep_dir
+        return build_logger(self.config.get("logger"), store.path,
+                            name=self.ctx.name or f"{label}/{store.path.name}",
+                            group=f"{label}/{sweep.name}" if sweep else None, job_type=label)
+
+    def header(self, store: RunDir) -> dict:
+        """What results.json holds from the start: enough to continue the run later."""
+        return {
+            "config": self.config,
+            "task": {**self.task.describe(), "stop": self.stop, "max_new_tokens": self.max_new_tokens},
+            "versions": provenance.versions(),
+            "git": provenance.git_state(),
+            "run_dir": str(store.path),
+            "sweep_dir": str(self.ctx.sweep_dir) if self.ctx.sweep_dir else None,
+            "started": self.started_at,
+        }
+
+    def decode(self, finished: dict[str, dict], logger) -> dict[str, dict]:
+        """Decode the unfinished items in order, `batch_size` at a time; each item is written
+        (and flushed) as soon as its batch returns."""
+        task, items = self.task, self.items
+        done = dict(finished)
+        todo = [(i, doc) for i, doc in items if str(doc["id"]) not in done]
+        main = task.main_metric
+        bar = _progress(len(items), len(items) - len(todo), task.name, self.config.get("progress", True))
+        seconds, count = 0.0, 0
+        self.last_output = None
+        try:
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start:start + self.batch_size]
+                prompts = [task.prompt(doc) for _, doc in chunk]
+                outputs = self.decoder.generate_batch(
+                    prompts, max_new_tokens=self.max_new_tokens, stop=self.stop,
+                    batch_size=self.batch_size, shared_prefix=task.shared_prefix)
+                for (index, doc), prompt, out in zip(chunk, prompts, outputs):
+                    sample = make_sample(index, doc, prompt, out, task.score([out.text], [doc]))
+                    logger.log_sample(sample, trace_rows(index, doc, out))
+                    done[str(doc["id"])] = sample
+                    seconds, count, self.last_output = seconds + out.stats.seconds, count + 1, out
+                    running = {"items_done": len(items) - len(todo) + count,
+                               "seconds_per_item": seconds / count}
+                    postfix = {"s/item": f"{seconds / count:.2f}"}
+                    if main:
+                        so_far = [(i, d) for i, d in items if str(d["id"]) in done]
+                        value = score_samples(task, so_far, done).metrics.get(main)
+                        running[f"running/{main}"] = value
+                        if value is not None:
+                            postfix[main] = f"{value:.3f}"
+                    logger.log_metrics(running, step=running["items_done"])
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(1)
+        finally:
+            bar.close()
+        return done
+
+    def results(self, header: dict, finished: dict, done: dict) -> tuple[dict, list[dict]]:
+        scored = score_samples(self.task, self.items, done)
+        ordered = [done[str(doc["id"])] for _, doc in self.items]
+        main = scored.main_metric
+        results = {
+            "status": "complete",
+            **{k: header[k] for k in ("task", "run_dir", "sweep_dir", "started")},
+            "finished": datetime.now().isoformat(timespec="seconds"),
+            "wall_seconds": round(time.perf_counter() - self.started, 3),
+            "main_metric": main or None,
+            "main": scored.metrics.get(main) if main else None,
+            "metrics": scored.metrics,
+            "n_items": len(self.items),
+            "n_missing": scored.n_missing,
+            "resumed_items": len(finished),
+            "shard": {"index": self.config["shard"], "count": self.config["num_shards"]},
+            "cost": _totals(ordered, [m.name for m in self.models]),
+            "models": [provenance.model_record(lm) for lm in self.models],
+            "config": self.config,
+            "versions": header["versions"],
+            "git": header["git"],
+        }
+        return results, ordered
+
+    def report(self, store: RunDir, results: dict, samples: list[dict]) -> None:
+        if isinstance(self.task, PromptTask):
+            _print_prompt_answer(self.task, samples[0], self.last_output, self.decoder)
+            log.info("run folder: %s", store.path)
+            return
+        value = results["main"]
+        shown = f"{value:.4f}" if isinstance(value, (int, float)) else value
+        log.info("%s: %s = %s over %d items, %.2f s/item; %s", self.task.name,
+                 results["main_metric"], shown, len(self.items),
+                 results["cost"]["seconds_per_item"], store.results)
+
+
+def _print_prompt_answer(task, sample: dict, out, decoder) -> None:
+    print(f"\nprompt: {task.text!r}")
+    print(f"answer: {sample['response']!r}  ({sample['finish_reason']})")
+    if out is not None and out.trace:
+        print(out.summary(decoder.model_names))
+    costs = ", ".join(f"{name}: {c['forwards']} forwards, {c['tokens_fed']} tokens"
+                      for name, c in sample["cost"]["models"].items())
+    print(f"{sample['rounds']} rounds, {sample['words']} words, "
+          f"{sample['seconds']['decode']:.1f} s; {costs}")

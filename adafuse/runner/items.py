@@ -1,0 +1,111 @@
+"""A run's items, and the records written for each: the sample line and its trace lines.
+
+Prompt mode (no task) is a one-item task without gold answers, so both modes share one loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+from adafuse.decoding.output import Output
+from adafuse.decoding.text import word_count
+from adafuse.tasks import ScoreResult
+
+
+class PromptTask:
+    """The `prompt=` of the config as a task: one item, no gold, no metrics."""
+
+    name = "prompt"
+    shared_prefix = None
+    main_metric = ""
+
+    def __init__(self, prompt: str, stop: list[str], max_new_tokens: int):
+        self.text = prompt
+        self.stop = list(stop)
+        self.max_new_tokens = max_new_tokens
+
+    def docs(self, limit: Optional[int] = None, shuffle_seed: Optional[int] = None) -> list[dict]:
+        return [{"id": 0, "question": self.text, "answer": None}][:limit]
+
+    def prompt(self, doc: dict) -> str:
+        return doc["question"]
+
+    def score(self, predictions: Sequence[Optional[str]], docs: Sequence[dict]) -> ScoreResult:
+        return ScoreResult(metrics={}, per_item=[{} for _ in docs], extracted=list(predictions),
+                           main_metric="", n_items=len(docs),
+                           n_missing=sum(p is None for p in predictions))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "stop": self.stop, "max_new_tokens": self.max_new_tokens}
+
+
+def shard_slice(n_items: int, shard: int, num_shards: int) -> range:
+    """Contiguous slice `shard` of `num_shards` (sizes differ by at most one)."""
+    return range(shard * n_items // num_shards, (shard + 1) * n_items // num_shards)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf or NaN: an unscored proposal's score becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def span_words(out: Output) -> list[int]:
+    """Words of each committed span (the winner of each round)."""
+    return [word_count(r.proposals[r.winner].text) for r in out.trace]
+
+
+def uncertain_share(out: Output) -> Optional[float]:
+    """Share of rounds in which at least one model was uncertain (Δ1 < θ) and explored."""
+    if not out.trace:
+        return None
+    return sum(any(r.explored) for r in out.trace) / len(out.trace)
+
+
+def make_sample(index: int, doc: dict, prompt: str, out: Output, scored: ScoreResult) -> dict:
+    """The samples.jsonl line of one finished item. Timings sit under `seconds` alone, so two
+    runs of the same config give the same lines once `seconds` is left out."""
+    stats = out.stats
+    main = scored.main_metric
+    per_item = scored.per_item[0] if scored.per_item else {}
+    return _finite({
+        "index": index,
+        "id": doc["id"],
+        "prompt": prompt,
+        "response": out.text,
+        "finish_reason": out.finish_reason,
+        "extracted": scored.extracted[0] if scored.extracted else None,
+        "gold": doc.get("answer"),
+        "scores": per_item,
+        "main_score": per_item.get(main) if main else None,
+        "rounds": stats.rounds,
+        "words": stats.words,
+        "new_tokens": stats.new_tokens,
+        "span_words": span_words(out),
+        "uncertain_share": uncertain_share(out),
+        "boundary_merges": stats.boundary_merges,
+        "near_ties": stats.near_ties,
+        "cost": {
+            "forwards": stats.forwards,
+            "tokens_fed": stats.tokens_fed,
+            "models": {m.name: {"forwards": m.forwards, "tokens_fed": m.tokens_fed} for m in stats.models},
+        },
+        "seconds": {"decode": stats.seconds, "models": {m.name: m.seconds for m in stats.models}},
+    })
+
+
+def trace_rows(index: int, doc: dict, out: Output) -> list[dict]:
+    """The trace.jsonl lines of one item: one a round, its decisions and every model's NLL."""
+    rows = []
+    for r in out.trace:
+        decisions = r.to_dict()
+        row = {"id": doc["id"], "item": index, "round": decisions.pop("index"), **decisions,
+               "winner_text": r.proposals[r.winner].text}
+        rows.append(_finite(row))
+    return rows

@@ -1,0 +1,109 @@
+"""What a result was produced with: package versions, the git commit, the model files' hashes.
+
+File hashes are cached by (path, size, mtime) in ~/.cache/adafuse/file_hashes.json, so a
+1 GB weight file is read once, not at every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("adafuse", "torch", "transformers", "tokenizers", "accelerate", "hydra-core",
+            "omegaconf", "datasets", "sacrebleu", "wandb", "hydra-submitit-launcher")
+# the files that decide what a model computes (not READMEs or licences)
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt", ".py", ".tiktoken")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_state(root: Path | None = None) -> dict[str, Any]:
+    """The commit of the adafuse checkout, and whether it had uncommitted changes."""
+    import adafuse
+
+    root = root or Path(adafuse.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def _hash_cache_path() -> Path:
+    from adafuse.models import default_cache_dir
+
+    return default_cache_dir() / "file_hashes.json"
+
+
+def file_sha256(path: Path, cache: dict[str, Any] | None = None) -> str:
+    path = path.resolve()
+    stat = path.stat()
+    key = str(path)
+    entry = (cache or {}).get(key)
+    if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if cache is not None:
+        cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def source_hashes(source: str) -> dict[str, str]:
+    """SHA-256 of a model's weight file, or of each file of its folder that shapes its outputs."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES)
+    else:
+        return {}
+    cache_path = _hash_cache_path()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    hashes = {p.name: file_sha256(p, cache) for p in files}
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
+        tmp.replace(cache_path)
+    except OSError:
+        pass  # a read-only cache only costs the next run a re-hash
+    return hashes
+
+
+def model_record(lm) -> dict[str, Any]:
+    """Where a loaded model came from, and the hashes that pin it down."""
+    record = {
+        "name": lm.name,
+        "source": lm.source,
+        "device": str(lm.device),
+        "dtype": str(getattr(lm.model, "dtype", "")).replace("torch.", ""),
+        "load_seconds": round(lm.load_seconds, 3),
+        "files_sha256": source_hashes(lm.source) if lm.source else {},
+    }
+    revision = getattr(getattr(lm.model, "config", None), "_commit_hash", None)
+    if revision:
+        record["hub_revision"] = revision  # a hub model's commit, when it came from the hub
+    return record
