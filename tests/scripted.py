@@ -61,8 +61,9 @@ class _Model:
             positions = []
             for p in logits_to_keep.tolist():
                 at = len(past[r]) + p
-                if mask[at]:
-                    positions.append(self.lm.logits_after(full[: at + 1]))
+                if mask[at]:  # padding (left in a batch cache, right in a chunk) is not context
+                    history = [t for t, m in zip(full[: at + 1], mask[: at + 1]) if m]
+                    positions.append(self.lm.logits_after(history))
                 else:
                     positions.append(torch.zeros(len(self.lm.vocab)))
             rows.append(torch.stack(positions))

@@ -1,95 +1,33 @@
 """Per-model forward passes behind one small interface, so decoders never touch caches.
 
-A `Session` holds one model's committed context (the ids of prompt_m + R) and offers what
+An `Engine` runs one model for several prompts at once (keyed by the caller) and offers what
 a round needs:
-- `context_logits()`: the next-token logits right after the committed context;
-- `open_rows(n)`: n branches that continue the context; `Rows.extend` feeds one token to
-  each live branch and returns their next-token logits (one forward for all branches);
-- `score(rows, starts)`: mean NLL of row[start:] for each row, in one batched forward;
-- `commit(ids)`: the new committed context.
+- `add(key, ids)` / `remove(key)`: a prompt joins or leaves the batch;
+- `context_logits(key)`: next-token logits right after the committed ids of prompt_m + R;
+- `open_rows(keys)`: branches continuing the committed contexts (one row per key listed);
+  `Rows.extend(live, tokens)` feeds one token to each live row and returns their next-token
+  logits: one forward for all rows of all prompts;
+- `score({key: (rows, starts)})`: mean NLL of row[start:] for every row, one forward;
+- `commit({key: ids})`: the new committed ids.
 
-`RecomputeSession` re-encodes from scratch on every call: slow, simple and the oracle that
-the cached engine is tested against.
+`CachedEngine` keeps one KV cache per prompt; `RecomputeEngine` re-encodes from scratch on
+every call, one prompt at a time: slow, simple, and the oracle the cached engine is tested
+against.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
-
-class Session:
-    def __init__(self, lm, context_ids: Sequence[int], cost: ModelCost):
-        if not context_ids:
-            raise ValueError(f"empty prompt for model {lm.name!r}: nothing to condition on")
-        self.lm = lm
-        self.cost = cost
-        self.ids = list(context_ids)
-
-    def commit(self, ids: Sequence[int]) -> None:
-        self.ids = list(ids)
-
-    def context_logits(self) -> torch.Tensor:
-        raise NotImplementedError
-
-    def open_rows(self, n: int) -> "Rows":
-        raise NotImplementedError
-
-    def score(self, rows: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Free what the session holds (caches)."""
-
-
-class Rows:
-    def extend(self, live: Sequence[int], tokens: Sequence[int]) -> torch.Tensor:
-        """Append tokens[i] to branch live[i]; return [len(live), vocab] next-token logits."""
-        raise NotImplementedError
-
-
-def _pad_id(lm) -> int:
-    pad = lm.tokenizer.pad_token_id
-    if pad is None:
-        pad = lm.tokenizer.eos_token_id
-    return int(pad or 0)
-
-
-@torch.inference_mode()
-def forward_rows(session: Session, rows: Sequence[Sequence[int]], keep: Sequence[Sequence[int]]):
-    """One forward over right-padded rows; returns logits at the `keep` positions of each row.
-
-    Only the needed positions go through the LM head (`logits_to_keep`): a 262k-entry
-    vocabulary times a 1,400-token prompt would otherwise be gigabytes.
-    """
-    lm = session.lm
-    width = max(len(r) for r in rows)
-    pad = _pad_id(lm)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    positions = sorted({p for k in keep for p in k})
-    index = {p: j for j, p in enumerate(positions)}
-    started = time.perf_counter()
-    out = lm.model(
-        input_ids=ids.to(lm.device),
-        attention_mask=mask.to(lm.device),
-        logits_to_keep=torch.tensor(positions, dtype=torch.long, device=lm.device),
-        use_cache=False,
-    )
-    logits = out.logits.float()
-    result = [logits[i, [index[p] for p in k]] for i, k in enumerate(keep)]
-    session.cost.forwards += 1
-    session.cost.tokens_fed += sum(len(r) for r in rows)
-    session.cost.seconds += time.perf_counter() - started
-    return result
+Key = Hashable
 
 
 def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
@@ -101,52 +39,211 @@ def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
     return float(-picked.mean())
 
 
-class RecomputeSession(Session):
-    """Every call feeds the whole prompt + response again (no cache)."""
+def _pad_id(lm) -> int:
+    pad = lm.tokenizer.pad_token_id
+    if pad is None:
+        pad = lm.tokenizer.eos_token_id
+    return int(pad or 0)
 
-    def context_logits(self) -> torch.Tensor:
-        return forward_rows(self, [self.ids], [[len(self.ids) - 1]])[0][0]
 
-    def open_rows(self, n: int) -> "Rows":
-        return _RecomputeRows(self, n)
+class Runner:
+    """One model's forward: new tokens over an optional cache, logits at chosen (row, pos).
 
-    def score(self, rows, starts):
-        # position p predicts token p + 1; a token at index 0 has nothing to condition on
-        starts = [max(1, s) for s in starts]
-        keep = [list(range(s - 1, len(r) - 1)) for r, s in zip(rows, starts)]
-        scorable = [i for i, k in enumerate(keep) if k]
-        nlls = [float("nan")] * len(rows)
-        if not scorable:
-            return nlls
-        logits = forward_rows(self, [rows[i] for i in scorable], [keep[i] for i in scorable])
-        for j, i in enumerate(scorable):
-            nlls[i] = mean_nll(logits[j], rows[i][starts[i] :])
-        return nlls
+    Only the positions asked for go through the LM head: with Gemma's 262k vocabulary the
+    head costs as much per position as the rest of the model. Where the model's own forward
+    would post-process logits in a way the head path does not reproduce, it falls back to
+    `logits_to_keep` (checked once per model on a short input).
+    """
+
+    def __init__(self, lm, total: ModelCost):
+        self.lm = lm
+        self.total = total
+        self.cache_arg = self._cache_arg(lm.model)
+        self._head_path: bool | None = None
+
+    @staticmethod
+    def _cache_arg(model) -> str:
+        # transformers renamed `past_key_values` to `cache` (5.2x); use what this version takes
+        params = inspect.signature(model.forward).parameters
+        return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+
+    def _head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.lm.model.get_output_embeddings()(hidden)
+        cap = getattr(self.lm.model.config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def _check_head_path(self, ids: torch.Tensor) -> bool:
+        model = self.lm.model
+        try:
+            if not hasattr(model, "base_model") or model.get_output_embeddings() is None:
+                return False
+            probe = ids[:1, : min(4, ids.shape[1])].to(self.lm.device)
+            full = model(input_ids=probe, use_cache=False).logits.float()
+            hidden = model.base_model(input_ids=probe, use_cache=False).last_hidden_state
+            mine = self._head_logits(hidden).float()
+            return bool(torch.allclose(full, mine, atol=1e-3, rtol=1e-3))
+        except Exception:  # noqa: BLE001 - any surprise: use the model's own forward
+            return False
+
+    @torch.inference_mode()
+    def __call__(self, ids, cache, mask, positions, gather, charge) -> torch.Tensor:
+        """ids [rows, width]; mask [rows, cached + width] or None; positions [rows, width] or
+        None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters."""
+        lm = self.lm
+        if self._head_path is None:
+            self._head_path = self._check_head_path(ids)
+        started = time.perf_counter()
+        kwargs = {"input_ids": ids.to(lm.device), "use_cache": cache is not None}
+        if cache is not None:
+            kwargs[self.cache_arg] = cache
+        if mask is not None:
+            kwargs["attention_mask"] = mask.to(lm.device)
+        if positions is not None:
+            kwargs["position_ids"] = positions.to(lm.device)
+        rows = torch.tensor([r for r, _ in gather], dtype=torch.long, device=lm.device)
+        cols = [c for _, c in gather]
+        if self._head_path:
+            hidden = lm.model.base_model(**kwargs).last_hidden_state
+            cols_t = torch.tensor(cols, dtype=torch.long, device=lm.device)
+            logits = self._head_logits(hidden[rows, cols_t])
+        else:
+            keep = sorted(set(cols))
+            index = {c: j for j, c in enumerate(keep)}
+            out = lm.model(logits_to_keep=torch.tensor(keep, dtype=torch.long, device=lm.device), **kwargs)
+            cols_t = torch.tensor([index[c] for c in cols], dtype=torch.long, device=lm.device)
+            logits = out.logits[rows, cols_t]
+        logits = logits.float()
+        seconds = time.perf_counter() - started
+        fed = sum(charge.values())
+        self.total.forwards += 1
+        self.total.tokens_fed += fed
+        self.total.seconds += seconds
+        return logits, seconds, fed
+
+
+class Engine:
+    """One model, several prompts. Subclasses implement the forwards."""
+
+    def __init__(self, lm, total: ModelCost | None = None):
+        self.lm = lm
+        self.total = total or ModelCost(lm.name)
+        self.run = Runner(lm, self.total)
+        self.costs: dict[Key, ModelCost] = {}
+        self.ids: dict[Key, list[int]] = {}
+
+    def _charge(self, charge: dict[Key, int], seconds: float, fed: int) -> None:
+        """A batched forward counts once for each prompt it serves; its seconds are shared
+        in proportion to the tokens each prompt fed."""
+        for key, tokens in charge.items():
+            cost = self.costs[key]
+            cost.forwards += 1
+            cost.tokens_fed += tokens
+            cost.seconds += seconds * (tokens / fed if fed else 1 / len(charge))
+
+    def forward(self, ids, cache, mask, positions, gather, charge):
+        logits, seconds, fed = self.run(ids, cache, mask, positions, gather, charge)
+        self._charge(charge, seconds, fed)
+        return logits
+
+    def add(self, key: Key, ids: Sequence[int], cost: ModelCost, prefix=None) -> None:
+        if not ids:
+            raise ValueError(f"empty prompt for model {self.lm.name!r}: nothing to condition on")
+        self.costs[key] = cost
+        self.ids[key] = list(ids)
+
+    def remove(self, key: Key) -> None:
+        self.costs.pop(key, None)
+        self.ids.pop(key, None)
+
+    def context_logits(self, key: Key) -> torch.Tensor:
+        raise NotImplementedError
+
+    def open_rows(self, keys: Sequence[Key]) -> "Rows":
+        raise NotImplementedError
+
+    def score(self, requests: dict[Key, tuple[list[list[int]], list[int]]]) -> dict[Key, list[float]]:
+        raise NotImplementedError
+
+    def commit(self, updates: dict[Key, list[int]]) -> None:
+        for key, ids in updates.items():
+            self.ids[key] = list(ids)
+
+
+class Rows:
+    def extend(self, live: Sequence[int], tokens: Sequence[int]) -> torch.Tensor:
+        """Append tokens[i] to row live[i]; return [len(live), vocab] next-token logits."""
+        raise NotImplementedError
+
+
+def _right_padded(rows: Sequence[Sequence[int]], pad: int):
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Recompute: every call feeds the whole prompt + response again, one prompt at a time.
+
+
+class RecomputeEngine(Engine):
+    def _full(self, key: Key, rows: Sequence[Sequence[int]], gather) -> torch.Tensor:
+        ids, mask = _right_padded(rows, _pad_id(self.lm))
+        return self.forward(ids, None, mask, None, gather, {key: sum(len(r) for r in rows)})
+
+    def context_logits(self, key):
+        ids = self.ids[key]
+        return self._full(key, [ids], [(0, len(ids) - 1)])[0]
+
+    def open_rows(self, keys):
+        return _RecomputeRows(self, keys)
+
+    def score(self, requests):
+        out = {}
+        for key, (rows, starts) in requests.items():
+            # position p predicts token p + 1; a token at index 0 has nothing to condition on
+            starts = [max(1, s) for s in starts]
+            gather, spans = [], []
+            for i, (row, s) in enumerate(zip(rows, starts)):
+                spans.append((len(gather), len(row) - s))
+                gather += [(i, p) for p in range(s - 1, len(row) - 1)]
+            nlls = [float("nan")] * len(rows)
+            if gather:
+                logits = self._full(key, rows, gather)
+                for i, ((at, n), row, s) in enumerate(zip(spans, rows, starts)):
+                    if n > 0:
+                        nlls[i] = mean_nll(logits[at : at + n], row[s:])
+            out[key] = nlls
+        return out
 
 
 class _RecomputeRows(Rows):
-    def __init__(self, session: RecomputeSession, n: int):
-        self.session = session
-        self.rows = [list(session.ids) for _ in range(n)]
+    def __init__(self, engine: RecomputeEngine, keys):
+        self.engine = engine
+        self.keys = list(keys)
+        self.rows = [list(engine.ids[k]) for k in self.keys]
 
     def extend(self, live, tokens):
         for i, t in zip(live, tokens):
             self.rows[i].append(int(t))
-        rows = [self.rows[i] for i in live]
-        logits = forward_rows(self.session, rows, [[len(r) - 1] for r in rows])
-        return torch.stack([l[0] for l in logits])
+        by_key: dict[Key, list[int]] = {}
+        for i in live:
+            by_key.setdefault(self.keys[i], []).append(i)
+        result = {}
+        for key, members in by_key.items():
+            rows = [self.rows[i] for i in members]
+            logits = self.engine._full(key, rows, [(j, len(r) - 1) for j, r in enumerate(rows)])
+            result.update(zip(members, logits))
+        return torch.stack([result[i] for i in live])
 
 
 # --------------------------------------------------------------------------------------------
-# Cached engine: one KV cache per model for prompt_m + R.
-
-
-def _cache_arg(model) -> str:
-    """transformers renamed `past_key_values` to `cache` (5.2x); use what this version takes."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params and "past_key_values" not in params else "past_key_values"
+# Cached: one KV cache per prompt for its committed ids.
 
 
 def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -155,32 +252,54 @@ def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return list(zip(cache.key_cache, cache.value_cache))  # transformers < 4.56
 
 
-def fork_cache(cache, length: int, rows: Sequence[int] | None = None, repeat: int = 1):
-    """A new cache holding the first `length` positions of `cache` (selected rows, repeated).
+def _new_cache(layers):
+    """A cache of plain full-attention layers holding `layers`' tensors.
 
-    Slices are views, and every later update concatenates into new tensors, so the source cache
-    is never written: speculative tokens cannot leak into a committed cache. Every layer is a
-    plain full-attention layer, so rolling back works on sliding-window models too (the model
-    still masks outside the window itself).
+    Every later update concatenates into new tensors, so the tensors given here (often
+    views of a committed cache) are never written: speculative tokens cannot leak into a
+    committed cache. Full layers roll back on sliding-window models too: the model masks
+    outside its window itself.
     """
     from transformers import DynamicCache
 
-    new = DynamicCache()
-    for i, (k, v) in enumerate(_layers(cache)):
-        k, v = k[:, :, :length], v[:, :, :length]
-        if rows is not None:
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(layers):
+        cache.update(k, v, i)
+    return cache
+
+
+def stack_caches(parts: Sequence[tuple[object, int]], width: int):
+    """One batched cache from (cache, length) parts, each left-padded to `width` positions."""
+    layers = []
+    for per_row in zip(*(_layers(c) for c, _ in parts)):
+        k0, v0 = per_row[0]
+        if len(parts) == 1 and parts[0][1] == width:
+            layers.append((k0[:, :, :width], v0[:, :, :width]))
+            continue
+        keys = k0.new_zeros((len(parts), k0.shape[1], width, k0.shape[3]))
+        values = v0.new_zeros((len(parts), v0.shape[1], width, v0.shape[3]))
+        for r, ((k, v), (_, length)) in enumerate(zip(per_row, parts)):
+            if length:
+                keys[r, :, width - length :] = k[0, :, :length]
+                values[r, :, width - length :] = v[0, :, :length]
+        layers.append((keys, values))
+    return _new_cache(layers)
+
+
+def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None = None):
+    """A cache of the given batch rows (positions start:start+length), as views or copies."""
+    index = None
+    out = []
+    for k, v in _layers(cache):
+        end = k.shape[2] if length is None else start + length
+        if len(rows) == 1:
+            r = rows[0]
+            out.append((k[r : r + 1, :, start:end], v[r : r + 1, :, start:end]))
+            continue
+        if index is None:
             index = torch.tensor(list(rows), dtype=torch.long, device=k.device)
-            k, v = k.index_select(0, index), v.index_select(0, index)
-        if repeat > 1:
-            k = k.expand(repeat * k.shape[0], *k.shape[1:]) if k.shape[0] == 1 else k.repeat_interleave(repeat, 0)
-            v = v.expand(repeat * v.shape[0], *v.shape[1:]) if v.shape[0] == 1 else v.repeat_interleave(repeat, 0)
-        new.update(k, v, i)
-    return new
-
-
-def cache_length(cache) -> int:
-    layers = _layers(cache)
-    return int(layers[0][0].shape[-2]) if layers else 0
+        out.append((k.index_select(0, index)[:, :, start:end], v.index_select(0, index)[:, :, start:end]))
+    return _new_cache(out)
 
 
 class PrefixCache:
@@ -191,118 +310,148 @@ class PrefixCache:
         self.cache = cache
 
 
-class CachedSession(Session):
-    """Keeps the KV cache of the committed ids and the logits after the last of them.
+@dataclass
+class _Context:
+    cache: object = None  # batch-1 cache of the committed ids
+    last_logits: torch.Tensor | None = None
+    scored: tuple | None = None  # score()'s rows (row, batch row, offset, last logits), cache
 
-    - branches (proposals) continue from a fork of the cache, all branches in one batch;
-    - scoring feeds every proposal's tokens after the longest common prefix in one padded
-      forward over a fork; the winner's row then becomes the committed cache (no extra forward);
+
+class CachedEngine(Engine):
+    """Keeps each prompt's KV cache and the logits after its last committed token.
+
+    - branches continue from the committed caches, all rows of all prompts in one forward;
+    - scoring feeds each proposal's tokens after the longest common prefix, every row of every
+      prompt in one padded forward; the winner's row then becomes the committed cache;
     - a commit that re-tokenises earlier ids differently rolls back to the common prefix.
     """
 
-    def __init__(self, lm, context_ids, cost: ModelCost, prefix: PrefixCache | None = None):
-        super().__init__(lm, context_ids, cost)
-        self._arg = _cache_arg(lm.model)
-        self._scored = None
-        self.cache, self.last_logits = self._extend(prefix, self.ids)
+    def __init__(self, lm, total: ModelCost | None = None):
+        super().__init__(lm, total)
+        self.ctx: dict[Key, _Context] = {}
 
-    @torch.inference_mode()
-    def _run(self, ids: torch.Tensor, cache, mask: torch.Tensor | None, keep):
-        """One forward of new tokens `ids` [rows, width] over `cache`; logits at `keep`."""
-        lm = self.lm
-        started = time.perf_counter()
-        kwargs = {self._arg: cache, "use_cache": True}
-        if mask is not None:
-            kwargs["attention_mask"] = mask.to(lm.device)
-        out = lm.model(
-            input_ids=ids.to(lm.device),
-            logits_to_keep=torch.tensor(keep, dtype=torch.long, device=lm.device),
-            **kwargs,
-        )
-        logits = out.logits.float()
-        self.cost.forwards += 1
-        self.cost.seconds += time.perf_counter() - started
-        return logits
+    def add(self, key, ids, cost, prefix: PrefixCache | None = None):
+        super().add(key, ids, cost)
+        self.ctx[key] = _Context()
+        self._extend(key, prefix.ids if prefix else [], prefix.cache if prefix else None)
 
-    def _extend(self, base: "PrefixCache | None", ids: list[int]):
-        """Cache of `ids` and the logits after them, reusing `base` up to the common prefix."""
+    def remove(self, key):
+        super().remove(key)
+        self.ctx.pop(key, None)
+
+    def prefill(self, ids: list[int], cost: ModelCost) -> PrefixCache:
+        """Encode a shared prefix once; the result seeds `add` for every item."""
+        key = ("prefix", id(ids))
+        self.add(key, ids, cost)
+        cache = self.ctx[key].cache
+        self.remove(key)
+        return PrefixCache(list(ids), cache)
+
+    def _extend(self, key, base_ids: list[int], base_cache) -> None:
+        """Cache of self.ids[key], reusing base_cache up to the common prefix with base_ids."""
+        ids = self.ids[key]
         keep = 0
-        cache = None
-        if base is not None:
-            keep = min(longest_common_prefix(base.ids, ids), len(ids) - 1)
-            cache = fork_cache(base.cache, keep)
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache()
+        if base_cache is not None:
+            keep = min(longest_common_prefix(base_ids, ids), len(ids) - 1)
+        layers = [(k[:, :, :keep], v[:, :, :keep]) for k, v in _layers(base_cache)] if keep else []
+        cache = _new_cache(layers)
         new = torch.tensor([ids[keep:]], dtype=torch.long)
-        logits = self._run(new, cache, None, [new.shape[1] - 1])
-        self.cost.tokens_fed += new.shape[1]
-        return cache, logits[0, 0]
+        logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]})
+        ctx = self.ctx[key]
+        ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], None
 
-    def context_logits(self) -> torch.Tensor:
-        return self.last_logits
+    def context_logits(self, key):
+        return self.ctx[key].last_logits
 
-    def open_rows(self, n: int) -> "Rows":
-        return _CachedRows(self, n)
+    def open_rows(self, keys):
+        return _CachedRows(self, keys)
 
-    def score(self, rows, starts):
-        starts = [max(1, s) for s in starts]
-        p0 = min(starts) - 1  # first position whose logits are needed
-        width = max(len(r) for r in rows) - p0
+    def score(self, requests):
+        flat: list[tuple[Key, list[int], int, int]] = []  # key, row, start, p0
+        for key, (rows, starts) in requests.items():
+            starts = [max(1, s) for s in starts]
+            p0 = min(starts) - 1  # first position whose logits are needed
+            flat += [(key, row, s, p0) for row, s in zip(rows, starts)]
+        prefix = max(p0 for *_, p0 in flat)
+        width = max(len(row) - p0 for _, row, _, p0 in flat)
         pad = _pad_id(self.lm)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), p0 + width), dtype=torch.long)
-        mask[:, :p0] = 1
-        for i, row in enumerate(rows):
-            ids[i, : len(row) - p0] = torch.tensor(row[p0:], dtype=torch.long)
-            mask[i, p0 : len(row)] = 1
-        # positions (relative to the fed chunk) that score each row, and each row's last one
-        keep = sorted({p for r, s in zip(rows, starts) for p in range(s - 1 - p0, len(r) - p0)})
-        index = {p: j for j, p in enumerate(keep)}
-        cache = fork_cache(self.cache, p0, repeat=len(rows))
-        logits = self._run(ids, cache, mask, keep)
-        self.cost.tokens_fed += sum(len(r) - p0 for r in rows)
-        nlls, last = [], []
-        for i, (row, s) in enumerate(zip(rows, starts)):
-            cols = [index[p] for p in range(s - 1 - p0, len(row) - 1 - p0)]
-            nlls.append(mean_nll(logits[i, cols], row[s:]) if cols else float("nan"))
-            last.append(logits[i, index[len(row) - 1 - p0]])
-        self._scored = (rows, cache, last)
-        return nlls
+        ids = torch.full((len(flat), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(flat), prefix + width), dtype=torch.long)
+        positions = torch.zeros((len(flat), width), dtype=torch.long)
+        gather, spans, charge = [], [], {}
+        for r, (key, row, s, p0) in enumerate(flat):
+            chunk = row[p0:]
+            ids[r, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
+            mask[r, prefix - p0 : prefix + len(chunk)] = 1
+            positions[r] = torch.arange(p0, p0 + width)
+            spans.append(len(gather))
+            gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]  # scored + last
+            charge[key] = charge.get(key, 0) + len(chunk)
+        padded = bool((mask == 0).any())
+        cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix)
+        logits = self.forward(ids, cache, mask if padded else None,
+                              positions if padded else None, gather, charge)
+        out: dict[Key, list[float]] = {key: [] for key in requests}
+        per_key: dict[Key, list[tuple]] = {key: [] for key in requests}
+        for r, ((key, row, s, p0), at) in enumerate(zip(flat, spans)):
+            n = len(row) - s
+            out[key].append(mean_nll(logits[at : at + n], row[s:]) if n > 0 else float("nan"))
+            per_key[key].append((row, r, prefix - p0, logits[at + n]))
+        for key, entries in per_key.items():
+            self.ctx[key].scored = (entries, cache)
+        return out
 
-    def commit(self, ids):
-        ids = list(ids)
-        scored, self._scored = self._scored, None
-        if scored is not None:
-            rows, cache, last = scored
-            for i, row in enumerate(rows):
-                if row == ids:  # the winner's row already holds its keys and values
-                    self.cache = fork_cache(cache, len(ids), rows=[i])
-                    self.last_logits = last[i]
-                    self.ids = ids
-                    return
-        self.cache, self.last_logits = self._extend(PrefixCache(self.ids, self.cache), ids)
-        self.ids = ids
-
-    def close(self) -> None:
-        self.cache = self._scored = self.last_logits = None
+    def commit(self, updates):
+        for key, ids in updates.items():
+            ctx = self.ctx[key]
+            old_ids, scored, ctx.scored = self.ids[key], ctx.scored, None
+            self.ids[key] = list(ids)
+            adopted = False
+            if scored is not None:
+                entries, cache = scored
+                for row, r, offset, last in entries:
+                    if row == ids:  # the winner's row already holds its keys and values
+                        ctx.cache = select_rows(cache, [r], offset, len(ids))
+                        ctx.last_logits = last
+                        adopted = True
+                        break
+            if not adopted:
+                self._extend(key, old_ids, ctx.cache)
 
 
 class _CachedRows(Rows):
-    def __init__(self, session: CachedSession, n: int):
-        self.session = session
-        self.live = list(range(n))
-        self.cache = fork_cache(session.cache, len(session.ids), repeat=n)
+    """Rows of several prompts in one left-padded batch cache; each step adds one column."""
+
+    def __init__(self, engine: CachedEngine, keys):
+        self.engine = engine
+        self.keys = list(keys)
+        self.live = list(range(len(self.keys)))
+        lengths = [len(engine.ids[k]) for k in self.keys]
+        width = max(lengths)
+        self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)], width)
+        self.padded = len(set(lengths)) > 1
+        self.positions = torch.tensor(lengths, dtype=torch.long)
+        self.mask = torch.zeros((len(self.keys), width), dtype=torch.long)
+        for r, n in enumerate(lengths):
+            self.mask[r, width - n :] = 1
 
     def extend(self, live, tokens):
         live = list(live)
-        if live != self.live:  # finished branches leave the batch
-            position = {b: j for j, b in enumerate(self.live)}
-            self.cache = fork_cache(self.cache, cache_length(self.cache),
-                                    rows=[position[b] for b in live])
+        if live != self.live:  # finished rows leave the batch
+            where = {row: j for j, row in enumerate(self.live)}
+            picked = [where[row] for row in live]
+            self.cache = select_rows(self.cache, picked)
+            self.positions = self.positions[picked]
+            self.mask = self.mask[picked]
             self.live = live
+        self.mask = torch.cat([self.mask, torch.ones((len(live), 1), dtype=torch.long)], dim=1)
         ids = torch.tensor([[int(t)] for t in tokens], dtype=torch.long)
-        logits = self.session._run(ids, self.cache, None, [0])
-        self.session.cost.tokens_fed += len(live)
-        return logits[:, 0]
+        charge: dict[Key, int] = {}
+        for row in live:
+            charge[self.keys[row]] = charge.get(self.keys[row], 0) + 1
+        logits = self.engine.forward(
+            ids, self.cache, self.mask if self.padded else None,
+            self.positions[:, None] if self.padded else None,
+            [(j, 0) for j in range(len(live))], charge)
+        self.positions = self.positions + 1
+        return logits

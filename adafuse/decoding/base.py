@@ -1,18 +1,17 @@
-"""What every decoder shares: its models, validation, sessions and the generate() interface."""
+"""What every decoder shares: its models, validation, engines and the generate() interface."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 
-from adafuse.decoding.backend import CachedSession, PrefixCache, RecomputeSession, Session
+from adafuse.decoding.backend import CachedEngine, Engine, PrefixCache, RecomputeEngine
 from adafuse.decoding.output import ModelCost, Output
 from adafuse.errors import AdaFuseError
 
-# cached: one KV cache per model (the default); recompute: re-encode everything per call, the
-# oracle the cached engine is tested against
+# cached: one KV cache per model and prompt (the default); recompute: re-encode everything
+# per call, one prompt at a time: the oracle the cached engine is tested against
 MODES = ("cached", "recompute")
 
 
@@ -33,7 +32,7 @@ def check_range(name: str, value, low=None, high=None, integer=False) -> None:
 
 
 class Decoder:
-    """Base of all decoders: one or more loaded models and a `generate` method."""
+    """Base of all decoders: one or more loaded models and `generate` / `generate_batch`."""
 
     name = "decoder"
 
@@ -47,20 +46,25 @@ class Decoder:
         self.mode = mode
         self._shared_prefix: str | None = None
         self._prefixes: dict[tuple[int, str], PrefixCache] = {}
+        # real forwards of the last generate call per model (a batched forward counts once)
+        self.last_totals: list[ModelCost] = []
 
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
 
-    def open_session(self, index: int, prompt_text: str, cost: ModelCost) -> Session:
-        """Model `index`'s session for the context prompt_text (its formatted prompt)."""
+    def open_engine(self, index: int, total: ModelCost) -> Engine:
         lm = self.models[index]
-        ids = lm.encode(prompt_text)
-        if self.mode == "recompute":
-            return RecomputeSession(lm, ids, cost)
-        return CachedSession(lm, ids, cost, self._prefix_cache(index, prompt_text, cost))
+        return RecomputeEngine(lm, total) if self.mode == "recompute" else CachedEngine(lm, total)
 
-    def _prefix_cache(self, index: int, prompt_text: str, cost: ModelCost) -> PrefixCache | None:
+    def add_prompt(self, engine: Engine, index: int, key, prompt_text: str, cost: ModelCost) -> None:
+        """Model `index` starts on prompt_text (its formatted prompt) under `key`."""
+        prefix = None
+        if isinstance(engine, CachedEngine):
+            prefix = self._prefix_cache(engine, index, prompt_text, cost)
+        engine.add(key, self.models[index].encode(prompt_text), cost, prefix)
+
+    def _prefix_cache(self, engine: CachedEngine, index: int, prompt_text: str, cost: ModelCost):
         """The encoded shared prefix, prefilled once per model and reused for every item.
 
         Its prefill is counted in the cost of the item that first needs it."""
@@ -73,23 +77,12 @@ class Decoder:
         text = prompt_text[: at + len(shared)]
         key = (index, text)
         if key not in self._prefixes:
-            lm = self.models[index]
-            ids = lm.encode(text)
-            prefill = CachedSession(lm, ids, cost)
             self._prefixes = {k: v for k, v in self._prefixes.items() if k[0] != index}
-            self._prefixes[key] = PrefixCache(ids, prefill.cache)
+            self._prefixes[key] = engine.prefill(self.models[index].encode(text), cost)
         return self._prefixes[key]
 
     def generate(self, prompt: str, *, max_new_tokens: int = 256, stop: Sequence[str] = ()) -> Output:
-        check_range("max_new_tokens", max_new_tokens, 1, integer=True)
-        if isinstance(stop, str):
-            stop = [stop]
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = self._generate(prompt, int(max_new_tokens), list(stop))
-        out.stats.seconds = time.perf_counter() - started
-        out.prompt = prompt
-        return out
+        return self.generate_batch([prompt], max_new_tokens=max_new_tokens, stop=stop)[0]
 
     def generate_batch(
         self,
@@ -100,22 +93,28 @@ class Decoder:
         batch_size: int = 1,
         shared_prefix: str | None = None,
     ) -> list[Output]:
-        """Decode several prompts; outputs are identical to decoding each alone.
+        """Decode several prompts; outputs equal decoding each alone (up to float ties).
 
+        `batch_size` prompts advance together, each model running one padded forward per
+        step for all of them (the recompute oracle takes one prompt at a time whatever it is).
         `shared_prefix`, when given, is the text every prompt starts with (a task's
-        instruction and few-shot examples): engines that can reuse its encoding do so.
-        `batch_size` prompts advance together where the engine batches them.
+        instruction and few-shot examples): it is encoded once per model and reused.
         """
+        check_range("max_new_tokens", max_new_tokens, 1, integer=True)
         check_range("batch_size", batch_size, 1, integer=True)
-        if shared_prefix is not None:
-            for p in prompts:
-                if not p.startswith(shared_prefix):
-                    raise AdaFuseError("shared_prefix is not a prefix of every prompt")
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        if shared_prefix is not None and not all(p.startswith(shared_prefix) for p in prompts):
+            raise AdaFuseError("shared_prefix is not a prefix of every prompt")
         self._shared_prefix = shared_prefix
         try:
-            return [self.generate(p, max_new_tokens=max_new_tokens, stop=stop) for p in prompts]
+            with torch.inference_mode():
+                outs = self._decode(list(prompts), int(max_new_tokens), stop, int(batch_size))
         finally:
             self._shared_prefix = None
+        for prompt, out in zip(prompts, outs):
+            out.prompt = prompt
+        return outs
 
-    def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
+    def _decode(self, prompts: list[str], max_new_tokens: int, stop: list[str],
+                batch_size: int) -> list[Output]:
         raise NotImplementedError

@@ -11,13 +11,16 @@ proposals.py (step 1), the pool below (step 2), scoring.py (step 3), the commit 
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from adafuse.decoding.base import Decoder, check_range
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.proposals import propose
 from adafuse.decoding.scoring import ensemble_score, proposal_rows
-from adafuse.decoding.text import find_stop, longest_common_prefix, word_count
+from adafuse.decoding.text import find_stop, word_count
 from adafuse.errors import AdaFuseError
 
 NEAR_TIE_NATS = 1e-4
@@ -81,73 +84,119 @@ class AdaFuse(Decoder):
         self.num_candidates = int(num_candidates)
         self.weights = weights
 
-    def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
-        prompts = [lm.format_prompt(prompt) for lm in self.models]
-        costs = [ModelCost(lm.name) for lm in self.models]
-        sessions = [self.open_session(m, p, c) for m, (p, c) in enumerate(zip(prompts, costs))]
-        prompt_len = len(sessions[0].ids)
+    def _decode(self, prompts, max_new_tokens, stop, batch_size):
+        totals = [ModelCost(lm.name) for lm in self.models]
+        engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
         tail_len = max((len(s) for s in stop), default=1) - 1
-        stats = Stats(models=costs)
-        trace: list[Round] = []
-        response = ""
-        finish = "length"
-        try:
-            # each round commits at least one token of the first model, or ends the decode
-            for index in range(max_new_tokens):
-                round_ = self._round(index, sessions, prompts, response, stop, tail_len)
-                trace.append(round_)
-                winner = round_.proposals[round_.winner]
-                new_response = response + winner.text
-                if winner.terminal == "stop":
-                    cut = find_stop(new_response, max(0, len(response) - tail_len), stop)
-                    response = new_response[: cut[0]] if cut else new_response
-                    finish = "stop"
-                    break
-                if winner.terminal == "eos":
-                    response = new_response
-                    finish = "eos"
-                    break
-                if not winner.text:
-                    break  # nothing was added: another round would repeat this one
-                response = new_response
-                for lm, p, s in zip(self.models, prompts, sessions):
-                    s.commit(lm.encode(p + response))
-                if len(sessions[0].ids) - prompt_len >= max_new_tokens:
-                    break
-        finally:
-            for s in sessions:
-                s.close()
-        stats.rounds = len(trace)
-        stats.boundary_merges = sum(1 for r in trace if r.boundary_merge)
-        stats.near_ties = sum(1 for r in trace if r.near_tie)
-        stats.words = word_count(response)
-        stats.new_tokens = len(self.models[0].encode(prompts[0] + response)) - prompt_len
-        return Output(text=response, finish_reason=finish, trace=trace, stats=stats)
+        results: list[Output | None] = [None] * len(prompts)
+        queue = deque(range(len(prompts)))
+        states: dict[int, _State] = {}
+        while queue or states:
+            while queue and len(states) < batch_size:  # a finished prompt's place is refilled
+                key = queue.popleft()
+                started = time.perf_counter()
+                states[key] = self._start(key, prompts[key], engines)
+                states[key].stats.seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            finished = self._round(states, engines, stop, tail_len, max_new_tokens)
+            share = (time.perf_counter() - started) / len(states)
+            for state in states.values():
+                state.stats.seconds += share
+            for key in finished:
+                results[key] = self._finish(states.pop(key))
+                for engine in engines:
+                    engine.remove(key)
+        self.last_totals = totals
+        return results
 
-    def _round(self, index, sessions, prompts, response, stop, tail_len) -> Round:
-        tail = response[-tail_len:] if tail_len else ""
-        per_model, margins, explored = [], [], []
-        for m, session in enumerate(sessions):
-            proposals, model_margins, model_explored = propose(
-                session, m, tail, theta=self.theta_delta, max_words=self.max_words,
-                num_candidates=self.num_candidates, stop=stop,
-            )
-            per_model.append(proposals)
-            margins.append(model_margins)
-            explored.append(model_explored)
-        pool = pool_proposals(per_model)
+    def _start(self, key, prompt, engines) -> "_State":
+        state = _State(prompts=[lm.format_prompt(prompt) for lm in self.models],
+                       stats=Stats(models=[ModelCost(lm.name) for lm in self.models]))
+        for m, engine in enumerate(engines):
+            self.add_prompt(engine, m, key, state.prompts[m], state.stats.models[m])
+        state.prompt_len = len(engines[0].ids[key])
+        return state
 
-        nlls, merged = [], []
-        for m, session in enumerate(sessions):
-            rows, starts = proposal_rows(session, prompts[m] + response, pool)
-            nlls.append(session.score(rows, starts))
-            if any(s < len(session.ids) for s in starts):
-                merged.append(m)
-        for i, p in enumerate(pool):
-            p.nll = [nlls[m][i] for m in range(len(sessions))]
-            p.score = ensemble_score(p.nll, self.weights)
-        winner = pick_winner(pool)
-        scores = sorted(p.score for p in pool)
-        near_tie = len(scores) > 1 and scores[1] - scores[0] < NEAR_TIE_NATS
-        return Round(index=index, margins=margins, explored=explored, proposals=pool,
-                     winner=winner, boundary_merge=merged, near_tie=near_tie)
+    def _finish(self, state: "_State") -> Output:
+        stats = state.stats
+        stats.rounds = len(state.trace)
+        stats.boundary_merges = sum(1 for r in state.trace if r.boundary_merge)
+        stats.near_ties = sum(1 for r in state.trace if r.near_tie)
+        stats.words = word_count(state.response)
+        stats.new_tokens = len(self.models[0].encode(state.prompts[0] + state.response)) - state.prompt_len
+        return Output(text=state.response, finish_reason=state.finish, trace=state.trace, stats=stats)
+
+    def _round(self, states, engines, stop, tail_len, max_new_tokens) -> list:
+        """One round for every prompt of the batch; returns the keys that finished."""
+        keys = list(states)
+        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
+        proposed = [
+            propose(engine, keys, m, tails, theta=self.theta_delta, max_words=self.max_words,
+                    num_candidates=self.num_candidates, stop=stop)
+            for m, engine in enumerate(engines)
+        ]
+        pools = {k: pool_proposals([proposed[m][k][0] for m in range(len(engines))]) for k in keys}
+
+        nlls: list[dict] = []
+        merged: dict = {k: [] for k in keys}
+        for m, engine in enumerate(engines):
+            requests = {}
+            for k in keys:
+                committed = engine.ids[k]
+                rows, starts = proposal_rows(engine.lm, committed, states[k].prompts[m] + states[k].response, pools[k])
+                requests[k] = (rows, starts)
+                if any(s < len(committed) for s in starts):
+                    merged[k].append(m)
+            nlls.append(engine.score(requests))
+
+        finished, commits = [], {}
+        for k in keys:
+            state, pool = states[k], pools[k]
+            for i, p in enumerate(pool):
+                p.nll = [nlls[m][k][i] for m in range(len(engines))]
+                p.score = ensemble_score(p.nll, self.weights)
+            winner = pick_winner(pool)
+            scores = sorted(p.score for p in pool)
+            state.trace.append(Round(
+                index=len(state.trace),
+                margins=[proposed[m][k][1] for m in range(len(engines))],
+                explored=[proposed[m][k][2] for m in range(len(engines))],
+                proposals=pool, winner=winner, boundary_merge=merged[k],
+                near_tie=len(scores) > 1 and scores[1] - scores[0] < NEAR_TIE_NATS))
+            win = pool[winner]
+            new_response = state.response + win.text
+            if win.terminal == "stop":
+                cut = find_stop(new_response, max(0, len(state.response) - tail_len), stop)
+                state.response = new_response[: cut[0]] if cut else new_response
+                state.finish = "stop"
+            elif win.terminal == "eos":
+                state.response, state.finish = new_response, "eos"
+            elif not win.text:
+                state.finish = "length"  # nothing was added: another round would repeat this one
+            else:
+                state.response = new_response
+                commits[k] = new_response
+                continue
+            finished.append(k)
+        for m, engine in enumerate(engines):
+            if commits:
+                engine.commit({k: engine.lm.encode(states[k].prompts[m] + r) for k, r in commits.items()})
+        for k in commits:
+            # the budget is in the first model's tokens; each round adds at least one
+            spent = len(engines[0].ids[k]) - states[k].prompt_len
+            if spent >= max_new_tokens or len(states[k].trace) >= max_new_tokens:
+                states[k].finish = "length"
+                finished.append(k)
+        return finished
+
+
+@dataclass
+class _State:
+    """One prompt's decode in progress."""
+
+    prompts: list[str]  # prompt_m per model
+    stats: Stats
+    prompt_len: int = 0  # the first model's prompt tokens
+    response: str = ""
+    finish: str = "length"
+    trace: list[Round] = field(default_factory=list)

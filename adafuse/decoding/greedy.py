@@ -1,10 +1,12 @@
 """Single-model greedy decoding behind the decoder interface, for like-for-like baselines.
 
-Same prompt formatting, stop strings, budget and output object as AdaFuse; its trace is empty.
+Same prompt formatting, stop strings, budget, shared-prefix reuse, batching and output object
+as AdaFuse; its trace is empty.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from adafuse.decoding.base import Decoder
@@ -28,32 +30,55 @@ class Greedy(Decoder):
         self.model_index = model_index
         self.lm = self.models[model_index]
 
-    def _generate(self, prompt: str, max_new_tokens: int, stop: list[str]) -> Output:
+    def _decode(self, prompts, max_new_tokens, stop, batch_size):
+        total = ModelCost(self.lm.name)
+        engine = self.open_engine(self.model_index, total)
+        outs: list[Output] = []
+        for at in range(0, len(prompts), batch_size):
+            outs += self._decode_chunk(engine, prompts[at : at + batch_size], max_new_tokens, stop)
+        self.last_totals = [total]
+        return outs
+
+    def _decode_chunk(self, engine, prompts, max_new_tokens, stop) -> list[Output]:
         lm = self.lm
-        cost = ModelCost(lm.name)
-        session = self.open_session(self.model_index, lm.format_prompt(prompt), cost)
-        decode = ContinuationDecoder(lm, session.ids)
-        tokens: list[int] = []
-        text, finish = "", "length"
-        try:
-            _, (token,), _ = margin_and_top(session.context_logits(), 1)
-            rows = session.open_rows(1)
-            while True:
+        n = len(prompts)
+        stats = [Stats(models=[ModelCost(lm.name)]) for _ in prompts]
+        for key, prompt in enumerate(prompts):
+            started = time.perf_counter()
+            self.add_prompt(engine, self.model_index, key, lm.format_prompt(prompt), stats[key].models[0])
+            stats[key].seconds += time.perf_counter() - started
+        decoders = [ContinuationDecoder(lm, engine.ids[k]) for k in range(n)]
+        tokens: list[list[int]] = [[] for _ in prompts]
+        texts, finish = [""] * n, ["length"] * n
+        rows = engine.open_rows(list(range(n)))
+        next_token = [margin_and_top(engine.context_logits(k), 1)[1][0] for k in range(n)]
+        live = list(range(n))
+        while live:
+            started = time.perf_counter()
+            still = []
+            for k in live:
+                token = next_token[k]
                 if token in lm.eos_ids:
-                    finish = "eos"
-                    break
-                tokens.append(token)
-                previous = text
-                text = decode(tokens)
-                found = find_stop(text, max(0, len(previous) - 1), stop)
+                    finish[k] = "eos"
+                    continue
+                tokens[k].append(token)
+                previous, texts[k] = texts[k], decoders[k](tokens[k])
+                found = find_stop(texts[k], max(0, len(previous) - 1), stop)
                 if found is not None:
-                    text, finish = text[: found[0]], "stop"
-                    break
-                if len(tokens) >= max_new_tokens:
-                    break
-                _, (token,), _ = margin_and_top(rows.extend([0], [token])[0], 1)
-        finally:
-            session.close()
-        stats = Stats(models=[cost], rounds=len(tokens), words=word_count(text),
-                      new_tokens=len(tokens))
-        return Output(text=text, finish_reason=finish, trace=[], stats=stats)
+                    texts[k], finish[k] = texts[k][: found[0]], "stop"
+                    continue
+                if len(tokens[k]) < max_new_tokens:
+                    still.append(k)
+            if still:
+                logits = rows.extend(still, [tokens[k][-1] for k in still])
+                for j, k in enumerate(still):
+                    next_token[k] = margin_and_top(logits[j], 1)[1][0]
+            share = (time.perf_counter() - started) / len(live)
+            for k in live:
+                stats[k].seconds += share
+            live = still
+        for k in range(n):
+            stats[k].rounds = stats[k].new_tokens = len(tokens[k])
+            stats[k].words = word_count(texts[k])
+            engine.remove(k)
+        return [Output(text=texts[k], finish_reason=finish[k], trace=[], stats=stats[k]) for k in range(n)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adafuse.decoding.backend import Session
+from adafuse.decoding.backend import Engine
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import ContinuationDecoder, complete_word_ends, find_stop
 
@@ -36,6 +36,7 @@ def is_confident(margin: float, theta: float) -> bool:
 
 @dataclass
 class _Branch:
+    key: object  # the prompt this branch continues
     first_prob: float
     earned: int  # words this span holds so far; grows while the margins stay ≥ θ
     max_words: int
@@ -49,36 +50,49 @@ class _Branch:
 
 
 def propose(
-    session: Session,
+    engine: Engine,
+    keys: Sequence,
     model_index: int,
-    response_tail: str,
+    tails: dict,
     *,
     theta: float,
     max_words: int,
     num_candidates: int,
     stop: Sequence[str],
-) -> tuple[list[Proposal], list[float], bool]:
-    """Proposals of one model, its margins [Δ1, Δ2, ...] and whether it explored."""
-    lm = session.lm
-    margin1, top_ids, top_probs = margin_and_top(session.context_logits(), num_candidates)
-    explore = not is_confident(margin1, theta)
-    if explore:
-        firsts = list(zip(top_ids, top_probs))
-        branches = [_Branch(first_prob=p, earned=1, max_words=1) for _, p in firsts]
-    else:
-        firsts = [(top_ids[0], top_probs[0])]
-        earned = min(2, max_words)  # Δ1 ≥ θ earns word 2
-        branches = [_Branch(first_prob=top_probs[0], earned=earned, max_words=max_words)]
-    decode = ContinuationDecoder(lm, session.ids)
-    rows = session.open_rows(len(branches))
+) -> dict:
+    """One model's proposals for each prompt `key`: {key: (proposals, [Δ1, Δ2, ...], explored)}.
+
+    The branches of all prompts advance together, one forward per step. `tails` holds the
+    end of each prompt's response, where a stop string may begin.
+    """
+    lm = engine.lm
+    branches: list[_Branch] = []
+    firsts: list[tuple[int, float]] = []
+    head: dict = {}
+    for key in keys:
+        margin1, top_ids, top_probs = margin_and_top(engine.context_logits(key), num_candidates)
+        explore = not is_confident(margin1, theta)
+        head[key] = (margin1, explore)
+        if explore:
+            picks = list(zip(top_ids, top_probs))
+            budget = (1, 1)
+        else:
+            picks = [(top_ids[0], top_probs[0])]
+            budget = (min(2, max_words), max_words)  # Δ1 ≥ θ earns word 2
+        for token, prob in picks:
+            branches.append(_Branch(key=key, first_prob=prob, earned=budget[0], max_words=budget[1]))
+            firsts.append((token, margin1))
+    decoders = {key: ContinuationDecoder(lm, engine.ids[key]) for key in keys}
+    rows = engine.open_rows([b.key for b in branches])
     next_tokens = [t for t, _ in firsts]
-    step_margin = [margin1] * len(branches)  # margin of the distribution each token came from
+    step_margin = [m for _, m in firsts]  # margin of the distribution each token came from
     live = list(range(len(branches)))
 
     while live:
         still = []
         for i, token in zip(live, next_tokens):
-            if _advance(branches[i], token, step_margin[i], decode, lm, response_tail, theta, stop):
+            b = branches[i]
+            if _advance(b, token, step_margin[i], decoders[b.key], lm, tails[b.key], theta, stop):
                 still.append(i)
         live = still
         if not live:
@@ -94,14 +108,18 @@ def propose(
                 branches[i].pending = False
                 _read_margin(branches[i], margin, theta)
 
-    kind = "explore" if explore else "greedy"
-    proposals = [
-        Proposal(text=b.result[0], terminal=b.result[1], proposers=[model_index], kind=kind,
-                 first_token_prob=b.first_prob)
-        for b in branches
-    ]
-    margins = [margin1] + (branches[0].margins if not explore else [])
-    return proposals, margins, explore
+    out = {}
+    for key in keys:
+        margin1, explore = head[key]
+        mine = [b for b in branches if b.key == key]
+        kind = "explore" if explore else "greedy"
+        proposals = [
+            Proposal(text=b.result[0], terminal=b.result[1], proposers=[model_index], kind=kind,
+                     first_token_prob=b.first_prob)
+            for b in mine
+        ]
+        out[key] = (proposals, [margin1] + (mine[0].margins if not explore else []), explore)
+    return out
 
 
 def _advance(b: _Branch, token: int, token_margin: float, decode, lm, response_tail: str,

@@ -10,28 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from adafuse.decoding.backend import Session
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import longest_common_prefix
 
 
-def proposal_rows(session: Session, context_text: str, proposals: Sequence[Proposal]):
-    """Token rows and scoring starts of each proposal for one model."""
-    lm = session.lm
+def proposal_rows(lm, committed: Sequence[int], context_text: str, proposals: Sequence[Proposal]):
+    """Token rows of each proposal for one model, and where its scored tokens start."""
     rows, starts = [], []
     for p in proposals:
         ids = lm.encode(context_text + p.text)
-        start = longest_common_prefix(ids, session.ids)
+        start = longest_common_prefix(ids, committed)
         if p.terminal == "eos":
-            ids = ids + [lm.eos_id]
+            ids = ids + [lm.eos_id]  # the model scores its own EOS for an EOS-terminal span
         rows.append(ids)
         starts.append(start)
     return rows, starts
-
-
-def score_proposals(session: Session, context_text: str, proposals: Sequence[Proposal]) -> list[float]:
-    rows, starts = proposal_rows(session, context_text, proposals)
-    return session.score(rows, starts)
 
 
 def ensemble_score(nlls: Sequence[float], weights: Sequence[float]) -> float:

@@ -9,7 +9,7 @@ import torch
 from scripted import EOS, ScriptedLM
 
 from adafuse import AdaFuse, AdaFuseError, Greedy
-from adafuse.decoding.backend import RecomputeSession
+from adafuse.decoding.backend import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost, Proposal
 from adafuse.decoding.proposals import margin_and_top, propose
 from adafuse.decoding.ensemble import pick_winner, pool_proposals
@@ -18,10 +18,11 @@ from adafuse.decoding.text import complete_word_ends, find_stop
 WORDS = ["Q:", " w1", " w2", " w3", " w4", " w5", " x", " y", " z", "\n", ".", "\n\n"]
 
 
-def proposals_of(lm, prompt="Q:", **kw):
+def proposals_of(lm, prompt="Q:", engine=CachedEngine, **kw):
     kw = {"theta": 0.5, "max_words": 3, "num_candidates": 3, "stop": (), **kw}
-    session = RecomputeSession(lm, lm.encode(prompt), ModelCost(lm.name))
-    return propose(session, 0, "", **kw)
+    eng = engine(lm)
+    eng.add("p", lm.encode(prompt), ModelCost(lm.name))
+    return propose(eng, ["p"], 0, {"p": ""}, **kw)["p"]
 
 
 def chain(margins_by_word):
@@ -68,8 +69,10 @@ def test_margin_is_top1_minus_top2_after_softmax():
         ([1.0, 1.0, 1.0, 1.0], 1.0, 4, " w1"),
     ],
 )
-def test_word_count_rule(margins, theta, max_words, expected):
-    proposals, read, explored = proposals_of(chain(margins), theta=theta, max_words=max_words)
+@pytest.mark.parametrize("engine", [CachedEngine, RecomputeEngine])
+def test_word_count_rule(margins, theta, max_words, expected, engine):
+    proposals, read, explored = proposals_of(chain(margins), engine=engine, theta=theta,
+                                             max_words=max_words)
     assert proposals[0].text == expected
     assert explored == (not (theta < 1 and margins[0] >= theta))
     assert read[0] == pytest.approx(margins[0])
@@ -264,3 +267,22 @@ def test_bad_parameters_are_one_line_errors(kwargs, needle):
 def test_zero_models_is_an_error():
     with pytest.raises(AdaFuseError, match="at least one model"):
         AdaFuse([])
+
+
+def test_several_prompts_advance_together_and_match_one_at_a_time():
+    """batch_size > 1: the same outputs as one prompt at a time, in fewer forwards."""
+    lm = chain([0.9, 0.2, 0.9, 0.9, 0.1])
+    other = ScriptedLM("b", WORDS, lambda t: {" w1": 0.4, " x": 0.35, "\n": 0.25}
+                       if t.count(" ") < 4 else {EOS: 1.0})
+    prompts = ["Q:", "Q: x", "Q: w1", "Q: x x"]
+    dec = AdaFuse([lm, other], theta_delta=0.5)
+    one = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], batch_size=1)
+    forwards_one = sum(t.forwards for t in dec.last_totals)
+    many = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], batch_size=3)
+    forwards_many = sum(t.forwards for t in dec.last_totals)
+    assert [o.text for o in many] == [o.text for o in one]
+    assert [[r.winner for r in o.trace] for o in many] == [[r.winner for r in o.trace] for o in one]
+    assert forwards_many < forwards_one
+    greedy = Greedy([lm])
+    assert ([o.text for o in greedy.generate_batch(prompts, max_new_tokens=6, batch_size=4)]
+            == [o.text for o in greedy.generate_batch(prompts, max_new_tokens=6)])

@@ -9,7 +9,7 @@ import torch
 import tiny_hf
 
 from adafuse import AdaFuse, Greedy, load_model
-from adafuse.decoding.backend import CachedSession, RecomputeSession
+from adafuse.decoding.backend import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
@@ -92,29 +92,37 @@ def test_greedy_matches_transformers_generate(tiny, name):
 
 
 def _recompute_logits(lm, ids):
-    return RecomputeSession(lm, ids, ModelCost(lm.name)).context_logits()
+    engine = RecomputeEngine(lm)
+    engine.add(0, ids, ModelCost(lm.name))
+    return engine.context_logits(0)
+
+
+def _cached(lm, ids):
+    engine = CachedEngine(lm)
+    engine.add(0, ids, ModelCost(lm.name))
+    return engine
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
 def test_rollback_restores_the_cache_of_a_fresh_encode(tiny, name):
     lm = tiny[name]
     base = lm.encode(PROMPTS[1])  # ~3-4x Gemma's window of 8
-    session = CachedSession(lm, base, ModelCost(lm.name))
+    engine = _cached(lm, base)
     # speculative branches and a scoring pass must not leak into the committed cache
-    rows = session.open_rows(2)
+    rows = engine.open_rows([0, 0])
     rows.extend([0, 1], [5, 6])
     rows.extend([0, 1], [7, 8])
-    session.score([base + [9, 10], base + [11]], [len(base), len(base)])
+    engine.score({0: ([base + [9, 10], base + [11]], [len(base), len(base)])})
     # commit a context whose last 5 tokens differ: roll back 5, feed 3
     new = base[:-5] + [12, 13, 14]
-    session.commit(new)
-    assert session.ids == new
-    assert torch.allclose(session.context_logits(), _recompute_logits(lm, new), atol=1e-4)
+    engine.commit({0: new})
+    assert engine.ids[0] == new
+    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, new), atol=1e-4)
     # and a winner adopted from the scoring rows
     winner = new + [21, 22]
-    session.score([new + [20], winner], [len(new), len(new)])
-    session.commit(winner)
-    assert torch.allclose(session.context_logits(), _recompute_logits(lm, winner), atol=1e-4)
+    engine.score({0: ([new + [20], winner], [len(new), len(new)])})
+    engine.commit({0: winner})
+    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, winner), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
@@ -130,9 +138,54 @@ def test_rollback_when_retokenisation_merges_across_the_boundary(tiny, name):
             break
     assert split is not None, "no boundary merge found in the prompt"
     a, full = lm.encode(text[:split]), lm.encode(text[: split + 12])
-    session = CachedSession(lm, a, ModelCost(lm.name))
-    session.commit(full)
-    assert torch.allclose(session.context_logits(), _recompute_logits(lm, full), atol=1e-4)
+    engine = _cached(lm, a)
+    engine.commit({0: full})
+    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, full), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_prompts_of_different_lengths_share_a_batch(tiny, name):
+    """Left-padded rows of several prompts give each prompt's own logits."""
+    lm = tiny[name]
+    contexts = [lm.encode(PROMPTS[1]), lm.encode(PROMPTS[0]), lm.encode(PROMPTS[1][:50])]
+    engine = CachedEngine(lm)
+    for k, ids in enumerate(contexts):
+        engine.add(k, ids, ModelCost(lm.name))
+    rows = engine.open_rows([0, 1, 1, 2])
+    logits = rows.extend([0, 1, 2, 3], [5, 6, 7, 8])
+    for j, (k, t) in enumerate([(0, 5), (1, 6), (1, 7), (2, 8)]):
+        assert torch.allclose(logits[j], _recompute_logits(lm, contexts[k] + [t]), atol=1e-4)
+    logits = rows.extend([1, 3], [9, 10])
+    assert torch.allclose(logits[1], _recompute_logits(lm, contexts[2] + [8, 10]), atol=1e-4)
+    nlls = engine.score({0: ([contexts[0] + [3, 4]], [len(contexts[0])]),
+                         2: ([contexts[2] + [5], contexts[2][:-2] + [6, 7, 8]],
+                             [len(contexts[2]), len(contexts[2]) - 2])})
+    ref = RecomputeEngine(lm)
+    for k in (0, 2):
+        ref.add(k, contexts[k], ModelCost(lm.name))
+    expected = ref.score({0: ([contexts[0] + [3, 4]], [len(contexts[0])]),
+                          2: ([contexts[2] + [5], contexts[2][:-2] + [6, 7, 8]],
+                              [len(contexts[2]), len(contexts[2]) - 2])})
+    for k in (0, 2):
+        assert nlls[k] == pytest.approx(expected[k], abs=1e-4)
+    engine.commit({2: contexts[2][:-2] + [6, 7, 8]})
+    assert torch.allclose(engine.context_logits(2),
+                          _recompute_logits(lm, contexts[2][:-2] + [6, 7, 8]), atol=1e-4)
+
+
+def test_batched_decoding_gives_the_texts_of_one_at_a_time(tiny):
+    models = [tiny["llama"], tiny["gemma"]]
+    prompts = [PROMPTS[0], PROMPTS[1], "Question: Who wrote Emma?\nAnswer:",
+               "Question: What is the capital of Peru?\nAnswer:"]
+    dec = AdaFuse(models, theta_delta=0.01, max_words=3)
+    one = dec.generate_batch(prompts, max_new_tokens=10, stop=["\n"])
+    many = dec.generate_batch(prompts, max_new_tokens=10, stop=["\n"], batch_size=3)
+    for a, b in zip(one, many):
+        assert_same_choices(a, b)
+    for i in range(2):
+        greedy = Greedy(models, model_index=i)
+        assert ([o.text for o in greedy.generate_batch(prompts, max_new_tokens=10, batch_size=4)]
+                == [o.text for o in greedy.generate_batch(prompts, max_new_tokens=10)])
 
 
 def test_shared_prefix_is_prefilled_once_and_changes_nothing(tiny):
