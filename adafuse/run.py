@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> dict:
         return run_experiment(config, RunContext(run_dir=run_dir, sweep_dir=sweep_dir))
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        remove_unused(Path(hc.runtime.output_dir), hc.output_subdir)
+        remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir))
         if sweep_dir is None:
             raise SystemExit(2) from None
         # in a sweep the other jobs go on; Hydra names the failed one, main() exits with 2
@@ -82,6 +82,10 @@ def one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages, as one line."""
     from hydra.errors import MissingConfigException
 
+    missing = getattr(exc, "missing_cfg_file", None) or ""
+    if missing.startswith("schema/launcher/"):
+        return (f"hydra/launcher={missing.rpartition('/')[2]} needs hydra-submitit-launcher: "
+                "pip install -e '.[cluster]'")
     if isinstance(exc, MissingConfigException) and exc.options is not None and exc.missing_cfg_file:
         group, _, name = exc.missing_cfg_file.rpartition("/")
         what = GROUP_NAMES.get(group, group or "config")

@@ -117,7 +117,10 @@ class WandbLogger:
             summary = {f"metrics/{k}": v for k, v in results.get("metrics", {}).items()}
             if results.get("main_metric"):
                 summary["main"] = results["metrics"].get(results["main_metric"])
-            summary.update(_flat("cost", results.get("cost", {})))
+            cost = dict(results.get("cost", {}))
+            # "/" nests W&B keys: name a model by the last part of its path or hub id
+            per_model = {Path(name).name or name: v for name, v in cost.pop("per_model", {}).items()}
+            summary.update(_flat("cost", {**cost, "per_model": per_model}))
             summary["n_items"] = results.get("n_items")
             self.run.summary.update(summary)
             final: dict[str, Any] = {}

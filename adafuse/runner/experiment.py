@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from adafuse.decoding.base import check_range
+from adafuse.decoding.base import MODES, check_range
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
 from adafuse.runner.items import PromptTask, make_sample, shard_slice, trace_rows
@@ -55,6 +55,8 @@ def check_config(config: dict) -> None:
     name = decoder.get("name")
     if name not in DECODERS:
         raise AdaFuseError(f"unknown decoder {name!r}; allowed: {', '.join(DECODERS)}")
+    if decoder.get("mode", MODES[0]) not in MODES:
+        raise AdaFuseError(f"decoder.mode={decoder['mode']!r}; allowed: {', '.join(MODES)}")
     if name == "adafuse":
         check_range("theta_delta", decoder["theta_delta"], 0, 1)
         check_range("max_words", decoder["max_words"], 1, integer=True)

@@ -29,6 +29,9 @@ TRACE = "trace.jsonl"
 
 # settings that may change when a run is continued: they do not change its outputs
 RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir")
+# top-level shortcuts: compared where they are interpolated to (decoder.*, task.*, models.*),
+# so a difference is reported once, and not at all where it has no effect (θ for greedy)
+SHORTCUTS = ("theta_delta", "max_words", "num_candidates", "limit", "seed", "device", "dtype")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -99,12 +102,15 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(stored: dict, current: dict) -> list[str]:
-    """The keys whose values differ, as "key: stored -> current", settings in
-    RESUMABLE_KEYS aside."""
+    """The keys whose values differ, as "key: stored -> current", settings that do not change
+    outputs and shortcuts aside."""
     old, new = flatten(stored), flatten(current)
+    ignored = set(RESUMABLE_KEYS) | set(SHORTCUTS)
+    if stored.get("task") and current.get("task"):  # else prompt mode reads them directly
+        ignored |= {"max_new_tokens", "stop"}
 
     def resumable(key: str) -> bool:
-        return any(key == k or key.startswith(k + ".") for k in RESUMABLE_KEYS)
+        return any(key == k or key.startswith(k + ".") for k in ignored)
 
     out = []
     for key in sorted(set(old) | set(new)):

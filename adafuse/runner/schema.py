@@ -141,13 +141,24 @@ def run_dir(resume: Optional[str], fresh: str) -> str:
     raise AdaFuseError(f"{fresh}: 999 runs started in this second; pass hydra.run.dir=...")
 
 
+_hydra_subdirs: dict[str, str] = {}  # output dir -> the subdir Hydra was last told to write
+
+
 def hydra_subdir(output_dir: str) -> str:
     """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
     inside it, so the first invocation's saved config is never overwritten."""
     if not (Path(output_dir) / ".hydra" / "config.yaml").is_file():
-        return ".hydra"
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
-    return f".hydra/reruns/{stamp}"
+        subdir = ".hydra"
+    else:
+        subdir = ".hydra/reruns/" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    _hydra_subdirs[output_dir] = subdir
+    return subdir
+
+
+def written_hydra_subdir(output_dir: str) -> Optional[str]:
+    """Where Hydra saved this invocation's config. (Reading hydra.output_subdir again would
+    ask the resolver again, and by then .hydra/config.yaml exists.)"""
+    return _hydra_subdirs.get(output_dir)
 
 
 SWEEP_KEYS_ENV = "ADAFUSE_SWEEP_KEYS"  # set by adafuse.run.main for the jobs of a multirun
