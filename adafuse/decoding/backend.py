@@ -252,29 +252,89 @@ def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return list(zip(cache.key_cache, cache.value_cache))  # transformers < 4.56
 
 
-def _new_cache(layers):
+def _new_cache(layers, room: int = 0):
     """A cache of plain full-attention layers holding `layers`' tensors.
 
-    Every later update concatenates into new tensors, so the tensors given here (often
-    views of a committed cache) are never written: speculative tokens cannot leak into a
-    committed cache. Full layers roll back on sliding-window models too: the model masks
-    outside its window itself.
+    With `room`, each layer gets a buffer with that many free positions, so that the next
+    forwards write in place instead of copying the whole cache at every step.
+    Every later update writes into new memory, so the tensors given here (often views of a
+    committed cache) are never written: speculative tokens cannot leak into a committed
+    cache. Full layers roll back on sliding-window models too: the model masks outside its
+    window itself.
     """
     from transformers import DynamicCache
 
     cache = DynamicCache()
+    if room and layers and hasattr(cache, "layers"):
+        cache.layers = [_GrowingLayer(k, v, room) for k, v in layers]
+        return cache
     for i, (k, v) in enumerate(layers):
         cache.update(k, v, i)
     return cache
 
 
-def stack_caches(parts: Sequence[tuple[object, int]], width: int):
-    """One batched cache from (cache, length) parts, each left-padded to `width` positions."""
+def _growing_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """A full-attention cache layer in a buffer with free room: updates write in place."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int):
+            super().__init__()
+            b, h, n, d = keys.shape
+            self._k = keys.new_empty((b, h, n + room, d))
+            self._v = values.new_empty((b, values.shape[1], n + room, values.shape[3]))
+            self._k[:, :, :n] = keys
+            self._v[:, :, :n] = values
+            self._n = n
+            self.device, self.dtype = keys.device, keys.dtype
+            self.is_initialized = True
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            w = key_states.shape[-2]
+            if self._n + w > self._k.shape[2]:  # out of room: grow by doubling
+                extra = max(w, self._k.shape[2])
+                self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], extra, self._k.shape[3]))], 2)
+                self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], extra, self._v.shape[3]))], 2)
+            self._k[:, :, self._n : self._n + w] = key_states
+            self._v[:, :, self._n : self._n + w] = value_states
+            self._n += w
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+            return self.keys, self.values
+
+        def crop(self, tokens_to_remove: int) -> None:
+            self._n = max(0, self._n - abs(tokens_to_remove)) if tokens_to_remove < 0 else min(self._n, tokens_to_remove)
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
+
+    return GrowingLayer
+
+
+_GROWING = None
+
+
+def _GrowingLayer(keys, values, room):
+    global _GROWING
+    if _GROWING is None:
+        _GROWING = _growing_layer_class()
+    return _GROWING(keys, values, room)
+
+
+def stack_caches(parts: Sequence[tuple[object, int]], width: int, room: int = 0):
+    """One batched cache from (cache, length) parts, each left-padded to `width` positions,
+    with `room` free positions per layer for the forwards that follow."""
     layers = []
+    same = all(c is parts[0][0] and n == width for c, n in parts)
     for per_row in zip(*(_layers(c) for c, _ in parts)):
         k0, v0 = per_row[0]
-        if len(parts) == 1 and parts[0][1] == width:
-            layers.append((k0[:, :, :width], v0[:, :, :width]))
+        if same:  # rows of one prompt: views of its cache, copied once into the buffers
+            shape = (len(parts), *k0.shape[1:2], width, k0.shape[3])
+            layers.append((k0[:, :, :width].expand(shape), v0[:, :, :width].expand(
+                (len(parts), *v0.shape[1:2], width, v0.shape[3]))))
             continue
         keys = k0.new_zeros((len(parts), k0.shape[1], width, k0.shape[3]))
         values = v0.new_zeros((len(parts), v0.shape[1], width, v0.shape[3]))
@@ -283,7 +343,7 @@ def stack_caches(parts: Sequence[tuple[object, int]], width: int):
                 keys[r, :, width - length :] = k[0, :, :length]
                 values[r, :, width - length :] = v[0, :, :length]
         layers.append((keys, values))
-    return _new_cache(layers)
+    return _new_cache(layers, room)
 
 
 def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None = None):
@@ -300,6 +360,9 @@ def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None =
             index = torch.tensor(list(rows), dtype=torch.long, device=k.device)
         out.append((k.index_select(0, index)[:, :, start:end], v.index_select(0, index)[:, :, start:end]))
     return _new_cache(out)
+
+
+ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
 
 class PrefixCache:
@@ -388,7 +451,7 @@ class CachedEngine(Engine):
             gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]  # scored + last
             charge[key] = charge.get(key, 0) + len(chunk)
         padded = bool((mask == 0).any())
-        cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix)
+        cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix, room=width)
         logits = self.forward(ids, cache, mask if padded else None,
                               positions if padded else None, gather, charge)
         out: dict[Key, list[float]] = {key: [] for key in requests}
@@ -428,7 +491,8 @@ class _CachedRows(Rows):
         self.live = list(range(len(self.keys)))
         lengths = [len(engine.ids[k]) for k in self.keys]
         width = max(lengths)
-        self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)], width)
+        self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)],
+                                  width, room=ROWS_ROOM)
         self.padded = len(set(lengths)) > 1
         self.positions = torch.tensor(lengths, dtype=torch.long)
         self.mask = torch.zeros((len(self.keys), width), dtype=torch.long)

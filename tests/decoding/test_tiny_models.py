@@ -49,9 +49,14 @@ def assert_same_choices(a, b):
     assert a.text == b.text and len(a.trace) == len(b.trace)
 
 
-@pytest.mark.parametrize("names", [("llama", "gemma"), ("gemma", "llama", "llama2"),
-                                   ("llama", "gemma", "llama2", "gemma")])
-@pytest.mark.parametrize("theta,max_words", [(0.0, 3), (0.01, 2), (0.3, 1), (1.0, 4)])
+@pytest.mark.parametrize("names,theta,max_words", [
+    (("llama", "gemma"), 0.0, 3),
+    (("llama", "gemma"), 0.01, 2),
+    (("llama", "gemma"), 0.3, 1),
+    (("gemma", "llama"), 1.0, 4),
+    (("gemma", "llama", "llama2"), 0.01, 3),
+    (("llama", "gemma", "llama2", "gemma"), 0.0, 2),
+])
 def test_cached_chooses_what_recompute_chooses(tiny, names, theta, max_words):
     models = [tiny[n] for n in names]
     for prompt in PROMPTS:
