@@ -170,6 +170,13 @@ class Engine:
         for key, ids in updates.items():
             self.ids[key] = list(ids)
 
+    # whether a proposer's own span is scored from the logits it was generated with
+    reuses_own_spans = False
+
+    def remember_branches(self, rows: "Rows", branches: dict[int, tuple[list[int], list]]) -> None:
+        """The round's branches (row: (tokens, logits after each fed token)), which a commit
+        of a model's own span may adopt."""
+
 
 class Rows:
     def extend(self, live: Sequence[int], tokens: Sequence[int]) -> torch.Tensor:
@@ -346,7 +353,7 @@ def stack_caches(parts: Sequence[tuple[object, int]], width: int, room: int = 0)
     return _new_cache(layers, room)
 
 
-def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None = None):
+def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None = None, room: int = 0):
     """A cache of the given batch rows (positions start:start+length), as views or copies."""
     index = None
     out = []
@@ -359,7 +366,7 @@ def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None =
         if index is None:
             index = torch.tensor(list(rows), dtype=torch.long, device=k.device)
         out.append((k.index_select(0, index)[:, :, start:end], v.index_select(0, index)[:, :, start:end]))
-    return _new_cache(out)
+    return _new_cache(out, room)
 
 
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
@@ -381,6 +388,8 @@ class _Context:
 
 
 class CachedEngine(Engine):
+    reuses_own_spans = True
+
     """Keeps each prompt's KV cache and the logits after its last committed token.
 
     - branches continue from the committed caches, all rows of all prompts in one forward;
@@ -392,6 +401,10 @@ class CachedEngine(Engine):
     def __init__(self, lm, total: ModelCost | None = None):
         super().__init__(lm, total)
         self.ctx: dict[Key, _Context] = {}
+        self._branches = None
+
+    def remember_branches(self, rows, branches):
+        self._branches = (rows, branches)
 
     def add(self, key, ids, cost, prefix: PrefixCache | None = None):
         super().add(key, ids, cost)
@@ -479,7 +492,25 @@ class CachedEngine(Engine):
                         adopted = True
                         break
             if not adopted:
+                adopted = self._adopt_branch(key, old_ids, ids)
+            if not adopted:
                 self._extend(key, old_ids, ctx.cache)
+        self._branches = None
+
+    def _adopt_branch(self, key, old_ids, ids) -> bool:
+        """A winner this model generated itself is already in its branch's cache."""
+        if self._branches is None or ids[: len(old_ids)] != old_ids:
+            return False
+        rows, branches = self._branches
+        k = len(ids) - len(old_ids)
+        for row, (tokens, after) in branches.items():
+            if rows.keys[row] == key and 0 < k <= len(after) and tokens[:k] == ids[len(old_ids):]:
+                cache, position, pad = rows.locate(row)
+                ctx = self.ctx[key]
+                ctx.cache = select_rows(cache, [position], pad, len(ids))
+                ctx.last_logits = after[k - 1]
+                return True
+        return False
 
 
 class _CachedRows(Rows):
@@ -491,6 +522,8 @@ class _CachedRows(Rows):
         self.live = list(range(len(self.keys)))
         lengths = [len(engine.ids[k]) for k in self.keys]
         width = max(lengths)
+        self.pads = [width - n for n in lengths]
+        self.left: dict[int, tuple[object, int]] = {}  # rows that left: (their cache, position)
         self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)],
                                   width, room=ROWS_ROOM)
         self.padded = len(set(lengths)) > 1
@@ -501,10 +534,12 @@ class _CachedRows(Rows):
 
     def extend(self, live, tokens):
         live = list(live)
-        if live != self.live:  # finished rows leave the batch
+        if live != self.live:  # finished rows leave the batch; their caches stay readable
             where = {row: j for j, row in enumerate(self.live)}
+            for row in set(self.live) - set(live):
+                self.left[row] = (self.cache, where[row])
             picked = [where[row] for row in live]
-            self.cache = select_rows(self.cache, picked)
+            self.cache = select_rows(self.cache, picked, room=ROWS_ROOM)
             self.positions = self.positions[picked]
             self.mask = self.mask[picked]
             self.live = live
@@ -519,3 +554,11 @@ class _CachedRows(Rows):
             [(j, 0) for j in range(len(live))], charge)
         self.positions = self.positions + 1
         return logits
+
+    def locate(self, row: int) -> tuple[object, int, int]:
+        """(cache, batch position, left padding) holding a row's keys and values."""
+        if row in self.left:
+            cache, position = self.left[row]
+        else:
+            cache, position = self.cache, self.live.index(row)
+        return cache, position, self.pads[row]

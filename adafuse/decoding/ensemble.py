@@ -130,7 +130,7 @@ class AdaFuse(Decoder):
         """One round for every prompt of the batch; returns the keys that finished."""
         keys = list(states)
         tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
-        proposed = [
+        proposed = [  # per model: {key: (proposals, margins, explored, own spans)}
             propose(engine, keys, m, tails, theta=self.theta_delta, max_words=self.max_words,
                     num_candidates=self.num_candidates, stop=stop)
             for m, engine in enumerate(engines)
@@ -140,14 +140,31 @@ class AdaFuse(Decoder):
         nlls: list[dict] = []
         merged: dict = {k: [] for k in keys}
         for m, engine in enumerate(engines):
+            nll_m: dict = {}
             requests = {}
             for k in keys:
                 committed = engine.ids[k]
-                rows, starts = proposal_rows(engine.lm, committed, states[k].prompts[m] + states[k].response, pools[k])
-                requests[k] = (rows, starts)
+                context = states[k].prompts[m] + states[k].response
+                rows, starts = proposal_rows(engine.lm, committed, context, pools[k])
                 if any(s < len(committed) for s in starts):
                     merged[k].append(m)
-            nlls.append(engine.score(requests))
+                nll_m[k] = [None] * len(rows)
+                if engine.reuses_own_spans:
+                    # a model's own span was scored while it was generated: same tokens, same
+                    # context, so only the other proposals need a forward
+                    own = {(p.text, p.terminal): span for p, span in zip(proposed[m][k][0], proposed[m][k][3])}
+                    for i, (p, row, start) in enumerate(zip(pools[k], rows, starts)):
+                        if p.key in own and start == len(committed):
+                            nll_m[k][i] = own[p.key].nll(row[start:])
+                todo = [i for i, v in enumerate(nll_m[k]) if v is None]
+                if todo:
+                    requests[k] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)
+            if requests:
+                scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
+                for k, (_, _, todo) in requests.items():
+                    for i, v in zip(todo, scored[k]):
+                        nll_m[k][i] = v
+            nlls.append(nll_m)
 
         finished, commits = [], {}
         for k in keys:

@@ -47,6 +47,27 @@ class _Branch:
     pending: bool = False  # a word ended inside the last token: its Δ comes next step
     margins: list[float] = field(default_factory=list)  # Δj read on this branch (j ≥ 2)
     result: tuple[str, str | None] | None = None  # (text, terminal) once finished
+    row: int = 0  # its row in the engine's batch
+    eos_token: int | None = None
+    logprobs: list[float] = field(default_factory=list)  # of each token, then of an EOS
+    after: list = field(default_factory=list)  # logits after each fed token
+
+
+@dataclass
+class OwnSpan:
+    """What the proposer computed while generating a span: its tokens (an EOS last for an
+    EOS-terminal span), their log-probabilities, and the logits after each fed token."""
+
+    tokens: list[int]
+    logprobs: list[float]
+    after: list
+
+    def nll(self, tokens: Sequence[int]) -> float | None:
+        """Mean NLL of `tokens` if they are what was generated, else None."""
+        n = len(tokens)
+        if n == 0 or list(tokens) != self.tokens[:n] or n > len(self.logprobs):
+            return None
+        return -sum(self.logprobs[:n]) / n
 
 
 def propose(
@@ -60,7 +81,8 @@ def propose(
     num_candidates: int,
     stop: Sequence[str],
 ) -> dict:
-    """One model's proposals for each prompt `key`: {key: (proposals, [Δ1, Δ2, ...], explored)}.
+    """One model's proposals for each prompt `key`:
+    {key: (proposals, [Δ1, Δ2, ...], explored, [OwnSpan per proposal])}.
 
     The branches of all prompts advance together, one forward per step. `tails` holds the
     end of each prompt's response, where a stop string may begin.
@@ -68,9 +90,11 @@ def propose(
     lm = engine.lm
     branches: list[_Branch] = []
     firsts: list[tuple[int, float]] = []
+    dists: list[torch.Tensor] = []  # the distribution each branch's next token comes from
     head: dict = {}
     for key in keys:
-        margin1, top_ids, top_probs = margin_and_top(engine.context_logits(key), num_candidates)
+        context = engine.context_logits(key)
+        margin1, top_ids, top_probs = margin_and_top(context, num_candidates)
         explore = not is_confident(margin1, theta)
         head[key] = (margin1, explore)
         if explore:
@@ -80,8 +104,10 @@ def propose(
             picks = [(top_ids[0], top_probs[0])]
             budget = (min(2, max_words), max_words)  # Δ1 ≥ θ earns word 2
         for token, prob in picks:
-            branches.append(_Branch(key=key, first_prob=prob, earned=budget[0], max_words=budget[1]))
+            branches.append(_Branch(key=key, first_prob=prob, earned=budget[0],
+                                    max_words=budget[1], row=len(branches)))
             firsts.append((token, margin1))
+            dists.append(context)
     decoders = {key: ContinuationDecoder(lm, engine.ids[key]) for key in keys}
     rows = engine.open_rows([b.key for b in branches])
     next_tokens = [t for t, _ in firsts]
@@ -92,6 +118,7 @@ def propose(
         still = []
         for i, token in zip(live, next_tokens):
             b = branches[i]
+            b.logprobs.append(float(torch.log_softmax(dists[i].float(), dim=-1)[token]))
             if _advance(b, token, step_margin[i], decoders[b.key], lm, tails[b.key], theta, stop):
                 still.append(i)
         live = still
@@ -103,11 +130,14 @@ def propose(
             margin, (best,), _ = margin_and_top(logits[j], 1)
             step_margin[i] = margin
             next_tokens.append(best)
+            dists[i] = logits[j]
+            branches[i].after.append(logits[j])
             # a word that ended inside the last token reads its Δ here
             if branches[i].pending:
                 branches[i].pending = False
                 _read_margin(branches[i], margin, theta)
 
+    engine.remember_branches(rows, {b.row: (b.tokens, b.after) for b in branches})
     out = {}
     for key in keys:
         margin1, explore = head[key]
@@ -118,7 +148,9 @@ def propose(
                      first_token_prob=b.first_prob)
             for b in mine
         ]
-        out[key] = (proposals, [margin1] + (mine[0].margins if not explore else []), explore)
+        spans = [OwnSpan(b.tokens + ([b.eos_token] if b.result[1] == "eos" else []), b.logprobs,
+                         b.after) for b in mine]
+        out[key] = (proposals, [margin1] + (mine[0].margins if not explore else []), explore, spans)
     return out
 
 
@@ -127,6 +159,7 @@ def _advance(b: _Branch, token: int, token_margin: float, decode, lm, response_t
     """Append one token to a branch; return whether the branch goes on."""
     if token in lm.eos_ids:
         b.result = (b.text, "eos")
+        b.eos_token = token
         return False
     previous_len = len(b.text)
     b.tokens.append(token)

@@ -22,7 +22,7 @@ def proposals_of(lm, prompt="Q:", engine=CachedEngine, **kw):
     kw = {"theta": 0.5, "max_words": 3, "num_candidates": 3, "stop": (), **kw}
     eng = engine(lm)
     eng.add("p", lm.encode(prompt), ModelCost(lm.name))
-    return propose(eng, ["p"], 0, {"p": ""}, **kw)["p"]
+    return propose(eng, ["p"], 0, {"p": ""}, **kw)["p"][:3]
 
 
 def chain(margins_by_word):
