@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from adafuse.tasks import Task, TaskError, get_task
+from adafuse.tasks.loaders import read_jsonl
 
 KEYS = {"task", "predictions", "limit", "source", "tasks_dir", "per_item"}
 REQUIRED = ("task", "predictions")
@@ -42,23 +43,14 @@ def read_predictions(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise TaskError(f"predictions file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TaskError(f"{path}:{lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise TaskError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            if "pred" not in row:
-                raise TaskError(f"{path}:{lineno}: missing field 'pred'")
-            if row["pred"] is not None and not isinstance(row["pred"], str):
-                raise TaskError(f"{path}:{lineno}: 'pred' must be a string or null")
-            if "id" not in row and "question" not in row:
-                raise TaskError(f"{path}:{lineno}: needs the item's 'id' or 'question'")
-            rows.append((lineno, row))
+    for lineno, row in read_jsonl(path):
+        if "pred" not in row:
+            raise TaskError(f"{path}:{lineno}: missing field 'pred'")
+        if row["pred"] is not None and not isinstance(row["pred"], str):
+            raise TaskError(f"{path}:{lineno}: 'pred' must be a string or null")
+        if "id" not in row and "question" not in row:
+            raise TaskError(f"{path}:{lineno}: needs the item's 'id' or 'question'")
+        rows.append((lineno, row))
     return rows
 
 

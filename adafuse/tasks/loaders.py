@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from adafuse.tasks.errors import TaskError
 from adafuse.tasks.filters import get_filter
@@ -22,12 +22,8 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
-def load_jsonl(path: Path, required: Iterable[str]) -> list[dict]:
-    """One JSON object a line; blank lines are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"data file not found: {path}")
-    docs = []
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; errors name the file and line."""
     try:
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
@@ -39,10 +35,20 @@ def load_jsonl(path: Path, required: Iterable[str]) -> list[dict]:
                     raise TaskError(f"{path}:{lineno}: malformed JSON ({e.msg}, column {e.colno})") from None
                 if not isinstance(row, dict):
                     raise TaskError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-                _check_fields(row, required, f"{path}:{lineno}")
-                docs.append(row)
+                yield lineno, row
     except UnicodeDecodeError as e:
         raise TaskError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def load_jsonl(path: Path, required: Iterable[str]) -> list[dict]:
+    """One JSON object a line; blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"data file not found: {path}")
+    docs = []
+    for lineno, row in read_jsonl(path):
+        _check_fields(row, required, f"{path}:{lineno}")
+        docs.append(row)
     return _with_ids(docs, str(path))
 
 
