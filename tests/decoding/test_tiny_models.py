@@ -206,3 +206,27 @@ def test_shared_prefix_is_prefilled_once_and_changes_nothing(tiny):
         assert winners(o_plain) == winners(o_shared)
     # the second item reuses the prefix: it feeds far fewer tokens than without reuse
     assert shared[1].stats.tokens_fed < plain[1].stats.tokens_fed - 30
+
+
+def test_chat_template_wraps_the_prompt_as_the_user_turn(tiny):
+    import dataclasses
+
+    base = tiny["llama"]
+    tokenizer = base.tokenizer
+    template = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    old, tokenizer.chat_template = getattr(tokenizer, "chat_template", None), template
+    try:
+        chat = dataclasses.replace(base, chat_template=True)
+        formatted = chat.format_prompt(PROMPTS[0])
+        assert formatted == "<|user|>\n" + PROMPTS[0] + "\n<|assistant|>\n"
+        prefix = PROMPTS[1][: PROMPTS[1].index("Question: Who")]
+        prompts = [prefix + "Question: Who wrote Emma?\nAnswer:", PROMPTS[1]]
+        dec = AdaFuse([chat, tiny["gemma"]], theta_delta=0.01)
+        plain = [dec.generate(p, max_new_tokens=6, stop=["\n"]) for p in prompts]
+        shared = dec.generate_batch(prompts, max_new_tokens=6, stop=["\n"], shared_prefix=prefix,
+                                    batch_size=2)
+        assert [o.text for o in shared] == [o.text for o in plain]
+        assert shared[0].trace and all(len(r.margins) == 2 for r in shared[0].trace)
+    finally:
+        tokenizer.chat_template = old
