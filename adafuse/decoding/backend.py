@@ -59,7 +59,8 @@ class Runner:
         self.lm = lm
         self.total = total
         self.cache_arg = self._cache_arg(lm.model)
-        self._head_path: bool | None = None
+        # checked once per model object, not per engine (an engine lives one generate call)
+        self._head_path: bool | None = getattr(lm.model, "_adafuse_head_path", None)
 
     @staticmethod
     def _cache_arg(model) -> str:
@@ -94,6 +95,10 @@ class Runner:
         lm = self.lm
         if self._head_path is None:
             self._head_path = self._check_head_path(ids)
+            try:
+                lm.model._adafuse_head_path = self._head_path
+            except AttributeError:
+                pass
         started = time.perf_counter()
         kwargs = {"input_ids": ids.to(lm.device), "use_cache": cache is not None}
         if cache is not None:
