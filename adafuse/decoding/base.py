@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -92,6 +92,7 @@ class Decoder:
         stop: Sequence[str] = (),
         batch_size: int = 1,
         shared_prefix: str | None = None,
+        on_output: Callable[[int, Output], None] | None = None,
     ) -> list[Output]:
         """Decode several prompts; outputs equal decoding each alone (up to float ties).
 
@@ -99,22 +100,29 @@ class Decoder:
         step for all of them (the recompute oracle takes one prompt at a time whatever it is).
         `shared_prefix`, when given, is the text every prompt starts with (a task's
         instruction and few-shot examples): it is encoded once per model and reused.
+        `on_output(index, output)` is called as each prompt finishes (a runner writes it out
+        then), in the order they finish.
         """
         check_range("max_new_tokens", max_new_tokens, 1, integer=True)
         check_range("batch_size", batch_size, 1, integer=True)
         stop = [stop] if isinstance(stop, str) else list(stop)
         if shared_prefix is not None and not all(p.startswith(shared_prefix) for p in prompts):
             raise AdaFuseError("shared_prefix is not a prefix of every prompt")
+        prompts = list(prompts)
+
+        def finished(index: int, out: Output) -> None:
+            out.prompt = prompts[index]
+            if on_output is not None:
+                on_output(index, out)
+
         self._shared_prefix = shared_prefix
         try:
             with torch.inference_mode():
-                outs = self._decode(list(prompts), int(max_new_tokens), stop, int(batch_size))
+                return self._decode(prompts, int(max_new_tokens), stop, int(batch_size), finished)
         finally:
             self._shared_prefix = None
-        for prompt, out in zip(prompts, outs):
-            out.prompt = prompt
-        return outs
 
-    def _decode(self, prompts: list[str], max_new_tokens: int, stop: list[str],
-                batch_size: int) -> list[Output]:
+    def _decode(self, prompts: list[str], max_new_tokens: int, stop: list[str], batch_size: int,
+                finished: Callable[[int, Output], None]) -> list[Output]:
+        """Decode all prompts; call finished(index, output) as each one ends."""
         raise NotImplementedError

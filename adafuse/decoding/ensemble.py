@@ -84,7 +84,7 @@ class AdaFuse(Decoder):
         self.num_candidates = int(num_candidates)
         self.weights = weights
 
-    def _decode(self, prompts, max_new_tokens, stop, batch_size):
+    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
         totals = [ModelCost(lm.name) for lm in self.models]
         engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
         tail_len = max((len(s) for s in stop), default=1) - 1
@@ -98,14 +98,15 @@ class AdaFuse(Decoder):
                 states[key] = self._start(key, prompts[key], engines)
                 states[key].stats.seconds += time.perf_counter() - started
             started = time.perf_counter()
-            finished = self._round(states, engines, stop, tail_len, max_new_tokens)
+            done = self._round(states, engines, stop, tail_len, max_new_tokens)
             share = (time.perf_counter() - started) / len(states)
             for state in states.values():
                 state.stats.seconds += share
-            for key in finished:
+            for key in done:
                 results[key] = self._finish(states.pop(key))
                 for engine in engines:
                     engine.remove(key)
+                finished(key, results[key])
         self.last_totals = totals
         return results
 

@@ -30,12 +30,15 @@ class Greedy(Decoder):
         self.model_index = model_index
         self.lm = self.models[model_index]
 
-    def _decode(self, prompts, max_new_tokens, stop, batch_size):
+    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
         total = ModelCost(self.lm.name)
         engine = self.open_engine(self.model_index, total)
         outs: list[Output] = []
         for at in range(0, len(prompts), batch_size):
-            outs += self._decode_chunk(engine, prompts[at : at + batch_size], max_new_tokens, stop)
+            chunk = self._decode_chunk(engine, prompts[at : at + batch_size], max_new_tokens, stop)
+            for j, out in enumerate(chunk):
+                finished(at + j, out)
+            outs += chunk
         self.last_totals = [total]
         return outs
 

@@ -251,8 +251,8 @@ class Experiment:
         }
 
     def decode(self, finished: dict[str, dict], logger) -> dict[str, dict]:
-        """Decode the unfinished items in order, `batch_size` at a time; each item is written
-        (and flushed) as soon as its batch returns."""
+        """Decode the unfinished items, `batch_size` at a time; each item is written (and
+        flushed) as soon as it finishes."""
         task, items = self.task, self.items
         done = dict(finished)
         todo = [(i, doc) for i, doc in items if str(doc["id"]) not in done]
@@ -260,30 +260,34 @@ class Experiment:
         bar = _progress(len(items), len(items) - len(todo), task.name, self.config.get("progress", True))
         seconds, count = 0.0, 0
         self.last_output = None
+        prompts = [task.prompt(doc) for _, doc in todo]
+
+        def write(position: int, out) -> None:
+            nonlocal seconds, count
+            index, doc = todo[position]
+            sample = make_sample(index, doc, prompts[position], out, task.score([out.text], [doc]))
+            logger.log_sample(sample, trace_rows(index, doc, out))
+            done[str(doc["id"])] = sample
+            seconds, count, self.last_output = seconds + out.stats.seconds, count + 1, out
+            running = {"items_done": len(items) - len(todo) + count,
+                       "seconds_per_item": seconds / count}
+            postfix = {"s/item": f"{seconds / count:.2f}"}
+            if main:
+                so_far = [(i, d) for i, d in items if str(d["id"]) in done]
+                value = score_samples(task, so_far, done).metrics.get(main)
+                running[f"running/{main}"] = value
+                if value is not None:
+                    postfix[main] = f"{value:.3f}"
+            logger.log_metrics(running, step=running["items_done"])
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+
         try:
-            for start in range(0, len(todo), self.batch_size):
-                chunk = todo[start:start + self.batch_size]
-                prompts = [task.prompt(doc) for _, doc in chunk]
-                outputs = self.decoder.generate_batch(
-                    prompts, max_new_tokens=self.max_new_tokens, stop=self.stop,
-                    batch_size=self.batch_size, shared_prefix=task.shared_prefix)
-                for (index, doc), prompt, out in zip(chunk, prompts, outputs):
-                    sample = make_sample(index, doc, prompt, out, task.score([out.text], [doc]))
-                    logger.log_sample(sample, trace_rows(index, doc, out))
-                    done[str(doc["id"])] = sample
-                    seconds, count, self.last_output = seconds + out.stats.seconds, count + 1, out
-                    running = {"items_done": len(items) - len(todo) + count,
-                               "seconds_per_item": seconds / count}
-                    postfix = {"s/item": f"{seconds / count:.2f}"}
-                    if main:
-                        so_far = [(i, d) for i, d in items if str(d["id"]) in done]
-                        value = score_samples(task, so_far, done).metrics.get(main)
-                        running[f"running/{main}"] = value
-                        if value is not None:
-                            postfix[main] = f"{value:.3f}"
-                    logger.log_metrics(running, step=running["items_done"])
-                    bar.set_postfix(postfix, refresh=False)
-                    bar.update(1)
+            # all items in one call: a finished item's place in the batch is refilled at once,
+            # and each item is written (and flushed) as soon as it finishes
+            self.decoder.generate_batch(
+                prompts, max_new_tokens=self.max_new_tokens, stop=self.stop,
+                batch_size=self.batch_size, shared_prefix=task.shared_prefix, on_output=write)
         finally:
             bar.close()
         return done

@@ -283,6 +283,10 @@ def test_several_prompts_advance_together_and_match_one_at_a_time():
     assert [o.text for o in many] == [o.text for o in one]
     assert [[r.winner for r in o.trace] for o in many] == [[r.winner for r in o.trace] for o in one]
     assert forwards_many < forwards_one
+    seen = []
+    dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], batch_size=3,
+                       on_output=lambda i, out: seen.append((i, out.text, out.prompt)))
+    assert sorted(seen) == [(i, o.text, p) for i, (o, p) in enumerate(zip(one, prompts))]
     greedy = Greedy([lm])
     assert ([o.text for o in greedy.generate_batch(prompts, max_new_tokens=6, batch_size=4)]
             == [o.text for o in greedy.generate_batch(prompts, max_new_tokens=6)])
