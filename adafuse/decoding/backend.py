@@ -17,6 +17,7 @@ against.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Hashable, Sequence
@@ -89,9 +90,10 @@ class Runner:
             return False
 
     @torch.inference_mode()
-    def __call__(self, ids, cache, mask, positions, gather, charge) -> torch.Tensor:
+    def __call__(self, ids, cache, mask, positions, gather, charge) -> tuple[torch.Tensor, float, int]:
         """ids [rows, width]; mask [rows, cached + width] or None; positions [rows, width] or
-        None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters."""
+        None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters.
+        Returns the gathered logits [len(gather), vocab], the seconds taken and tokens fed."""
         lm = self.lm
         if self._head_path is None:
             self._head_path = self._check_head_path(ids)
@@ -278,14 +280,17 @@ def _new_cache(layers, room: int = 0):
 
     cache = DynamicCache()
     if room and layers and hasattr(cache, "layers"):
-        cache.layers = [_GrowingLayer(k, v, room) for k, v in layers]
+        growing = _growing_layer_class()
+        cache.layers = [growing(k, v, room) for k, v in layers]
         return cache
     for i, (k, v) in enumerate(layers):
         cache.update(k, v, i)
     return cache
 
 
+@functools.cache
 def _growing_layer_class():
+    """Defined on first use, so that importing adafuse does not import transformers."""
     from transformers.cache_utils import DynamicLayer
 
     class GrowingLayer(DynamicLayer):
@@ -324,16 +329,6 @@ def _growing_layer_class():
             self.keys, self.values = self._k[:, :, : self._n], self._v[:, :, : self._n]
 
     return GrowingLayer
-
-
-_GROWING = None
-
-
-def _GrowingLayer(keys, values, room):
-    global _GROWING
-    if _GROWING is None:
-        _GROWING = _growing_layer_class()
-    return _GROWING(keys, values, room)
 
 
 def stack_caches(parts: Sequence[tuple[object, int]], width: int, room: int = 0):
@@ -393,8 +388,6 @@ class _Context:
 
 
 class CachedEngine(Engine):
-    reuses_own_spans = True
-
     """Keeps each prompt's KV cache and the logits after its last committed token.
 
     - branches continue from the committed caches, all rows of all prompts in one forward;
@@ -402,6 +395,8 @@ class CachedEngine(Engine):
       prompt in one padded forward; the winner's row then becomes the committed cache;
     - a commit that re-tokenises earlier ids differently rolls back to the common prefix.
     """
+
+    reuses_own_spans = True
 
     def __init__(self, lm, total: ModelCost | None = None):
         super().__init__(lm, total)
