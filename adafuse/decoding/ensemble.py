@@ -131,13 +131,27 @@ class AdaFuse(Decoder):
         """One round for every prompt of the batch; returns the keys that finished."""
         keys = list(states)
         tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
-        proposed = [  # per model: {key: (proposals, margins, explored, own spans)}
+        proposed = self._propose(engines, keys, tails, stop)
+        pools = {k: pool_proposals([proposed[m][k][0] for m in range(len(engines))]) for k in keys}
+        nlls, merged = self._score(states, engines, keys, proposed, pools)
+        return self._commit(states, engines, keys, proposed, pools, nlls, merged, stop, tail_len,
+                            max_new_tokens)
+
+    def _propose(self, engines, keys, tails, stop) -> list[dict]:
+        """Step 1, per model: {key: (proposals, margins, explored, own spans or None)}.
+
+        A subclass with another proposal rule (a baseline) overrides this step only."""
+        return [
             propose(engine, keys, m, tails, theta=self.theta_delta, max_words=self.max_words,
                     num_candidates=self.num_candidates, stop=stop)
             for m, engine in enumerate(engines)
         ]
-        pools = {k: pool_proposals([proposed[m][k][0] for m in range(len(engines))]) for k in keys}
 
+    def _score(self, states, engines, keys, proposed, pools) -> tuple[list[dict], dict]:
+        """Step 3: every model's mean NLL of every pooled proposal, one batched forward per model.
+
+        Returns ({key: [nll per proposal]} per model, {key: models whose scoring re-tokenised
+        across the commit boundary})."""
         nlls: list[dict] = []
         merged: dict = {k: [] for k in keys}
         for m, engine in enumerate(engines):
@@ -150,10 +164,11 @@ class AdaFuse(Decoder):
                 if any(s < len(committed) for s in starts):
                     merged[k].append(m)
                 nll_m[k] = [None] * len(rows)
-                if engine.reuses_own_spans:
+                spans = proposed[m][k][3]
+                if engine.reuses_own_spans and spans is not None:
                     # a model's own span was scored while it was generated: same tokens, same
                     # context, so only the other proposals need a forward
-                    own = {(p.text, p.terminal): span for p, span in zip(proposed[m][k][0], proposed[m][k][3])}
+                    own = {(p.text, p.terminal): span for p, span in zip(proposed[m][k][0], spans)}
                     for i, (p, row, start) in enumerate(zip(pools[k], rows, starts)):
                         if p.key in own and start == len(committed):
                             nll_m[k][i] = own[p.key].nll(row[start:])
@@ -166,7 +181,11 @@ class AdaFuse(Decoder):
                     for i, v in zip(todo, scored[k]):
                         nll_m[k][i] = v
             nlls.append(nll_m)
+        return nlls, merged
 
+    def _commit(self, states, engines, keys, proposed, pools, nlls, merged, stop, tail_len,
+                max_new_tokens) -> list:
+        """Steps 2 and 4: the winner of each pool is appended for every model."""
         finished, commits = [], {}
         for k in keys:
             state, pool = states[k], pools[k]
