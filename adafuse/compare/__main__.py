@@ -1,0 +1,81 @@
+"""Compare runs in the terminal, in an HTML report, or in W&B.
+
+    python -m adafuse.compare runs/triviaqa/2026-11-27_21-06-39 runs/triviaqa/2026-11-27_21-30-00
+    python -m adafuse.compare runs/ --html report.html              # every run below runs/
+    python -m adafuse.compare runs/triviaqa --html r.html --pair <run A> <run B>
+    python -m adafuse.compare runs/triviaqa --wandb                 # offline without a key
+
+Arguments are run folders, sweep folders or folders above them. Folders that cannot be read
+(empty, interrupted before the first item, damaged) are left out with a one-line note.
+Exit status 2 when no run could be read, or a --pair run is not among them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adafuse.compare.disagree import default_pair
+from adafuse.compare.load import Run, load_runs
+from adafuse.compare.table import terminal_report
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m adafuse.compare", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or runs folders")
+    parser.add_argument("--html", type=Path, metavar="OUT.html", help="write the report to this file")
+    parser.add_argument("--pair", nargs=2, metavar=("A", "B"),
+                        help="the two runs whose per-item disagreements the report shows "
+                             "(folders, or the end of their paths); default: on the task with the "
+                             "most runs, its best ensemble run against its best single model")
+    parser.add_argument("--title", default="AdaFuse runs compared", help="the report's title")
+    parser.add_argument("--wandb", action="store_true", help="log the Table-1 grid and the runs as W&B tables")
+    parser.add_argument("--wandb-dir", type=Path, default=Path("runs/compare"),
+                        help="where W&B keeps its files (default: runs/compare)")
+    parser.add_argument("--project", default="adafuse", help="the W&B project")
+    return parser.parse_args(argv)
+
+
+def find_run(runs: list[Run], name: str) -> Run | None:
+    """The run at folder `name`, or the only run whose path ends with it."""
+    target = Path(name).resolve()
+    exact = [r for r in runs if r.path.resolve() == target]
+    if exact:
+        return exact[0]
+    suffix = [r for r in runs if str(r.path.resolve()).endswith(name.rstrip("/"))]
+    return suffix[0] if len(suffix) == 1 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs, notes = load_runs(args.paths)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not runs:
+        print("error: no runs to compare", file=sys.stderr)
+        return 2
+    print(terminal_report(runs))
+    if args.pair:
+        pair = tuple(find_run(runs, name) for name in args.pair)
+        missing = [name for name, run in zip(args.pair, pair) if run is None]
+        if missing:
+            print(f"error: --pair: no run (or several) at {', '.join(missing)}", file=sys.stderr)
+            return 2
+    else:
+        pair = default_pair(runs)
+    if args.html:
+        from adafuse.compare.html import render_report
+
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(render_report(runs, notes, pair, title=args.title), encoding="utf-8")
+        print(f"\nreport: {args.html}")
+    if args.wandb:
+        from adafuse.compare.wandb_table import log_to_wandb
+
+        print(log_to_wandb(runs, args.wandb_dir, project=args.project))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

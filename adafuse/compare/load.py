@@ -1,0 +1,348 @@
+"""Reading run folders: one `Run` per folder written by `adafuse.run` (or `adafuse.merge`).
+
+    runs, notes = load_runs([Path("runs/triviaqa/2026-11-27_21-06-39"), Path("runs/gsm8k")])
+
+A path may be a run folder, a sweep folder or any folder above them: run folders are found
+below it. A run that was stopped early (results.json without metrics, or missing, while
+samples.jsonl holds finished items) is read as a partial run, scored over its finished items.
+Whatever cannot be read becomes a one-line note instead of an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adafuse.errors import AdaFuseError
+from adafuse.runner.rundir import RESULTS, SAMPLES, TRACE, read_jsonl
+
+# decoder settings that change how fast a run goes, not what it decodes
+PLUMBING = ("name", "mode", "batch_size")
+# short names of the decoder settings, for labels
+SHORT = {"theta_delta": "θ", "max_words": "w", "num_candidates": "B"}
+SKIPPED_DIRS = (".hydra", "wandb")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    task: str  # "prompt" in prompt mode
+    main_metric: str | None
+    metrics: dict[str, float]
+    n_items: int | None  # items the run was meant to decode
+    n_done: int  # items finished
+    cost: dict[str, Any]
+    complete: bool
+    sweep: str | None = None  # "<task>/<sweep folder>" for a job of a multirun
+    _samples: list[dict] | None = field(default=None, repr=False)
+
+    # --- what was run -----------------------------------------------------------------------
+
+    @property
+    def decoder(self) -> str:
+        return str((self.config.get("decoder") or {}).get("name") or "?")
+
+    def setting(self, key: str) -> Any:
+        return (self.config.get("decoder") or {}).get(key)
+
+    @property
+    def theta_delta(self) -> float | None:
+        return self.setting("theta_delta")
+
+    @property
+    def max_words(self) -> int | None:
+        return self.setting("max_words")
+
+    @property
+    def num_candidates(self) -> int | None:
+        return self.setting("num_candidates")
+
+    @property
+    def model_names(self) -> list[str]:
+        """The models of the set, by short name (alias, or the last part of a path or hub id)."""
+        return [model_name(spec) for spec in self.config.get("models") or []]
+
+    @property
+    def is_single(self) -> bool:
+        """One model decodes (greedy, or any decoder with a `model_index`, or a set of one)."""
+        return self.setting("model_index") is not None or len(self.model_names) == 1
+
+    @property
+    def models(self) -> list[str]:
+        """The models that decode in this run: the chosen one for a single-model decoder."""
+        names = self.model_names
+        index = self.setting("model_index")
+        if index is not None and 0 <= index < len(names):
+            return [names[index]]
+        return names
+
+    @property
+    def model_set(self) -> str:
+        """The model set the run belongs to (all its models, also for a single-model run)."""
+        return " + ".join(self.model_names) or "?"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The decoder's key settings: everything in its config but plumbing, None values and
+        the model index (shown as the model instead)."""
+        decoder = self.config.get("decoder") or {}
+        return {k: v for k, v in decoder.items()
+                if k not in PLUMBING and k != "model_index" and v is not None}
+
+    @property
+    def system(self) -> str:
+        """A name for the system, the same across tasks: decoder, key settings, models."""
+        parts = [self.decoder] + [f"{SHORT.get(k, k)}={format_value(v)}" for k, v in self.settings.items()]
+        return f"{' '.join(parts)} · {' + '.join(self.models) or '?'}"
+
+    # --- what it cost -----------------------------------------------------------------------
+
+    @property
+    def main(self) -> float | None:
+        return self.metrics.get(self.main_metric) if self.main_metric else None
+
+    @property
+    def seconds_per_item(self) -> float | None:
+        return self.cost.get("seconds_per_item")
+
+    @property
+    def forwards_per_word(self) -> float | None:
+        forwards, words = self.cost.get("forwards"), self.cost.get("words")
+        return forwards / words if forwards is not None and words else None
+
+    # --- per item ---------------------------------------------------------------------------
+
+    @property
+    def samples(self) -> list[dict]:
+        if self._samples is None:
+            self._samples = read_samples(self.path)
+        return self._samples
+
+    @functools.cached_property
+    def trace(self) -> dict[str, list[dict]]:
+        """Trace rows by item id, in round order (empty for decoders that keep no trace)."""
+        rows: dict[str, list[dict]] = {}
+        try:
+            records = read_jsonl(self.path / TRACE)
+        except (AdaFuseError, OSError):  # a damaged trace only costs the divergence view
+            records = []
+        for row in records:
+            rows.setdefault(str(row.get("id")), []).append(row)
+        for item_rows in rows.values():
+            item_rows.sort(key=lambda r: r.get("round", 0))
+        return rows
+
+    @property
+    def span_words(self) -> list[int]:
+        return [w for s in self.samples for w in s.get("span_words") or []]
+
+    @property
+    def uncertain_shares(self) -> list[float]:
+        return [s["uncertain_share"] for s in self.samples if s.get("uncertain_share") is not None]
+
+    @property
+    def label(self) -> str:
+        """The run's folder, short: its sweep job name or <task>/<folder>."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+def model_name(spec: Any) -> str:
+    if not isinstance(spec, dict):
+        return str(spec)
+    name = spec.get("alias") or spec.get("name") or "?"
+    return Path(str(name)).name or str(name)
+
+
+def read_samples(path: Path) -> list[dict]:
+    """The finished items of a run folder; a torn last line (a killed run) is left out."""
+    records = read_jsonl(path / SAMPLES)
+    seen, unique = set(), []
+    for record in records:
+        key = str(record.get("id"))
+        if key not in seen:
+            seen.add(key)
+            unique.append(record)
+    return unique
+
+
+# --- finding run folders ---------------------------------------------------------------------
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / RESULTS).is_file() or (path / SAMPLES).is_file()
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Run folders at or below `root`, sorted; a run folder's own subfolders are not searched."""
+    if is_run_dir(root):
+        return [root]
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        here = Path(dirpath)
+        if here != root and is_run_dir(here):
+            found.append(here)
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
+    return sorted(found)
+
+
+def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
+    """Every run below `paths`, each once, and a note for each path or folder left out."""
+    runs: list[Run] = []
+    notes: list[str] = []
+    seen: set[Path] = set()
+    for root in paths:
+        if not root.exists():
+            notes.append(f"{root}: no such folder; skipped")
+            continue
+        dirs = find_run_dirs(root) if root.is_dir() else []
+        if not dirs:
+            notes.append(f"{root}: no run folders in it; skipped")
+            continue
+        for path in dirs:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            run, note = load_run(path)
+            if note:
+                notes.append(f"{path}: {note}")
+            if run is not None:
+                runs.append(run)
+    return runs, notes
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+def load_run(path: Path) -> tuple[Run | None, str | None]:
+    """(run, note): the run, or None when it cannot be shown; a note when something is off."""
+    results, problem = _read_results(path)
+    config = (results or {}).get("config") or _hydra_config(path)
+    if config is None:
+        return None, f"{problem or 'results.json has no config'} and no .hydra/config.yaml; skipped"
+    task = ((config.get("task") or {}).get("name")) or (results or {}).get("task", {}).get("name") or "prompt"
+    sweep = _sweep_name(path, results, task)
+    if results and results.get("status") == "complete":
+        samples = None
+        main_metric = results.get("main_metric")
+        metrics = {k: v for k, v in (results.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        note = None
+        if main_metric and main_metric not in metrics:
+            note = f"no {main_metric} in its metrics"
+        return Run(path, config, task, main_metric, metrics, results.get("n_items"),
+                   results.get("n_items", 0) - (results.get("n_missing") or 0),
+                   results.get("cost") or {}, True, sweep, samples), note
+    # stopped early: score what it finished
+    try:
+        samples = read_samples(path)
+    except (AdaFuseError, OSError) as exc:
+        return None, f"{SAMPLES} unreadable ({first_line(exc)}); skipped"
+    if not samples:
+        return None, f"{problem or 'not finished'}, no finished items yet; skipped"
+    main_metric, metrics, how = score_partial(task, results, samples)
+    limit = (config.get("task") or {}).get("limit")
+    n_items = limit if isinstance(limit, int) else None
+    note = (f"{problem or 'not finished'}: partial, {len(samples)}"
+            f"{f' of {n_items}' if n_items else ''} items, {how}")
+    return Run(path, config, task, main_metric, metrics, n_items, len(samples),
+               cost_totals(samples), False, sweep, samples), note
+
+
+def _read_results(path: Path) -> tuple[dict | None, str | None]:
+    file = path / RESULTS
+    if not file.is_file():
+        return None, f"no {RESULTS}"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{RESULTS} unreadable ({first_line(exc)})"
+    if not isinstance(data, dict):
+        return None, f"{RESULTS} is not an object"
+    return data, None
+
+
+def _hydra_config(path: Path) -> dict | None:
+    """The composed config Hydra saved, resolved (a run killed before its first item has
+    no config in results.json)."""
+    file = path / ".hydra" / "config.yaml"
+    if not file.is_file():
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(OmegaConf.load(file), resolve=True)
+    except Exception:  # noqa: BLE001 - YAML, OmegaConf or OS errors alike: no usable config
+        return None
+
+
+def _sweep_name(path: Path, results: dict | None, task: str) -> str | None:
+    sweep_dir = (results or {}).get("sweep_dir")
+    if sweep_dir:
+        return f"{task}/{Path(sweep_dir).name}"
+    if (path.parent / "multirun.yaml").is_file():
+        return f"{task}/{path.parent.name}"
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def score_partial(task: str, results: dict | None, samples: list[dict]) -> tuple[str | None, dict, str]:
+    """(main metric, metrics, how): the task's metrics over the finished items, or, when the
+    task cannot be loaded, the mean of the per-item scores the samples hold."""
+    if task != "prompt":
+        try:
+            from adafuse.tasks import get_task
+
+            source = ((results or {}).get("task") or {}).get("source")
+            scorer = get_task(task, source=None if source in (None, "bundled") else source)
+            scored = scorer.score([s.get("response") for s in samples],
+                                  [{"answer": s.get("gold")} for s in samples])
+            return scored.main_metric, scored.metrics, "scored over those"
+        except Exception:  # noqa: BLE001, S110 - unknown task, data or metric: fall back below
+            pass
+    names = sorted({k for s in samples for k in (s.get("scores") or {})})
+    metrics = {}
+    for name in names:
+        values = [s["scores"][name] for s in samples if isinstance((s.get("scores") or {}).get(name), (int, float))]
+        if values:
+            metrics[name] = sum(values) / len(values)
+    main = ((results or {}).get("task") or {}).get("main_metric")
+    if main not in metrics:
+        main = names[0] if len(names) == 1 else main
+    return main, metrics, "mean of per-item scores" if metrics else "no scores"
+
+
+def cost_totals(samples: list[dict]) -> dict[str, Any]:
+    """The cost totals results.json would hold, from the samples (a partial run)."""
+    n = len(samples) or 1
+    seconds = sum(((s.get("seconds") or {}).get("decode") or 0.0) for s in samples)
+    forwards = sum(((s.get("cost") or {}).get("forwards") or 0) for s in samples)
+    spans = [w for s in samples for w in s.get("span_words") or []]
+    shares = [s["uncertain_share"] for s in samples if s.get("uncertain_share") is not None]
+    return {
+        "forwards": forwards,
+        "words": sum(s.get("words") or 0 for s in samples),
+        "rounds": sum(s.get("rounds") or 0 for s in samples),
+        "decode_seconds": seconds,
+        "seconds_per_item": seconds / n,
+        "forwards_per_item": forwards / n,
+        "mean_span_words": sum(spans) / len(spans) if spans else None,
+        "mean_uncertain_share": sum(shares) / len(shares) if shares else None,
+    }
