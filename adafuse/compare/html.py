@@ -224,14 +224,14 @@ SPAN_BINS = ("1 word", "2 words", "3 words", "4+ words")
 def section_spans(tasks: dict[str, list[Run]]) -> str:
     charts = []
     for task, group in tasks.items():
-        runs = [r for r in group if r.span_words]
+        runs = [r for r in group if r.span_words and not r.is_single]  # one model: no rounds
         if not runs:
             continue
         runs.sort(key=lambda r: (r.decoder, r.theta_delta if r.theta_delta is not None else -1,
                                  r.max_words or 0, r.label))
         share_rows, span_rows = [], []
         for run in runs:
-            label = f"{point_label(run)} · {run.decoder}" if not run.is_single else point_label(run)
+            label = f"{point_label(run)} · {run.decoder}"
             shares = run.uncertain_shares
             if shares:
                 mean = sum(shares) / len(shares)
