@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # CPU build of torch from this machine's disk; GPU users: make install TORCH=torch (or their own)
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+RUNS ?= runs
+REPORT ?= runs/report.html
 
 .DEFAULT_GOAL := help
 
@@ -35,7 +37,10 @@ test-fast: install  ## tests without the real models
 clean:  ## remove the venv and caches (not the model cache in ~/.cache/adafuse)
 	rm -rf $(VENV) .pytest_cache
 
-.PHONY: help install run test test-fast clean bench
+.PHONY: help install run test test-fast clean bench compare
 
 bench: install  ## decoding speed: greedy vs AdaFuse cached vs recompute, ratios side by side
 	$(PY) bench/decode_speed.py $(ARGS)
+
+compare: install  ## compare the runs under RUNS (default runs/): tables here, the HTML report in REPORT
+	$(PY) -m adafuse.compare $(RUNS) --html $(REPORT) $(ARGS)
