@@ -286,6 +286,10 @@ def item_html(d: Disagreement, names: tuple[str, str]) -> str:
             + divergence_html(f"B ({names[1]})", d.divergence[1]) + "</div>")
 
 
+def model_key(run: Run) -> str:
+    return ", ".join(f"{i} = {name}" for i, name in enumerate(run.model_names))
+
+
 def section_disagreements(pair: tuple[Run, Run] | None, limit: int = 30) -> str:
     if pair is None:
         return ""
@@ -294,7 +298,8 @@ def section_disagreements(pair: tuple[Run, Run] | None, limit: int = 30) -> str:
             f"(<code>{escape(a.label)}</code>), B = {escape(b.system)} (<code>{escape(b.label)}</code>), "
             f"task {escape(a.task)}. Items whose extracted answers differ, those where only one is right "
             "first. For each run: the round that committed the first character where the two "
-            "responses part, with that round's proposals.</p>")
+            "responses part, with that round's proposals (by: proposing models, "
+            f"{escape(model_key(a))}; score: the ensemble's mean NLL, lowest wins).</p>")
     if a.task != b.task:
         return head + f"<p>Not comparable: A is a {escape(a.task)} run, B a {escape(b.task)} run.</p>"
     items = disagreements(a, b)

@@ -217,7 +217,10 @@ def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
             if path.resolve() in seen:
                 continue
             seen.add(path.resolve())
-            run, note = load_run(path)
+            try:
+                run, note = load_run(path)
+            except Exception as exc:  # noqa: BLE001 - one odd folder must not stop the others
+                run, note = None, f"unreadable ({type(exc).__name__}: {first_line(exc)}); skipped"
             if note:
                 notes.append(f"{path}: {note}")
             if run is not None:
@@ -234,18 +237,22 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
     config = (results or {}).get("config") or _hydra_config(path)
     if config is None:
         return None, f"{problem or 'results.json has no config'} and no .hydra/config.yaml; skipped"
-    task = ((config.get("task") or {}).get("name")) or (results or {}).get("task", {}).get("name") or "prompt"
+    if not well_formed(config):
+        return None, "its config is not one adafuse.run writes (models, task, decoder); skipped"
+    task = (config.get("task") or {}).get("name") or ((results or {}).get("task") or {}).get("name") or "prompt"
     sweep = _sweep_name(path, results, task)
     if results and results.get("status") == "complete":
         samples = None
         main_metric = results.get("main_metric")
-        metrics = {k: v for k, v in (results.get("metrics") or {}).items() if isinstance(v, (int, float))}
+        metrics = results.get("metrics") if isinstance(results.get("metrics"), dict) else {}
+        metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         note = None
         if main_metric and main_metric not in metrics:
             note = f"no {main_metric} in its metrics"
-        return Run(path, config, task, main_metric, metrics, results.get("n_items"),
-                   results.get("n_items", 0) - (results.get("n_missing") or 0),
-                   results.get("cost") or {}, True, sweep, samples), note
+        n_items = results.get("n_items") if isinstance(results.get("n_items"), int) else 0
+        cost = results.get("cost") if isinstance(results.get("cost"), dict) else {}
+        return Run(path, config, task, main_metric, metrics, n_items,
+                   n_items - (results.get("n_missing") or 0), cost, True, sweep, samples), note
     # stopped early: score what it finished
     try:
         samples = read_samples(path)
@@ -260,6 +267,14 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
             f"{f' of {n_items}' if n_items else ''} items, {how}")
     return Run(path, config, task, main_metric, metrics, n_items, len(samples),
                cost_totals(samples), False, sweep, samples), note
+
+
+def well_formed(config: Any) -> bool:
+    """The parts of a config the comparison reads have the types adafuse.run gives them."""
+    return (isinstance(config, dict)
+            and isinstance(config.get("decoder") or {}, dict)
+            and isinstance(config.get("task") or {}, dict)
+            and isinstance(config.get("models") or [], list))
 
 
 def _read_results(path: Path) -> tuple[dict | None, str | None]:

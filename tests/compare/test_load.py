@@ -104,3 +104,15 @@ def test_prompt_mode_runs_have_no_task_metrics(tmp_path):
         "cost": {"forwards": 8, "words": 2}, "config": {"task": None, "decoder": {"name": "adafuse"}}}))
     run, note = load_run(Path(path))
     assert run.task == "prompt" and run.main is None and note is None
+
+
+def test_results_of_another_shape_are_skipped_with_a_note(tmp_path):
+    for name, data in (("list", []), ("decoder", {"status": "complete", "config": {"decoder": "adafuse"}}),
+                       ("metrics", {"status": "complete", "config": {"decoder": {"name": "x"}}, "metrics": [1], "n_items": None})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(data))
+    runs, notes = load_runs([tmp_path])
+    assert [r.path.name for r in runs] == ["metrics"]  # read, with nothing to show but its folder
+    assert sorted(n.split(": ", 1)[1] for n in notes) == [
+        "its config is not one adafuse.run writes (models, task, decoder); skipped",
+        "results.json is not an object and no .hydra/config.yaml; skipped"]
