@@ -43,45 +43,58 @@ class Greedy(Decoder):
         return outs
 
     def _decode_chunk(self, engine, prompts, max_new_tokens, stop) -> list[Output]:
-        lm = self.lm
-        n = len(prompts)
-        stats = [Stats(models=[ModelCost(lm.name)]) for _ in prompts]
-        for key, prompt in enumerate(prompts):
-            started = time.perf_counter()
-            self.add_prompt(engine, self.model_index, key, lm.format_prompt(prompt), stats[key].models[0])
-            stats[key].seconds += time.perf_counter() - started
-        decoders = [ContinuationDecoder(lm, engine.ids[k]) for k in range(n)]
-        tokens: list[list[int]] = [[] for _ in prompts]
-        texts, finish = [""] * n, ["length"] * n
-        rows = engine.open_rows(list(range(n)))
-        next_token = [margin_and_top(engine.context_logits(k), 1)[1][0] for k in range(n)]
-        live = list(range(n))
-        while live:
-            started = time.perf_counter()
-            still = []
-            for k in live:
-                token = next_token[k]
-                if token in lm.eos_ids:
-                    finish[k] = "eos"
-                    continue
-                tokens[k].append(token)
-                previous, texts[k] = texts[k], decoders[k](tokens[k])
-                found = find_stop(texts[k], max(0, len(previous) - 1), stop)
-                if found is not None:
-                    texts[k], finish[k] = texts[k][: found[0]], "stop"
-                    continue
-                if len(tokens[k]) < max_new_tokens:
-                    still.append(k)
-            if still:
-                logits = rows.extend(still, [tokens[k][-1] for k in still])
-                for j, k in enumerate(still):
-                    next_token[k] = margin_and_top(logits[j], 1)[1][0]
-            share = (time.perf_counter() - started) / len(live)
-            for k in live:
-                stats[k].seconds += share
-            live = still
-        for k in range(n):
-            stats[k].rounds = stats[k].new_tokens = len(tokens[k])
-            stats[k].words = word_count(texts[k])
+        return [out for out, _ in decode_chunk(self, engine, self.model_index, prompts, max_new_tokens, stop)]
+
+
+def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, stop,
+                 keep: bool = False) -> list[tuple[Output, str]]:
+    """Greedy decoding of `prompts` (keys 0..n-1) by model `index` of `decoder` on `engine`.
+
+    Returns (output, end) per prompt, `end` being the stop string that ended it ("" if none).
+    With `keep`, the prompts stay in the engine (their committed ids are the prompt alone), so
+    the caller can score texts after them; it removes them itself."""
+    lm = decoder.models[index]
+    n = len(prompts)
+    stats = [Stats(models=[ModelCost(lm.name)]) for _ in prompts]
+    for key, prompt in enumerate(prompts):
+        started = time.perf_counter()
+        decoder.add_prompt(engine, index, key, lm.format_prompt(prompt), stats[key].models[0])
+        stats[key].seconds += time.perf_counter() - started
+    decoders = [ContinuationDecoder(lm, engine.ids[k]) for k in range(n)]
+    tokens: list[list[int]] = [[] for _ in prompts]
+    texts, finish, ends = [""] * n, ["length"] * n, [""] * n
+    rows = engine.open_rows(list(range(n)))
+    next_token = [margin_and_top(engine.context_logits(k), 1)[1][0] for k in range(n)]
+    live = list(range(n))
+    while live:
+        started = time.perf_counter()
+        still = []
+        for k in live:
+            token = next_token[k]
+            if token in lm.eos_ids:
+                finish[k] = "eos"
+                continue
+            tokens[k].append(token)
+            previous, texts[k] = texts[k], decoders[k](tokens[k])
+            found = find_stop(texts[k], max(0, len(previous) - 1), stop)
+            if found is not None:
+                ends[k] = texts[k][found[0] : found[1]]
+                texts[k], finish[k] = texts[k][: found[0]], "stop"
+                continue
+            if len(tokens[k]) < max_new_tokens:
+                still.append(k)
+        if still:
+            logits = rows.extend(still, [tokens[k][-1] for k in still])
+            for j, k in enumerate(still):
+                next_token[k] = margin_and_top(logits[j], 1)[1][0]
+        share = (time.perf_counter() - started) / len(live)
+        for k in live:
+            stats[k].seconds += share
+        live = still
+    for k in range(n):
+        stats[k].rounds = stats[k].new_tokens = len(tokens[k])
+        stats[k].words = word_count(texts[k])
+        if not keep:
             engine.remove(k)
-        return [Output(text=texts[k], finish_reason=finish[k], trace=[], stats=stats[k]) for k in range(n)]
+    return [(Output(text=texts[k], finish_reason=finish[k], trace=[], stats=stats[k]), ends[k])
+            for k in range(n)]

@@ -1,0 +1,120 @@
+"""Sample-level ensemble: each model writes its greedy answer, every model scores every answer.
+
+    python -m adafuse.run decoder=rerank task=triviaqa
+
+Each model decodes its full answer alone, exactly as the greedy decoder does (same stop
+strings and budget, in that model's own tokens; the code is greedy.py's). Then every model
+scores every answer by mean NLL given its prompt, boundary-aware as AdaFuse scores a span, and
+the answer with the lowest ensemble score (weighted mean over models) is the output; ties go to
+the earlier model. An answer is scored with the end that ended it, as a terminal AdaFuse
+proposal is: the stop string that cut it, or each scoring model's own EOS; an answer that ran
+out of budget is scored as it stands.
+
+Its trace is one round: the candidates (identical answers merged, their proposers listed), each
+model's NLL of each, the ensemble scores and the winner. The cost counts both greedy decodes and
+the scoring forward (one per model, all answers of a batch together, on the prompt's KV cache
+kept from the decode). A model's own answer is scored again in that forward rather than taken
+from its decode's logits: it costs its tokens once more, and keeps cached and recompute modes,
+and every model, on the same footing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+from adafuse.decoding.base import Decoder
+from adafuse.decoding.ensemble import NEAR_TIE_NATS, pick_winner, pool_proposals
+from adafuse.decoding.greedy import decode_chunk
+from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
+from adafuse.decoding.scoring import ensemble_score, proposal_rows
+from adafuse.decoding.text import word_count
+from adafuse.errors import AdaFuseError
+
+
+class Rerank(Decoder):
+    """Picks, among the models' greedy answers, the one the ensemble finds most likely."""
+
+    name = "rerank"
+
+    def __init__(self, models: Sequence, *, weights: Sequence[float] | None = None,
+                 mode: str = "cached"):
+        super().__init__(models, mode=mode)
+        if weights is None:
+            weights = [getattr(m, "weight", 1.0) for m in self.models]
+        weights = [float(w) for w in weights]
+        if len(weights) != len(self.models):
+            raise AdaFuseError(
+                f"weights={weights} has {len(weights)} entries for {len(self.models)} models")
+        if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
+            raise AdaFuseError(f"weights={weights}: each must be >= 0 and their sum > 0")
+        self.weights = weights
+
+    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
+        totals = [ModelCost(lm.name) for lm in self.models]
+        engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
+        results: list[Output] = []
+        for at in range(0, len(prompts), batch_size):
+            chunk = self._decode_chunk(engines, prompts[at : at + batch_size], max_new_tokens, stop)
+            for j, out in enumerate(chunk):
+                finished(at + j, out)
+            results += chunk
+        self.last_totals = totals
+        return results
+
+    def _decode_chunk(self, engines, prompts, max_new_tokens, stop) -> list[Output]:
+        n, models = len(prompts), range(len(self.models))
+        # answers[m][k]: (model m's greedy output for prompt k, the stop string that ended it)
+        answers = [decode_chunk(self, engines[m], m, prompts, max_new_tokens, stop, keep=True)
+                   for m in models]
+        pools = [pool_proposals([[_candidate(m, *answers[m][k])] for m in models]) for k in range(n)]
+
+        started = time.perf_counter()
+        nlls, merged = [], [[] for _ in range(n)]
+        for m, engine in enumerate(engines):
+            requests = {}
+            for k in range(n):
+                committed = engine.ids[k]  # the prompt's ids: the decode left them committed
+                context = self.models[m].format_prompt(prompts[k])
+                rows, starts = proposal_rows(engine.lm, committed, context, pools[k])
+                if any(s < len(committed) for s in starts):
+                    merged[k].append(m)
+                requests[k] = (rows, starts)
+            nlls.append(engine.score(requests))  # charged to the cost of each prompt's decode
+            for k in range(n):
+                engine.remove(k)
+        share = (time.perf_counter() - started) / n
+
+        outputs = []
+        for k in range(n):
+            pool = pools[k]
+            for i, p in enumerate(pool):
+                p.nll = [nlls[m][k][i] for m in models]
+                p.score = ensemble_score(p.nll, self.weights)
+            winner = pick_winner(pool)
+            scores = sorted(p.score for p in pool)
+            trace = [Round(index=0, margins=[[] for _ in models], explored=[False for _ in models],
+                           proposals=pool, winner=winner, boundary_merge=merged[k],
+                           near_tie=len(scores) > 1 and scores[1] - scores[0] < NEAR_TIE_NATS)]
+            best, _ = answers[pool[winner].proposers[0]][k]
+            stats = Stats(models=[ModelCost(lm.name) for lm in self.models], seconds=share,
+                          rounds=1, words=word_count(best.text),
+                          boundary_merges=int(bool(merged[k])), near_ties=int(trace[0].near_tie))
+            for m in models:
+                decoded = answers[m][k][0].stats
+                stats.models[m].add(decoded.models[0])
+                stats.seconds += decoded.seconds
+            first = self.models[0]
+            prompt0 = first.format_prompt(prompts[k])
+            stats.new_tokens = len(first.encode(prompt0 + best.text)) - len(first.encode(prompt0))
+            outputs.append(Output(text=best.text, finish_reason=best.finish_reason, trace=trace,
+                                  stats=stats))
+        return outputs
+
+
+def _candidate(model_index: int, out: Output, end: str) -> Proposal:
+    """A greedy answer as a proposal: its text with the stop string that ended it, and how it
+    ended (an EOS is a marker: each scoring model scores its own)."""
+    terminal = {"stop": "stop", "eos": "eos"}.get(out.finish_reason)
+    return Proposal(text=out.text + end, terminal=terminal, proposers=[model_index], kind="answer")
