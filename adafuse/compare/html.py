@@ -25,6 +25,7 @@ from adafuse.compare.table import (
     by_task,
     fmt_metric,
     pareto_front,
+    pick,
     task_rows,
 )
 
@@ -128,13 +129,16 @@ def section_theta(tasks: dict[str, list[Run]]) -> str:
         for run in swept:
             lines.setdefault(line_key(run), []).append(run)
         series = []
-        for key, members in sorted(lines.items(), key=lambda kv: str(kv[0])):
-            members.sort(key=lambda r: r.theta_delta)
+        for key, runs in sorted(lines.items(), key=lambda kv: str(kv[0])):
+            by_theta: dict[float, list[Run]] = {}
+            for run in runs:
+                by_theta.setdefault(run.theta_delta, []).append(run)
+            members = [pick(by_theta[theta]) for theta in sorted(by_theta)]  # one run a θ_Δ
             series.append(svg.Series(line_label(key, list(lines)), [(r.theta_delta, r.main) for r in members],
                                      [f"{r.label}: θ_Δ={r.theta_delta:g}, {r.main_metric}={fmt_metric(r.main)}"
                                       for r in members]))
         for run in [r for r in group if r.is_single and r.main is not None]:
-            series.append(svg.Series(f"{run.decoder} · {run.models[0]} (single model)", [(0.0, run.main)],
+            series.append(svg.Series(f"{run.decoder} · {point_label(run)} (single model)", [(0.0, run.main)],
                                      [f"{run.label}: {run.main_metric}={fmt_metric(run.main)}"],
                                      dashed=True))
         charts.append(svg.line_chart(series, title=task, x_label="θ_Δ (confidence threshold on the margin)",

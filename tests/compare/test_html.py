@@ -1,0 +1,36 @@
+from compare_helpers import make_run
+
+from adafuse.compare import svg
+from adafuse.compare.html import line_key, line_label, section_theta
+from adafuse.compare.load import load_runs
+from adafuse.compare.table import by_task
+
+
+def test_theta_chart_one_line_a_setting_one_point_a_theta_and_single_models_dashed(tmp_path):
+    make_run(tmp_path / "a", theta=0.3, max_words=2, main=0.2)
+    make_run(tmp_path / "b", theta=0.3, max_words=2, main=0.4, n_items=8)  # a rerun with more items
+    make_run(tmp_path / "c", theta=0.7, max_words=2, main=0.5)
+    make_run(tmp_path / "d", theta=0.7, max_words=3, main=0.1)
+    make_run(tmp_path / "g", decoder="greedy", theta=None, max_words=None, model_index=1, main=0.3)
+    html = section_theta(by_task(load_runs([tmp_path])[0]))
+    assert html.count('class="series"') == 2 and html.count('class="point"') == 3
+    assert html.count('class="ref"') == 1 and "greedy · gemma3-270m (single model)" in html
+    assert "b: θ_Δ=0.3" in html and "a: θ_Δ=0.3" not in html
+
+
+def test_line_labels_name_only_what_differs(tmp_path):
+    make_run(tmp_path / "a", max_words=2)
+    make_run(tmp_path / "b", max_words=3, models=[{"name": "x"}, {"name": "y"}])
+    make_run(tmp_path / "c", decoder="union_topk", max_words=3)
+    keys = [line_key(r) for r in sorted(load_runs([tmp_path])[0], key=lambda r: r.path.name)]
+    assert [line_label(k, keys) for k in keys] == [
+        "adafuse max_words=2 · smollm2-135m-instruct + gemma3-270m",
+        "adafuse max_words=3 · x + y",
+        "union_topk max_words=3 · smollm2-135m-instruct + gemma3-270m"]
+    assert line_label(keys[0], keys[:1]) == "adafuse · smollm2-135m-instruct + gemma3-270m"
+
+
+def test_ticks_are_round_and_cover_the_data():
+    assert svg.nice_ticks(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert svg.nice_ticks(0.12, 0.55) == [0.0, 0.2, 0.4, 0.6]
+    assert svg.nice_ticks(3.0, 3.0) == [2.6, 2.8, 3.0, 3.2, 3.4]  # one value: a band around it
