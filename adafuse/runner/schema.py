@@ -71,6 +71,32 @@ class GreedyConf:
 
 
 @dataclass
+class FixedSpanConf:
+    name: str = "fixed_span"
+    span_words: int = 3
+    weights: Optional[List[float]] = None
+    mode: str = "cached"
+    batch_size: int = 1
+
+
+@dataclass
+class UnionTopKConf:
+    name: str = "union_topk"
+    top_k: int = 10
+    weights: Optional[List[float]] = None
+    mode: str = "cached"
+    batch_size: int = 1
+
+
+@dataclass
+class RerankConf:
+    name: str = "rerank"
+    weights: Optional[List[float]] = None
+    mode: str = "cached"
+    batch_size: int = 1
+
+
+@dataclass
 class WandbConf:
     name: str = "wandb"
     project: str = "adafuse"
@@ -93,7 +119,7 @@ class NoLoggerConf:
 class RunConfig:
     models: List[ModelConf] = field(default_factory=list)
     task: Optional[TaskConf] = None  # null: decode `prompt` alone
-    decoder: Any = None  # AdaFuseConf or GreedyConf, from the decoder group
+    decoder: Any = None  # AdaFuseConf, GreedyConf or a baseline's, from the decoder group
     logger: Any = None  # WandbConf or NoLoggerConf, from the logger group
 
     # prompt mode (no task)
@@ -184,6 +210,9 @@ def register() -> None:
     cs.store(name="adafuse_schema", node=RunConfig)
     cs.store(group="schema/decoder", name="adafuse", node=AdaFuseConf)
     cs.store(group="schema/decoder", name="greedy", node=GreedyConf)
+    cs.store(group="schema/decoder", name="fixed_span", node=FixedSpanConf)
+    cs.store(group="schema/decoder", name="union_topk", node=UnionTopKConf)
+    cs.store(group="schema/decoder", name="rerank", node=RerankConf)
     cs.store(group="schema/logger", name="wandb", node=WandbConf)
     cs.store(group="schema/logger", name="none", node=NoLoggerConf)
     cs.store(group="schema/task", name="task", node=TaskConf)
