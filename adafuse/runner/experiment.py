@@ -26,7 +26,7 @@ from adafuse.runner.rundir import RunDir
 
 log = logging.getLogger("adafuse.run")
 
-DECODERS = ("adafuse", "greedy")
+DECODERS = ("adafuse", "greedy", "fixed_span", "union_topk", "rerank")  # adafuse.decoding.DECODERS
 PROMPT_MAX_NEW_TOKENS = 32
 PROMPT_STOP = ["\n"]
 
