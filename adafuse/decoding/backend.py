@@ -4,9 +4,11 @@ An `Engine` runs one model for several prompts at once (keyed by the caller) and
 a round needs:
 - `add(key, ids)` / `remove(key)`: a prompt joins or leaves the batch;
 - `context_logits(key)`: next-token logits right after the committed ids of prompt_m + R;
-- `open_rows(keys)`: branches continuing the committed contexts (one row per key listed);
-  `Rows.extend(live, tokens)` feeds one token to each live row and returns their next-token
-  logits: one forward for all rows of all prompts;
+- `open_rows(keys, score=None)`: branches continuing the committed contexts (one row per key
+  listed); `Rows.extend(live, tokens)` feeds one token to each live row and returns their
+  next-token logits: one forward for all rows of all prompts. Rows passed as `score` are
+  scored in the first of those forwards (`prescored`), which saves a later model the
+  scoring forward for the proposals made before it;
 - `score({key: (rows, starts)})`: mean NLL of row[start:] for every row, one forward;
 - `commit({key: ids})`: the new committed ids.
 
@@ -21,7 +23,7 @@ import functools
 import inspect
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -139,6 +141,8 @@ class Engine:
         self.run = Runner(lm, self.total)
         self.costs: dict[Key, ModelCost] = {}
         self.ids: dict[Key, list[int]] = {}
+        # {key: {(row, start): mean NLL}}: rows scored ahead, with the round's first branch step
+        self.prescored: dict[Key, dict[tuple[tuple[int, ...], int], float]] = {}
 
     def _charge(self, charge: dict[Key, int], seconds: float, fed: int) -> None:
         """A batched forward counts once for each prompt it serves; its seconds are shared
@@ -167,7 +171,10 @@ class Engine:
     def context_logits(self, key: Key) -> torch.Tensor:
         raise NotImplementedError
 
-    def open_rows(self, keys: Sequence[Key]) -> "Rows":
+    def open_rows(self, keys: Sequence[Key], score=None) -> Rows:
+        """Branch rows continuing the committed contexts, one per key listed. `score`: rows
+        to score (as for `score()`) in the same forward as the first step, where the engine
+        can; their NLLs then land in `prescored`."""
         raise NotImplementedError
 
     def score(self, requests: dict[Key, tuple[list[list[int]], list[int]]]) -> dict[Key, list[float]]:
@@ -180,7 +187,7 @@ class Engine:
     # whether a proposer's own span is scored from the logits it was generated with
     reuses_own_spans = False
 
-    def remember_branches(self, rows: "Rows", branches: dict[int, tuple[list[int], list]]) -> None:
+    def remember_branches(self, rows: Rows, branches: dict[int, tuple[list[int], list]]) -> None:
         """The round's branches (row: (tokens, logits after each fed token)), which a commit
         of a model's own span may adopt."""
 
@@ -214,8 +221,8 @@ class RecomputeEngine(Engine):
         ids = self.ids[key]
         return self._full(key, [ids], [(0, len(ids) - 1)])[0]
 
-    def open_rows(self, keys):
-        return _RecomputeRows(self, keys)
+    def open_rows(self, keys, score=None):
+        return _RecomputeRows(self, keys)  # the oracle scores in score() only
 
     def score(self, requests):
         out = {}
@@ -369,6 +376,18 @@ def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None =
     return _new_cache(out, room)
 
 
+def _score_rows(requests) -> list[tuple]:
+    """score() requests as (key, row, s, p0) rows: a prompt's rows share the first fed
+    position p0, one before its earliest scored token (position p predicts token p + 1, so a
+    token at index 0 has nothing to condition on)."""
+    flat = []
+    for key, (rows, starts) in requests.items():
+        starts = [max(1, s) for s in starts]
+        p0 = min(starts) - 1
+        flat += [(key, row, s, p0) for row, s in zip(rows, starts)]
+    return flat
+
+
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
 
@@ -384,7 +403,8 @@ class PrefixCache:
 class _Context:
     cache: object = None  # batch-1 cache of the committed ids
     last_logits: torch.Tensor | None = None
-    scored: tuple | None = None  # score()'s rows (row, batch row, offset, last logits), cache
+    # this round's scoring forwards: ([(row, batch row, offset, last logits)], their cache)
+    scored: list = field(default_factory=list)
 
 
 class CachedEngine(Engine):
@@ -414,6 +434,7 @@ class CachedEngine(Engine):
     def remove(self, key):
         super().remove(key)
         self.ctx.pop(key, None)
+        self.prescored.pop(key, None)
 
     def prefill(self, ids: list[int], cost: ModelCost) -> PrefixCache:
         """Encode a shared prefix once; the result seeds `add` for every item."""
@@ -434,68 +455,86 @@ class CachedEngine(Engine):
         new = torch.tensor([ids[keep:]], dtype=torch.long)
         logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]})
         ctx = self.ctx[key]
-        ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], None
+        ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], []
 
     def context_logits(self, key):
         return self.ctx[key].last_logits
 
-    def open_rows(self, keys):
-        return _CachedRows(self, keys)
+    def open_rows(self, keys, score=None):
+        """Branch rows; with `score` (requests as for `score()`), their first step and the
+        scoring of those rows are one forward. The NLLs land in `self.prescored`."""
+        return _CachedRows(self, keys, score)
 
     def score(self, requests):
-        flat: list[tuple[Key, list[int], int, int]] = []  # key, row, start, p0
-        for key, (rows, starts) in requests.items():
-            starts = [max(1, s) for s in starts]
-            p0 = min(starts) - 1  # first position whose logits are needed
-            flat += [(key, row, s, p0) for row, s in zip(rows, starts)]
+        flat = _score_rows(requests)
+        logits, at, cache, prefix = self._feed(flat)
+        return self._collect(flat, range(len(flat)), logits, at, cache, prefix)
+
+    def _feed(self, flat):
+        """One padded forward over rows of several prompts.
+
+        flat: (key, row, s, p0) per row: row[p0:] is fed after the first p0 committed ids of
+        key's cache, and logits are gathered at positions s-1 .. len(row)-1 (the ones that
+        predict row[s:], then the last). Returns the logits, each row's first index in them,
+        the batched cache and the common prefix width (row r's cache starts at prefix - p0)."""
         prefix = max(p0 for *_, p0 in flat)
         width = max(len(row) - p0 for _, row, _, p0 in flat)
         pad = _pad_id(self.lm)
         ids = torch.full((len(flat), width), pad, dtype=torch.long)
         mask = torch.zeros((len(flat), prefix + width), dtype=torch.long)
         positions = torch.zeros((len(flat), width), dtype=torch.long)
-        gather, spans, charge = [], [], {}
+        gather, at, charge = [], [], {}
         for r, (key, row, s, p0) in enumerate(flat):
             chunk = row[p0:]
             ids[r, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
             mask[r, prefix - p0 : prefix + len(chunk)] = 1
             positions[r] = torch.arange(p0, p0 + width)
-            spans.append(len(gather))
-            gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]  # scored + last
+            at.append(len(gather))
+            gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]
             charge[key] = charge.get(key, 0) + len(chunk)
         padded = bool((mask == 0).any())
         cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix, room=width)
         logits = self.forward(ids, cache, mask if padded else None,
                               positions if padded else None, gather, charge)
-        out: dict[Key, list[float]] = {key: [] for key in requests}
-        per_key: dict[Key, list[tuple]] = {key: [] for key in requests}
-        for r, ((key, row, s, p0), at) in enumerate(zip(flat, spans)):
+        return logits, at, cache, prefix
+
+    def _collect(self, flat, batch_rows, logits, at, cache, prefix) -> dict:
+        """Mean NLLs of scored rows {key: [nll per row]}; each row's keys and values stay
+        adoptable by the commit."""
+        out: dict[Key, list[float]] = {}
+        per_key: dict[Key, list[tuple]] = {}
+        for (key, row, s, p0), r in zip(flat, batch_rows):
             n = len(row) - s
-            out[key].append(mean_nll(logits[at : at + n], row[s:]) if n > 0 else float("nan"))
-            per_key[key].append((row, r, prefix - p0, logits[at + n]))
+            first = at[r]
+            out.setdefault(key, []).append(mean_nll(logits[first : first + n], row[s:]) if n > 0 else float("nan"))
+            per_key.setdefault(key, []).append((row, r, prefix - p0, logits[first + n]))
         for key, entries in per_key.items():
-            self.ctx[key].scored = (entries, cache)
+            self.ctx[key].scored.append((entries, cache))
         return out
 
     def commit(self, updates):
         for key, ids in updates.items():
             ctx = self.ctx[key]
-            old_ids, scored, ctx.scored = self.ids[key], ctx.scored, None
+            old_ids, scored, ctx.scored = self.ids[key], ctx.scored, []
             self.ids[key] = list(ids)
             adopted = False
-            if scored is not None:
-                entries, cache = scored
+            for entries, cache in scored:
                 for row, r, offset, last in entries:
                     if row == ids:  # the winner's row already holds its keys and values
                         ctx.cache = select_rows(cache, [r], offset, len(ids))
                         ctx.last_logits = last
                         adopted = True
                         break
+                if adopted:
+                    break
             if not adopted:
                 adopted = self._adopt_branch(key, old_ids, ids)
             if not adopted:
                 self._extend(key, old_ids, ctx.cache)
+        for ctx in self.ctx.values():  # keys that finished this round keep nothing either
+            ctx.scored = []
         self._branches = None
+        self.prescored = {}
 
     def _adopt_branch(self, key, old_ids, ids) -> bool:
         """A winner this model generated itself is already in its branch's cache."""
@@ -514,16 +553,25 @@ class CachedEngine(Engine):
 
 
 class _CachedRows(Rows):
-    """Rows of several prompts in one left-padded batch cache; each step adds one column."""
+    """Rows of several prompts in one left-padded batch cache; each step adds one column.
 
-    def __init__(self, engine: CachedEngine, keys):
+    With `score` requests, the first step feeds each row's token together with those rows
+    (right-padded after it), so that a later model scores the proposals already made in the
+    forward it needs anyway; the branch rows then continue from that forward's cache."""
+
+    def __init__(self, engine: CachedEngine, keys, score=None):
         self.engine = engine
         self.keys = list(keys)
         self.live = list(range(len(self.keys)))
+        self.left: dict[int, tuple[object, int]] = {}  # rows that left: (their cache, position)
+        self.cache = None  # built by the first step
+        self._score = score or None
+
+    def _stack(self) -> None:
+        engine = self.engine
         lengths = [len(engine.ids[k]) for k in self.keys]
         width = max(lengths)
         self.pads = [width - n for n in lengths]
-        self.left: dict[int, tuple[object, int]] = {}  # rows that left: (their cache, position)
         self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)],
                                   width, room=ROWS_ROOM)
         self.padded = len(set(lengths)) > 1
@@ -532,8 +580,38 @@ class _CachedRows(Rows):
         for r, n in enumerate(lengths):
             self.mask[r, width - n :] = 1
 
+    def _first_with_scoring(self, live, tokens) -> torch.Tensor:
+        engine = self.engine
+        branch = []
+        for row, token in zip(live, tokens):
+            ids = engine.ids[self.keys[row]]
+            branch.append((self.keys[row], ids + [int(token)], len(ids) + 1, len(ids)))
+        scoring = _score_rows(self._score)
+        n = len(branch)
+        logits, at, cache, prefix = engine._feed(branch + scoring)
+        nlls = engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix)
+        for key, (rows, starts) in self._score.items():
+            engine.prescored[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
+        self.live = list(live)
+        self.pads = [0] * len(self.keys)
+        lengths = []
+        for row, (_, ids, _, p0) in zip(live, branch):
+            self.pads[row] = prefix - p0
+            lengths.append(len(ids))
+        self.cache = select_rows(cache, list(range(n)), 0, prefix + 1, room=ROWS_ROOM)
+        self.positions = torch.tensor(lengths, dtype=torch.long)
+        self.mask = torch.zeros((n, prefix + 1), dtype=torch.long)
+        for j, row in enumerate(live):
+            self.mask[j, self.pads[row] :] = 1
+        self.padded = any(self.pads[row] for row in live)
+        return logits[[at[j] for j in range(n)]]
+
     def extend(self, live, tokens):
         live = list(live)
+        if self.cache is None:
+            if self._score:
+                return self._first_with_scoring(live, tokens)
+            self._stack()
         if live != self.live:  # finished rows leave the batch; their caches stay readable
             where = {row: j for j, row in enumerate(self.live)}
             for row in set(self.live) - set(live):

@@ -110,7 +110,7 @@ class AdaFuse(Decoder):
         self.last_totals = totals
         return results
 
-    def _start(self, key, prompt, engines) -> "_State":
+    def _start(self, key, prompt, engines) -> _State:
         state = _State(prompts=[lm.format_prompt(prompt) for lm in self.models],
                        stats=Stats(models=[ModelCost(lm.name) for lm in self.models]))
         for m, engine in enumerate(engines):
@@ -118,7 +118,7 @@ class AdaFuse(Decoder):
         state.prompt_len = len(engines[0].ids[key])
         return state
 
-    def _finish(self, state: "_State") -> Output:
+    def _finish(self, state: _State) -> Output:
         stats = state.stats
         stats.rounds = len(state.trace)
         stats.boundary_merges = sum(1 for r in state.trace if r.boundary_merge)
@@ -131,21 +131,31 @@ class AdaFuse(Decoder):
         """One round for every prompt of the batch; returns the keys that finished."""
         keys = list(states)
         tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
-        proposed = self._propose(engines, keys, tails, stop)
+        proposed = self._propose(engines, keys, tails, stop, states=states)
         pools = {k: pool_proposals([proposed[m][k][0] for m in range(len(engines))]) for k in keys}
         nlls, merged = self._score(states, engines, keys, proposed, pools)
         return self._commit(states, engines, keys, proposed, pools, nlls, merged, stop, tail_len,
                             max_new_tokens)
 
-    def _propose(self, engines, keys, tails, stop) -> list[dict]:
+    def _propose(self, engines, keys, tails, stop, states=None) -> list[dict]:
         """Step 1, per model: {key: (proposals, margins, explored, own spans or None)}.
 
+        The models propose in turn, and each scores the proposals of the models before it in
+        its first branch forward, so the last model needs no scoring forward of its own.
         A subclass with another proposal rule (a baseline) overrides this step only."""
-        return [
-            propose(engine, keys, m, tails, theta=self.theta_delta, max_words=self.max_words,
-                    num_candidates=self.num_candidates, stop=stop)
-            for m, engine in enumerate(engines)
-        ]
+        proposed: list[dict] = []
+        for m, engine in enumerate(engines):
+            score = None
+            if m and states is not None:
+                score = {}
+                for k in keys:
+                    earlier = pool_proposals([proposed[j][k][0] for j in range(m)])
+                    context = states[k].prompts[m] + states[k].response
+                    score[k] = proposal_rows(engine.lm, engine.ids[k], context, earlier)
+            proposed.append(propose(engine, keys, m, tails, theta=self.theta_delta,
+                                    max_words=self.max_words, num_candidates=self.num_candidates,
+                                    stop=stop, score=score))
+        return proposed
 
     def _score(self, states, engines, keys, proposed, pools) -> tuple[list[dict], dict]:
         """Step 3: every model's mean NLL of every pooled proposal, one batched forward per model.
@@ -172,6 +182,10 @@ class AdaFuse(Decoder):
                     for i, (p, row, start) in enumerate(zip(pools[k], rows, starts)):
                         if p.key in own and start == len(committed):
                             nll_m[k][i] = own[p.key].nll(row[start:])
+                ahead = engine.prescored.get(k, {})
+                for i, (row, start) in enumerate(zip(rows, starts)):
+                    if nll_m[k][i] is None:
+                        nll_m[k][i] = ahead.get((tuple(row), start))
                 todo = [i for i, v in enumerate(nll_m[k]) if v is None]
                 if todo:
                     requests[k] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)

@@ -17,7 +17,7 @@ class ModelCost:
     tokens_fed: int = 0
     seconds: float = 0.0
 
-    def add(self, other: "ModelCost") -> None:
+    def add(self, other: ModelCost) -> None:
         self.forwards += other.forwards
         self.tokens_fed += other.tokens_fed
         self.seconds += other.seconds

@@ -80,12 +80,15 @@ def propose(
     max_words: int,
     num_candidates: int,
     stop: Sequence[str],
+    score: dict | None = None,
 ) -> dict:
     """One model's proposals for each prompt `key`:
     {key: (proposals, [Δ1, Δ2, ...], explored, [OwnSpan per proposal])}.
 
     The branches of all prompts advance together, one forward per step. `tails` holds the
-    end of each prompt's response, where a stop string may begin.
+    end of each prompt's response, where a stop string may begin. `score`: other models'
+    proposals to score in the first branch forward ({key: (rows, starts)}; see
+    `Engine.open_rows`).
     """
     lm = engine.lm
     branches: list[_Branch] = []
@@ -109,7 +112,7 @@ def propose(
             firsts.append((token, margin1))
             dists.append(context)
     decoders = {key: ContinuationDecoder(lm, engine.ids[key]) for key in keys}
-    rows = engine.open_rows([b.key for b in branches])
+    rows = engine.open_rows([b.key for b in branches], score)
     next_tokens = [t for t, _ in firsts]
     step_margin = [m for _, m in firsts]  # margin of the distribution each token came from
     live = list(range(len(branches)))

@@ -75,7 +75,7 @@ class UnionTopK(AdaFuse):
                          mode=mode)
         self.top_k = int(top_k)
 
-    def _propose(self, engines, keys, tails, stop) -> list[dict]:
+    def _propose(self, engines, keys, tails, stop, states=None) -> list[dict]:
         out = []
         for m, engine in enumerate(engines):
             per_key = {}

@@ -10,9 +10,9 @@ from scripted import EOS, ScriptedLM
 
 from adafuse import AdaFuse, AdaFuseError, Greedy
 from adafuse.decoding.backend import CachedEngine, RecomputeEngine
+from adafuse.decoding.ensemble import pick_winner, pool_proposals
 from adafuse.decoding.output import ModelCost, Proposal
 from adafuse.decoding.proposals import margin_and_top, propose
-from adafuse.decoding.ensemble import pick_winner, pool_proposals
 from adafuse.decoding.text import complete_word_ends, find_stop
 
 WORDS = ["Q:", " w1", " w2", " w3", " w4", " w5", " x", " y", " z", "\n", ".", "\n\n"]

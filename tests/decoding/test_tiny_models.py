@@ -5,8 +5,8 @@ recompute does, and rollback must restore the cache a fresh encode would give.""
 from __future__ import annotations
 
 import pytest
-import torch
 import tiny_hf
+import torch
 
 from adafuse import AdaFuse, Greedy, load_model
 from adafuse.decoding.backend import CachedEngine, RecomputeEngine
@@ -16,10 +16,10 @@ from adafuse.decoding.text import longest_common_prefix
 PROMPTS = [
     "Question: Which British king married Mary of Teck?\nAnswer:",
     # longer than the sliding window many times over
-    "Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
+    ("Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
     "Question: Which war veteran, who died in 2009, had the nickname 'The Last Fighting "
     "Tommy'?\nAnswer: Harry Patch.\n\nQuestion: Who was the next British Prime Minister "
-    "after Arthur Balfour?\nAnswer:",
+    "after Arthur Balfour?\nAnswer:"),
 ]
 
 
@@ -60,7 +60,7 @@ def assert_same_choices(a, b):
 def test_cached_chooses_what_recompute_chooses(tiny, names, theta, max_words):
     models = [tiny[n] for n in names]
     for prompt in PROMPTS:
-        kwargs = dict(theta_delta=theta, max_words=max_words, num_candidates=3)
+        kwargs = {"theta_delta": theta, "max_words": max_words, "num_candidates": 3}
         cached = AdaFuse(models, mode="cached", **kwargs).generate(prompt, max_new_tokens=12, stop=["\n"])
         again = AdaFuse(models, mode="recompute", **kwargs).generate(prompt, max_new_tokens=12, stop=["\n"])
         assert_same_choices(cached, again)
@@ -68,6 +68,46 @@ def test_cached_chooses_what_recompute_chooses(tiny, names, theta, max_words):
         assert len(cached.stats.models) == len(models)
         # the cached engine feeds each prompt token once, not once per call
         assert cached.stats.tokens_fed < again.stats.tokens_fed
+
+
+@pytest.mark.parametrize("names", [("llama", "gemma"), ("gemma", "llama", "llama2")])
+def test_later_models_score_earlier_proposals_in_their_first_branch_forward(tiny, names, monkeypatch):
+    """Model m scores the proposals of models < m with its first branch step: the last model
+    runs no scoring forward of its own, and the choices are still recompute's."""
+    from adafuse.decoding import backend
+
+    calls = {"score": [], "fused": []}
+    rows_scored_after = {}
+    score, fused = backend.CachedEngine.score, backend._CachedRows._first_with_scoring
+
+    def counted_score(engine, requests):
+        calls["score"].append(engine.lm)
+        n = sum(len(rows) for rows, _ in requests.values())
+        rows_scored_after[id(engine.lm)] = rows_scored_after.get(id(engine.lm), 0) + n
+        return score(engine, requests)
+
+    def counted_fused(rows, live, tokens):
+        calls["fused"].append(rows.engine.lm)
+        return fused(rows, live, tokens)
+
+    monkeypatch.setattr(backend.CachedEngine, "score", counted_score)
+    monkeypatch.setattr(backend._CachedRows, "_first_with_scoring", counted_fused)
+    models = [tiny[n] for n in names]
+    kwargs = {"theta_delta": 0.5, "max_words": 2, "num_candidates": 3}
+    cached = AdaFuse(models, **kwargs).generate(PROMPTS[1], max_new_tokens=12)
+    assert_same_choices(cached, AdaFuse(models, mode="recompute", **kwargs).generate(
+        PROMPTS[1], max_new_tokens=12))
+    rounds = cached.stats.rounds
+    first, last = models[0], models[-1]
+    assert calls["fused"].count(first) == 0  # nothing was proposed before the first model
+    assert calls["fused"].count(last) >= 1
+    assert calls["score"].count(first) == rounds
+    # what the last model still scores afterwards is only its own proposals, where their
+    # re-tokenisation differs from the tokens it generated (random-init models do that)
+    own_only = sum(1 for r in cached.trace for p in r.proposals if p.proposers == [len(models) - 1])
+    assert rows_scored_after.get(id(last), 0) <= own_only
+    if len(models) == 2:
+        assert rows_scored_after.get(id(last), 0) < rounds
 
 
 def test_traces_hold_every_models_view(tiny):
