@@ -41,7 +41,7 @@ th { background: #f5f5f5; } td.l, th.l { text-align: left; }
 tr.best td { background: #eaf4e4; font-weight: 600; }
 tr.single td { color: #444; } td.pos { color: #2b7a2b; } td.neg { color: #b03030; }
 .sub { display: block; font-size: 11px; font-weight: normal; }
-.charts { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+.charts { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; margin-bottom: 18px; }
 .chart { background: #fff; border: 1px solid #eee; }
 .notes li { font-size: 13px; color: #8a5a00; }
 .item { border: 1px solid #e3e3e3; border-radius: 4px; padding: 8px 12px; margin: 10px 0; font-size: 13px; }
@@ -160,8 +160,9 @@ def point_label(run: Run) -> str:
 
 
 def section_cost(tasks: dict[str, list[Run]]) -> str:
-    charts = []
+    rows = []  # one row a task: its charts side by side
     for task, group in tasks.items():
+        charts = []
         for axis, cost_of in COSTS.values():
             runs = [r for r in group if r.main is not None and cost_of(r) is not None]
             if not runs:
@@ -177,12 +178,14 @@ def section_cost(tasks: dict[str, list[Run]]) -> str:
                                             y_label=runs[0].main_metric or "metric",
                                             groups=[f"{d} (square: one model)" if d == "greedy" else d
                                                     for d in decoders]))
-    if not charts:
+        if charts:
+            rows.append(f'<div class="charts">{"".join(charts)}</div>')
+    if not rows:
         return ""
     return ("<h2>Metric vs cost</h2><p class=\"how\">Each point a run; ringed points form the Pareto "
             "front (no other run is at least as good for less). Seconds are decode time on the "
             "machine that ran it; forwards count every model call.</p>"
-            + f'<div class="charts">{"".join(charts)}</div>')
+            + "".join(rows))
 
 
 def section_grid(runs: Sequence[Run]) -> str:
