@@ -137,8 +137,10 @@ def section_theta(tasks: dict[str, list[Run]]) -> str:
             series.append(svg.Series(line_label(key, list(lines)), [(r.theta_delta, r.main) for r in members],
                                      [f"{r.label}: θ_Δ={r.theta_delta:g}, {r.main_metric}={fmt_metric(r.main)}"
                                       for r in members]))
-        for run in [r for r in group if r.is_single and r.main is not None]:
-            series.append(svg.Series(f"{run.decoder} · {point_label(run)} (single model)", [(0.0, run.main)],
+        # runs without θ_Δ (single models, other decoders): flat reference lines
+        for run in [r for r in group if r.theta_delta is None and r.main is not None]:
+            label = f"{run.decoder} · {point_label(run)} (single model)" if run.is_single else point_label(run)
+            series.append(svg.Series(label, [(0.0, run.main)],
                                      [f"{run.label}: {run.main_metric}={fmt_metric(run.main)}"],
                                      dashed=True))
         charts.append(svg.line_chart(series, title=task, x_label="θ_Δ (confidence threshold on the margin)",
@@ -146,7 +148,7 @@ def section_theta(tasks: dict[str, list[Run]]) -> str:
     if not charts:
         return ""
     return ("<h2>Metric vs θ_Δ</h2><p class=\"how\">One line per max_words (and model set); dashed: "
-            "each model alone. θ_Δ = 0: every model always confident (long spans); θ_Δ = 1: always "
+            "each model alone, and other decoders. θ_Δ = 0: every model always confident (long spans); θ_Δ = 1: always "
             "exploring B one-word proposals.</p>" + f'<div class="charts">{"".join(charts)}</div>')
 
 
@@ -156,7 +158,7 @@ def point_label(run: Run) -> str:
     if run.theta_delta is not None:
         extra = f" w{run.max_words}" if run.max_words is not None else ""
         return f"θ{run.theta_delta:g}{extra}"
-    return run.decoder
+    return " ".join([run.decoder] + [f"{k}={format_value(v)}" for k, v in run.settings.items()])
 
 
 def section_cost(tasks: dict[str, list[Run]]) -> str:

@@ -22,26 +22,39 @@ def config_columns(run: Run) -> list:
             " + ".join(run.models)]
 
 
+def other_settings(runs: Sequence[Run]) -> list[str]:
+    """Settings of other decoders (span_words, top_k, ...): a column each."""
+    return sorted({k for r in runs for k in r.settings} - set(CONFIG_COLUMNS))
+
+
+def setting_values(run: Run, keys: list[str]) -> list:
+    values = [run.settings.get(k) for k in keys]
+    return [v if v is None or isinstance(v, (int, float, str, bool)) else str(v) for v in values]
+
+
 def grid_table(grid: Grid) -> tuple[list[str], list[list]]:
     """Columns and rows of the Table-1 grid: one row a system, one column a task."""
-    columns = ["system", *CONFIG_COLUMNS, "sweep", "single_model", *grid.tasks, "avg",
+    extra = other_settings([r for s in grid.systems for r in s.runs.values()])
+    columns = ["system", *CONFIG_COLUMNS, "sweep", "single_model", *extra, *grid.tasks, "avg",
                "gain_vs_best_single"]
     rows = []
     for system in grid.systems:
         run = next(iter(system.runs.values()))
         sweeps = sorted({r.sweep for r in system.runs.values() if r.sweep})
         rows.append([system.label, *config_columns(run), ", ".join(sweeps) or None, system.single,
+                     *setting_values(run, extra),
                      *[system.value(t) for t in grid.tasks], system.average(grid.tasks), grid.gain(system)])
     return columns, rows
 
 
 def runs_table(runs: Sequence[Run]) -> tuple[list[str], list[list]]:
     """One row a run: task, flattened config, sweep, main metric and costs."""
-    columns = ["run", "task", *CONFIG_COLUMNS, "sweep", "n_items", "complete", "main_metric", "main",
-               "seconds_per_item", "forwards_per_word", "mean_span_words", "mean_uncertain_share"]
-    rows = [[str(r.path), r.task, *config_columns(r), r.sweep, r.n_done, r.complete, r.main_metric,
-             r.main, r.seconds_per_item, r.forwards_per_word, r.cost.get("mean_span_words"),
-             r.cost.get("mean_uncertain_share")] for r in runs]
+    extra = other_settings(runs)
+    columns = ["run", "task", *CONFIG_COLUMNS, "sweep", *extra, "n_items", "complete", "main_metric",
+               "main", "seconds_per_item", "forwards_per_word", "mean_span_words", "mean_uncertain_share"]
+    rows = [[str(r.path), r.task, *config_columns(r), r.sweep, *setting_values(r, extra), r.n_done,
+             r.complete, r.main_metric, r.main, r.seconds_per_item, r.forwards_per_word,
+             r.cost.get("mean_span_words"), r.cost.get("mean_uncertain_share")] for r in runs]
     return columns, rows
 
 

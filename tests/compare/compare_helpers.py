@@ -14,6 +14,10 @@ def decoder_config(decoder: str, theta: float | None, max_words: int | None, mod
     if decoder == "greedy":
         return {"name": "greedy", "model_index": model_index or 0, "mode": "cached", "batch_size": 1}
     config = {"name": decoder, "mode": "cached", "batch_size": 1, "weights": None}
+    if decoder == "fixed_span":
+        return {**config, "span_words": max_words}
+    if decoder == "union_topk":
+        return {**config, "top_k": 10}
     if theta is not None:
         config["theta_delta"] = theta
     if max_words is not None:

@@ -29,7 +29,8 @@ def test_a_greedy_run_is_a_single_model_system(tmp_path):
 def test_an_unknown_decoder_is_labelled_by_its_settings(tmp_path):
     make_run(tmp_path / "f", decoder="fixed_span", theta=None, max_words=4)
     run, _ = load_run(tmp_path / "f")
-    assert run.system.startswith("fixed_span w=4 B=3 · ")
+    assert run.system == "fixed_span span_words=4 · smollm2-135m-instruct + gemma3-270m"
+    assert not run.is_single and run.theta_delta is None
 
 
 def test_run_folders_are_found_below_sweep_and_runs_folders(sweep):
