@@ -18,6 +18,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "AdaFuse": "adafuse.decoding",
     "Decoder": "adafuse.decoding",
+    "FixedSpan": "adafuse.decoding",
+    "Rerank": "adafuse.decoding",
+    "UnionTopK": "adafuse.decoding",
     "Greedy": "adafuse.decoding",
     "Output": "adafuse.decoding",
     "build_decoder": "adafuse.decoding",

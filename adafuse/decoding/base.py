@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -29,6 +30,18 @@ def check_range(name: str, value, low=None, high=None, integer=False) -> None:
             f"in [{low}, {high}]" if high is not None else f">= {low}" if low is not None else ""
         )
         raise AdaFuseError(f"{name}={value!r} is not allowed; {name} must be {kind} {bounds}".rstrip())
+
+
+def ensemble_weights(weights: Sequence[float] | None, models: Sequence) -> list[float]:
+    """Per-model weights of the ensemble score; None: each model's own `weight` (default 1)."""
+    if weights is None:
+        weights = [getattr(m, "weight", 1.0) for m in models]
+    weights = [float(w) for w in weights]
+    if len(weights) != len(models):
+        raise AdaFuseError(f"weights={weights} has {len(weights)} entries for {len(models)} models")
+    if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
+        raise AdaFuseError(f"weights={weights}: each must be >= 0 and their sum > 0")
+    return weights
 
 
 class Decoder:

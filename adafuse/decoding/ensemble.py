@@ -10,18 +10,16 @@ proposals.py (step 1), the pool below (step 2), scoring.py (step 3), the commit 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from adafuse.decoding.base import Decoder, check_range
+from adafuse.decoding.base import Decoder, check_range, ensemble_weights
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.proposals import propose
 from adafuse.decoding.scoring import ensemble_score, proposal_rows
 from adafuse.decoding.text import find_stop, word_count
-from adafuse.errors import AdaFuseError
 
 NEAR_TIE_NATS = 1e-4
 
@@ -70,15 +68,7 @@ class AdaFuse(Decoder):
         check_range("theta_delta", theta_delta, 0, 1)
         check_range("max_words", max_words, 1, integer=True)
         check_range("num_candidates", num_candidates, 1, integer=True)
-        if weights is None:
-            weights = [getattr(m, "weight", 1.0) for m in self.models]
-        weights = [float(w) for w in weights]
-        if len(weights) != len(self.models):
-            raise AdaFuseError(
-                f"weights={weights} has {len(weights)} entries for {len(self.models)} models"
-            )
-        if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
-            raise AdaFuseError(f"weights={weights}: each must be >= 0 and their sum > 0")
+        weights = ensemble_weights(weights, self.models)
         self.theta_delta = float(theta_delta)
         self.max_words = int(max_words)
         self.num_candidates = int(num_candidates)

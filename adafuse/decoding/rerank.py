@@ -20,17 +20,15 @@ and every model, on the same footing.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 
-from adafuse.decoding.base import Decoder
+from adafuse.decoding.base import Decoder, ensemble_weights
 from adafuse.decoding.ensemble import NEAR_TIE_NATS, pick_winner, pool_proposals
 from adafuse.decoding.greedy import decode_chunk
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.scoring import ensemble_score, proposal_rows
 from adafuse.decoding.text import word_count
-from adafuse.errors import AdaFuseError
 
 
 class Rerank(Decoder):
@@ -41,15 +39,7 @@ class Rerank(Decoder):
     def __init__(self, models: Sequence, *, weights: Sequence[float] | None = None,
                  mode: str = "cached"):
         super().__init__(models, mode=mode)
-        if weights is None:
-            weights = [getattr(m, "weight", 1.0) for m in self.models]
-        weights = [float(w) for w in weights]
-        if len(weights) != len(self.models):
-            raise AdaFuseError(
-                f"weights={weights} has {len(weights)} entries for {len(self.models)} models")
-        if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
-            raise AdaFuseError(f"weights={weights}: each must be >= 0 and their sum > 0")
-        self.weights = weights
+        self.weights = ensemble_weights(weights, self.models)
 
     def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
         totals = [ModelCost(lm.name) for lm in self.models]

@@ -57,14 +57,19 @@ def check_config(config: dict) -> None:
         raise AdaFuseError(f"unknown decoder {name!r}; allowed: {', '.join(DECODERS)}")
     if decoder.get("mode", MODES[0]) not in MODES:
         raise AdaFuseError(f"decoder.mode={decoder['mode']!r}; allowed: {', '.join(MODES)}")
+    # the decoders check these too; here they fail before any model loads
     if name == "adafuse":
         check_range("theta_delta", decoder["theta_delta"], 0, 1)
         check_range("max_words", decoder["max_words"], 1, integer=True)
         check_range("num_candidates", decoder["num_candidates"], 1, integer=True)
-    else:
+    elif name == "greedy":
         index = decoder.get("model_index", 0)
         if not 0 <= index < len(models):
             raise AdaFuseError(f"decoder.model_index={index} is out of range; allowed: 0..{len(models) - 1}")
+    elif name == "fixed_span":
+        check_range("span_words", decoder.get("span_words", 3), 1, integer=True)
+    elif name == "union_topk":
+        check_range("top_k", decoder.get("top_k", 10), 1, integer=True)
     check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
     check_range("num_shards", config["num_shards"], 1, integer=True)
     check_range("shard", config["shard"], 0, config["num_shards"] - 1, integer=True)

@@ -82,3 +82,11 @@ def test_a_bad_baseline_parameter_is_one_line(adafuse_run, tmp_path):
         assert res.code == 2
         (line,) = res.err_lines
         assert line.startswith("error:") and needle in line and ">= 1" in line
+
+
+def test_the_runner_knows_every_registered_decoder():
+    """check_config's list (kept free of torch imports) matches build_decoder's registry."""
+    from adafuse.decoding import DECODERS as registry
+    from adafuse.runner.experiment import DECODERS
+
+    assert sorted(DECODERS) == sorted(registry)

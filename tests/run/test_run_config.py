@@ -47,7 +47,7 @@ def test_every_option_of_a_group_composes(group):
 
 
 def test_sweep_presets_compose_with_their_parameters():
-    assert options("sweep") == ["baselines", "shards4", "theta_ends", "theta_grid"]
+    assert options("sweep") == ["baselines", "decoders", "shards4", "theta_ends", "theta_grid"]
     for name in options("sweep"):
         cfg = composed(f"+sweep={name}", hydra=True)
         assert cfg.hydra.sweeper.params, name
