@@ -418,11 +418,12 @@ def reading_facts(res: Results) -> list[str]:
     avgs = [(s.average(res.tasks), s) for s in res.systems if len(s.tasks(res.tasks)) == len(res.tasks)]
     avgs = [(v, s) for v, s in avgs if v is not None]
     if avgs:
-        top_value, top = max(avgs, key=lambda vs: vs[0])
-        top_interval = percentile_interval(top.average_replicates(res.tasks))
-        facts.append(f"Highest average over all {len(res.tasks)} tasks: {top.label}, "
+        top_value = max(v for v, _ in avgs)
+        tops = [s for v, s in avgs if v == top_value]
+        top_interval = percentile_interval(tops[0].average_replicates(res.tasks))
+        facts.append(f"Highest average over all {len(res.tasks)} tasks: {names(tops)}, "
                      f"{with_interval(top_value, top_interval)}.")
-        tied = [s.label for v, s in avgs if s is not top
+        tied = [s.label for v, s in avgs if s not in tops
                 and overlaps(percentile_interval(s.average_replicates(res.tasks)), top_interval)]
         if tied:
             facts.append("Systems whose average's interval overlaps that one's: " + ", ".join(tied) + ".")
@@ -447,12 +448,19 @@ def reading_facts(res: Results) -> list[str]:
         cells = [(s, s.cells[task]) for s in res.systems if task in s.cells and s.cells[task].value is not None]
         if len(cells) < 2:
             continue
-        best_s, best_c = max(cells, key=lambda sc: sc[1].value)
-        tied = [s.label for s, c in cells if s is not best_s and overlaps(c.interval, best_c.interval)]
-        facts.append(f"{task}: best {best_s.label} ({fmt(best_c.value)}); intervals overlapping it: "
-                     f"{len(tied)} of {len(cells) - 1} other systems.")
+        top = max(c.value for _, c in cells)
+        bests = [(s, c) for s, c in cells if c.value == top]
+        others = [(s, c) for s, c in cells if c.value != top]
+        overlapping = [s for s, c in others if overlaps(c.interval, bests[0][1].interval)]
+        facts.append(f"{task}: best {names([s for s, _ in bests])} ({fmt(top)}); intervals overlapping "
+                     f"it: {len(overlapping)} of {len(others)} other systems.")
     facts += same_rule_facts(res)
     return facts
+
+
+def names(systems: Sequence[System]) -> str:
+    labels = [s.label for s in systems]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels)} (tied)"
 
 
 def same_rule_facts(res: Results) -> list[str]:
@@ -555,7 +563,7 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
     if "html" in assets:
         parts.append(f"- The compare report (every run, the θ_Δ and cost charts, disagreements): [{assets['html']}]({assets['html']})")
     if "png" in assets:
-        parts += ["- Main plot: average score against seconds per item, one point a system, the Pareto front ringed.",
+        parts += ["- Main plot: average score against seconds per item, one point a system (those that ran the most tasks), the Pareto front ringed.",
                   "", f"![average score vs seconds per item]({assets['png']})"]
     for key in ("html_note", "png_note"):
         if key in assets:
@@ -574,8 +582,12 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
 def main_plot_svg(res: Results) -> str | None:
     from adafuse.compare import svg
 
+    # averages over different task sets do not compare: only the systems that ran the most tasks
+    most = max((len(s.tasks(res.tasks)) for s in res.systems), default=0)
     points = []
-    for i, s in enumerate(res.systems):
+    for s in res.systems:
+        if len(s.tasks(res.tasks)) < most:
+            continue
         avg, cost = s.average(res.tasks), s.seconds_per_item()
         if avg is None or cost is None:
             continue
@@ -584,7 +596,7 @@ def main_plot_svg(res: Results) -> str | None:
     if not points:
         return None
     front = pareto_front([(p.x, p.y) for p in points])
-    return svg.scatter_chart(points, front, title="Average over tasks vs cost",
+    return svg.scatter_chart(points, front, title=f"Average over {most} tasks vs cost",
                              x_label="seconds per item (all tasks)", y_label="average score (0-100)",
                              groups=["one model (square)", "AdaFuse", "AdaFuse ablations", "baselines"],
                              width=PLOT_SIZE[0], height=PLOT_SIZE[1])
