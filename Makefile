@@ -44,3 +44,11 @@ bench: install  ## decoding speed: greedy vs AdaFuse cached vs recompute, ratios
 
 compare: install  ## compare the runs under RUNS (default runs/): tables here, the HTML report in REPORT
 	$(PY) -m adafuse.compare $(RUNS) --html $(REPORT) $(ARGS)
+
+.PHONY: reproduce
+reproduce: OUT ?= RESULTS.md
+reproduce: install  ## Table 1 on the embedded pair (~2 h on 2 cores; rerun to continue), then RESULTS.md
+	@# the sweep resumes its fixed folder: finished runs and items are skipped. RESULTS.md is
+	@# written from whatever is finished, also when a job failed; the sweep's status is kept
+	$(PY) -m adafuse.run -m +experiment=table1_embedded runs_dir=$(RUNS) $(ARGS); status=$$?; \
+	$(PY) -m adafuse.compare.results $(RUNS)/table1_embedded --out $(OUT) || exit $$?; exit $$status
