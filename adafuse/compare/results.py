@@ -490,22 +490,23 @@ def same_rule_facts(res: Results) -> list[str]:
 
 
 def wall_clock(runs: Sequence[Run]) -> str:
-    """The sum of the runs' wall-clock and the span from the first start to the last finish
-    (across sittings, the latter includes the pauses)."""
-    total, starts, ends = 0.0, [], []
+    """Decoding time summed over items (exact across sittings), and the earliest start and
+    latest finish recorded (a run continued later records only its last sitting's)."""
+    decode = sum(r.cost.get("decode_seconds") or 0.0 for r in runs)
+    starts, ends = [], []
     for run in runs:
         try:
             data = json.loads((run.path / "results.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        total += float(data.get("wall_seconds") or 0.0)
         for key, bucket in (("started", starts), ("finished", ends)):
             try:
                 bucket.append(datetime.fromisoformat(str(data.get(key))))
             except ValueError:
                 pass
-    span = f"; first start {min(starts):%Y-%m-%d %H:%M}, last finish {max(ends):%Y-%m-%d %H:%M}" if starts and ends else ""
-    return f"{total / 3600:.2f} h summed over the {len(runs)} runs (model loading included){span}"
+    span = (f"; recorded from {min(starts):%Y-%m-%d %H:%M} to {max(ends):%Y-%m-%d %H:%M}"
+            if starts and ends else "")
+    return f"{decode / 3600:.2f} h of decoding summed over the {len(runs)} runs' items{span}"
 
 
 def provenance(runs: Sequence[Run]) -> str:
@@ -555,7 +556,7 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
         "",
         cost_section(res),
         "",
-        f"Wall-clock: {wall_clock(runs)}.",
+        f"Time: {wall_clock(runs)}.",
         "",
         "## Report and plot",
         "",
