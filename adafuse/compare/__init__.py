@@ -7,6 +7,8 @@ disagree.py    per-item disagreements between two runs and the rounds where they
 svg.py         the charts, drawn as inline SVG
 html.py        the self-contained HTML report
 wandb_table.py the grid and the runs as W&B tables
+results.py     RESULTS.md for Table 1 (`python -m adafuse.compare.results`): the grid with
+               bootstrap intervals, paired gains, cost, the report and its main plot
 """
 
 from adafuse.compare.load import Run, load_runs
