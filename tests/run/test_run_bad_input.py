@@ -28,7 +28,7 @@ CASES = {
     "unknown task": (["task=trivia"], f"error: unknown task 'trivia'; known: {TASKS}"),
     "unknown model set": (["models=llama3"], "error: unknown model set 'llama3'; known: "
                           "llama31_internlm3, llama31_mistral, llama31_mistral_internlm3, smol_gemma, tiny"),
-    "unknown decoder": (["decoder=beam"], "error: unknown decoder 'beam'; known: adafuse, greedy"),
+    "unknown decoder": (["decoder=beam"], "error: unknown decoder 'beam'; known: adafuse, fixed_span, greedy, rerank, union_topk"),
     "unknown logger": (["logger=mlflow"], "error: unknown logger 'mlflow'; known: none, wandb"),
     "typo'd override": (["theta_dlta=0.5"], "error: Could not override 'theta_dlta': Key 'theta_dlta' "
                         "not in 'RunConfig' (did you mean 'theta_delta'?)"),
