@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +100,15 @@ def _favour_word_starts(model, tokenizer, strength: float = 1.0) -> None:
         u = u / u.norm() * emb.norm(dim=1).mean()
         emb += 0.5 * u
         emb[starts] += strength * u
+
+
+def assert_same_choices(a, b):
+    """Two decodes (cached and recompute, batched and alone) made the same choices: same winner every round, up to the first near-tie (< 1e-4 nats) of either run."""
+    for ra, rb in zip(a.trace, b.trace):
+        assert [(p.text, p.terminal) for p in ra.proposals] == [(p.text, p.terminal) for p in rb.proposals]
+        if ra.near_tie or rb.near_tie:
+            return
+        assert ra.winner == rb.winner
+        for pa, pb in zip(ra.proposals, rb.proposals):
+            assert pa.nll == pytest.approx(pb.nll, abs=1e-3)
+    assert a.text == b.text and len(a.trace) == len(b.trace)

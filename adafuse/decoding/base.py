@@ -135,6 +135,18 @@ class Decoder:
         finally:
             self._shared_prefix = None
 
+    @staticmethod
+    def _in_chunks(prompts, batch_size, finished, decode_chunk) -> list[Output]:
+        """decode_chunk(prompts) on consecutive chunks of batch_size prompts (a decoder that
+        does not refill a finished prompt's place); finished(index, output) after each chunk."""
+        outs: list[Output] = []
+        for at in range(0, len(prompts), batch_size):
+            chunk = decode_chunk(prompts[at : at + batch_size])
+            for j, out in enumerate(chunk):
+                finished(at + j, out)
+            outs += chunk
+        return outs
+
     def _decode(self, prompts: list[str], max_new_tokens: int, stop: list[str], batch_size: int,
                 finished: Callable[[int, Output], None]) -> list[Output]:
         """Decode all prompts; call finished(index, output) as each one ends."""

@@ -33,12 +33,8 @@ class Greedy(Decoder):
     def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
         total = ModelCost(self.lm.name)
         engine = self.open_engine(self.model_index, total)
-        outs: list[Output] = []
-        for at in range(0, len(prompts), batch_size):
-            chunk = self._decode_chunk(engine, prompts[at : at + batch_size], max_new_tokens, stop)
-            for j, out in enumerate(chunk):
-                finished(at + j, out)
-            outs += chunk
+        outs = self._in_chunks(prompts, batch_size, finished,
+                               lambda chunk: self._decode_chunk(engine, chunk, max_new_tokens, stop))
         self.last_totals = [total]
         return outs
 

@@ -44,12 +44,8 @@ class Rerank(Decoder):
     def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
         totals = [ModelCost(lm.name) for lm in self.models]
         engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
-        results: list[Output] = []
-        for at in range(0, len(prompts), batch_size):
-            chunk = self._decode_chunk(engines, prompts[at : at + batch_size], max_new_tokens, stop)
-            for j, out in enumerate(chunk):
-                finished(at + j, out)
-            results += chunk
+        results = self._in_chunks(prompts, batch_size, finished,
+                                  lambda chunk: self._decode_chunk(engines, chunk, max_new_tokens, stop))
         self.last_totals = totals
         return results
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import tiny_hf
+from tiny_hf import assert_same_choices
 from scripted import EOS, ScriptedLM
 
 from adafuse import AdaFuse, AdaFuseError, Greedy, build_decoder, load_model
@@ -265,18 +266,6 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     return [load_model(str(tiny_hf.build("llama", root / "llama", seed=0)), device="cpu"),
             load_model(str(tiny_hf.build("gemma", root / "gemma", seed=0)), device="cpu")]
-
-
-def assert_same_choices(a, b):
-    """Same winner every round, up to the first near-tie (< 1e-4 nats) of either run."""
-    for ra, rb in zip(a.trace, b.trace):
-        assert [(p.text, p.terminal) for p in ra.proposals] == [(p.text, p.terminal) for p in rb.proposals]
-        if ra.near_tie or rb.near_tie:
-            return
-        assert ra.winner == rb.winner
-        for pa, pb in zip(ra.proposals, rb.proposals):
-            assert pa.nll == pytest.approx(pb.nll, abs=1e-3)
-    assert a.text == b.text and len(a.trace) == len(b.trace)
 
 
 @pytest.mark.parametrize("name,kwargs", BASELINES)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import tiny_hf
+from tiny_hf import assert_same_choices
 import torch
 
 from adafuse import AdaFuse, Greedy, load_model
@@ -35,18 +36,6 @@ def tiny(tmp_path_factory):
 
 def winners(out):
     return [(r.proposals[r.winner].text, r.proposals[r.winner].terminal) for r in out.trace]
-
-
-def assert_same_choices(a, b):
-    """Same winner every round, up to the first near-tie (< 1e-4 nats) of either run."""
-    for ra, rb in zip(a.trace, b.trace):
-        assert [(p.text, p.terminal) for p in ra.proposals] == [(p.text, p.terminal) for p in rb.proposals]
-        if ra.near_tie or rb.near_tie:
-            return
-        assert ra.winner == rb.winner
-        for pa, pb in zip(ra.proposals, rb.proposals):
-            assert pa.nll == pytest.approx(pb.nll, abs=1e-3)
-    assert a.text == b.text and len(a.trace) == len(b.trace)
 
 
 @pytest.mark.parametrize("names,theta,max_words", [
