@@ -102,6 +102,16 @@ def _favour_word_starts(model, tokenizer, strength: float = 1.0) -> None:
         emb[starts] += strength * u
 
 
+# prompts for the tiny models: a short one, and one longer than the sliding window many times over
+PROMPTS = [
+    "Question: Which British king married Mary of Teck?\nAnswer:",
+    ("Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
+     "Question: Which war veteran, who died in 2009, had the nickname 'The Last Fighting "
+     "Tommy'?\nAnswer: Harry Patch.\n\nQuestion: Who was the next British Prime Minister "
+     "after Arthur Balfour?\nAnswer:"),
+]
+
+
 def assert_same_choices(a, b):
     """Two decodes (cached and recompute, batched and alone) made the same choices: same winner every round, up to the first near-tie (< 1e-4 nats) of either run."""
     for ra, rb in zip(a.trace, b.trace):

@@ -248,14 +248,7 @@ def test_build_decoder_knows_every_baseline():
 
 # --- tiny real models: cached = recompute, batch = one at a time --------------------------------
 
-PROMPTS = [
-    "Question: Which British king married Mary of Teck?\nAnswer:",
-    ("Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
-     "Question: Which war veteran, who died in 2009, had the nickname 'The Last Fighting "
-     "Tommy'?\nAnswer: Harry Patch.\n\nQuestion: Who was the next British Prime Minister "
-     "after Arthur Balfour?\nAnswer:"),
-    "Question: Who wrote Emma?\nAnswer:",
-]
+PROMPTS = [*tiny_hf.PROMPTS, "Question: Who wrote Emma?\nAnswer:"]
 
 BASELINES = [("fixed_span", {"span_words": 1}), ("fixed_span", {"span_words": 3}),
              ("union_topk", {"top_k": 4}), ("rerank", {})]

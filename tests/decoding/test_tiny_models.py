@@ -14,14 +14,7 @@ from adafuse.decoding.backend import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
-PROMPTS = [
-    "Question: Which British king married Mary of Teck?\nAnswer:",
-    # longer than the sliding window many times over
-    ("Answer the question, and only return the final answer. Do NOT Analyze.\n\n"
-    "Question: Which war veteran, who died in 2009, had the nickname 'The Last Fighting "
-    "Tommy'?\nAnswer: Harry Patch.\n\nQuestion: Who was the next British Prime Minister "
-    "after Arthur Balfour?\nAnswer:"),
-]
+PROMPTS = tiny_hf.PROMPTS
 
 
 @pytest.fixture(scope="session")

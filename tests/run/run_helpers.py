@@ -96,3 +96,9 @@ def wandb_records(run_dir: Path) -> dict:
     out["tables"] = [json.loads(p.read_text()) for p in
                      path.parent.glob("files/media/table/*.table.json")]
     return out
+
+
+def job_dirs(sweep_dir):
+    """A sweep's job folders, in job order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: int(p.name.split("_")[0]))

@@ -8,7 +8,7 @@ import json
 
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from run_helpers import read_jsonl
+from run_helpers import job_dirs, read_jsonl
 from test_run_config import CONF
 
 import adafuse.runner.schema  # noqa: F401  (registers the schemas and resolvers)
@@ -33,11 +33,6 @@ def test_baseline_configs_and_the_decoders_preset_compose():
     picked = {job: decoder_of("+sweep=decoders", f"sweep/decoder={job}") for job in JOBS}
     assert [d["name"] for d in picked.values()] == ["greedy", "greedy", *JOBS[2:]]
     assert (picked["greedy_0"]["model_index"], picked["greedy_1"]["model_index"]) == (0, 1)
-
-
-def job_dirs(sweep_dir):
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: int(p.name.split("_")[0]))
 
 
 def test_decoders_preset_runs_every_decoder_and_recompute_agrees(adafuse_run, tmp_path):

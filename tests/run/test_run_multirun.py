@@ -6,12 +6,7 @@ import json
 
 import pytest
 
-from run_helpers import read_jsonl, wandb_records
-
-
-def job_dirs(sweep_dir):
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: int(p.name.split("_")[0]))
+from run_helpers import job_dirs, read_jsonl, wandb_records
 
 
 def test_two_by_two_grid_gives_one_run_folder_per_job(adafuse_run, tmp_path):
