@@ -15,7 +15,10 @@ it writes is computed from the runs' samples.jsonl and results.json only:
   paired interval of the difference;
 - cost: seconds per item and forwards per word;
 - "Reading the numbers": facts only (which intervals overlap, which paired differences exclude
-  zero); the reading in words is a person's to write.
+  zero), then the reading in words, which a person writes in `results/reading.md` (or
+  --reading). That file's first line, `<!-- grid DIGEST -->`, names the numbers it was written
+  for: RESULTS.md prints the digest of its grid, and a reading written for other numbers is
+  shown under a warning that it is stale.
 
 Intervals. A metric that is a mean of per-item scores (accuracy, exact match) is resampled as
 such. A corpus metric (spBLEU, BLEU, chrF) is not a mean of sentence scores: each resample is
@@ -28,7 +31,10 @@ systems run on the same items are resampled alike: differences between them are 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -524,9 +530,34 @@ def provenance(runs: Sequence[Run]) -> str:
     return f"commit {', '.join(sorted(commits)) or '?'}; {', '.join(sorted(versions)) or 'versions unknown'}"
 
 
+def grid_digest(grid: str) -> str:
+    """A short name for the grid's numbers, which a reading written for them quotes."""
+    return hashlib.sha256(grid.encode("utf-8")).hexdigest()[:12]
+
+
+READING_HEADER = re.compile(r"\A\s*<!--\s*grid\s+([0-9a-f]+)\s*-->\s*\n?")
+
+
+def reading_section(reading: str | None, digest: str, source: str) -> list[str]:
+    """The person's reading, under a warning when it was written for other numbers."""
+    if reading is None:
+        return ["", f"No reading in words yet: write it in `{source}`, its first line "
+                f"`<!-- grid {digest} -->` (the digest of the grid above), and rerun the command."]
+    header = READING_HEADER.match(reading)
+    body = reading[header.end():] if header else reading
+    parts = ["", "### In words", ""]
+    if not header or header.group(1) != digest:
+        written_for = f"grid {header.group(1)}" if header else "no named grid"
+        parts += [f"> **Stale:** this reading (`{source}`) was written for {written_for}, not for "
+                  f"the numbers above (grid {digest}). Read the numbers, not these words.", ""]
+    return parts + [body.strip()]
+
+
 def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], assets: dict[str, str],
-                    command: str) -> str:
+                    command: str, reading: str | None = None, reading_source: str = "results/reading.md") -> str:
     models = sorted({run.model_set for run in runs if run.task != "prompt"})
+    grid = grid_section(res)
+    digest = grid_digest(grid)
     parts = [
         "# Results: Table 1 on the embedded pair",
         "",
@@ -543,7 +574,9 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
         "",
         "## Systems × tasks",
         "",
-        grid_section(res),
+        grid,
+        "",
+        f"Grid digest: `{digest}` (a reading in words names the numbers it was written for by it).",
         "",
         "## AdaFuse against the best single model",
         "",
@@ -570,8 +603,9 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
         if key in assets:
             parts.append(f"- {assets[key]}")
     parts += ["", "## Reading the numbers", "",
-              "Computed facts only; the reading in words is written by a person from a full run.", ""]
+              "Computed facts first; the reading in words after them is written by a person.", ""]
     parts += [f"- {fact}" for fact in reading_facts(res)] or ["- (no runs with metrics)"]
+    parts += reading_section(reading, digest, reading_source)
     if res.notes:
         parts += ["", "## Notes", ""] + [f"- {note}" for note in res.notes]
     return "\n".join(parts) + "\n"
@@ -677,6 +711,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     parser.add_argument("--no-html", action="store_true", help="skip the compare report")
     parser.add_argument("--no-png", action="store_true", help="skip the PNG of the main plot")
+    parser.add_argument("--reading", type=Path,
+                        help="the reading in words to include (default: reading.md in the assets folder, if any)")
     return parser.parse_args(argv)
 
 
@@ -684,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.resamples < 1:
         print("error: --resamples must be at least 1", file=sys.stderr)
+        return 2
+    if args.reading and not args.reading.is_file():
+        print(f"error: --reading {args.reading}: no such file", file=sys.stderr)
         return 2
     runs, notes = load_runs(args.paths)
     for note in notes:
@@ -694,11 +733,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     res = build_results(runs, args.resamples, args.seed)
     res.notes = [*notes, *res.notes]
-    assets = write_assets(res, runs, notes, args.out, args.assets or args.out.parent / "results",
-                          html=not args.no_html, png=not args.no_png)
+    assets_dir = args.assets or args.out.parent / "results"
+    reading_path = args.reading or assets_dir / "reading.md"
+    reading = reading_path.read_text(encoding="utf-8") if reading_path.is_file() else None
+    assets = write_assets(res, runs, notes, args.out, assets_dir, html=not args.no_html, png=not args.no_png)
     command = "python -m adafuse.compare.results " + " ".join(map(str, args.paths)) + f" --out {args.out}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render_markdown(res, runs, args.paths, assets, command), encoding="utf-8")
+    source = os.path.relpath(reading_path, args.out.parent)
+    args.out.write_text(render_markdown(res, runs, args.paths, assets, command, reading, source), encoding="utf-8")
     print(f"wrote {args.out}" + "".join(f", {v}" for k, v in assets.items() if k in ("html", "png")))
     return 0
 

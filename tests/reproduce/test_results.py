@@ -4,6 +4,7 @@ relative gains, bootstrap intervals (item means and corpus metrics), the Markdow
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,27 @@ def test_png_of_the_main_plot(table1, tmp_path):
     png = tmp_path / "results" / "main_plot.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![average score vs seconds per item](results/main_plot.png)" in out.read_text()
+
+
+def test_the_reading_in_words_is_kept_and_marked_stale_when_the_numbers_change(table1, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    args = [str(table1), "--out", str(out), "--resamples", "50", "--no-png", "--no-html"]
+    assert main(args) == 0
+    text = out.read_text()
+    assert "No reading in words yet" in text
+    digest = re.search(r"Grid digest: `([0-9a-f]{12})`", text).group(1)
+    (tmp_path / "results").mkdir(exist_ok=True)
+    (tmp_path / "results" / "reading.md").write_text(f"<!-- grid {digest} -->\nAdaFuse leads on both tasks.\n")
+    assert main(args) == 0
+    text = out.read_text()
+    assert "### In words" in text and "AdaFuse leads on both tasks." in text
+    assert "Stale" not in text and "<!-- grid" not in text
+    # other numbers (fewer resamples move the intervals): the same words are marked stale
+    assert main([*args[:-4], "--resamples", "20", "--no-png", "--no-html"]) == 0
+    text = out.read_text()
+    assert "**Stale:**" in text and f"grid {digest}" in text and "AdaFuse leads on both tasks." in text
+
+
+def test_a_missing_reading_file_is_one_error_line(table1, tmp_path, capsys):
+    code = main([str(table1), "--out", str(tmp_path / "R.md"), "--reading", str(tmp_path / "nope.md")])
+    assert code == 2 and "--reading" in capsys.readouterr().err and not (tmp_path / "R.md").exists()
