@@ -541,15 +541,15 @@ READING_HEADER = re.compile(r"\A\s*<!--\s*grid\s+([0-9a-f]+)\s*-->\s*\n?")
 def reading_section(reading: str | None, digest: str, source: str) -> list[str]:
     """The person's reading, under a warning when it was written for other numbers."""
     if reading is None:
-        return ["", f"No reading in words yet: write it in `{source}`, its first line "
-                f"`<!-- grid {digest} -->` (the digest of the grid above), and rerun the command."]
+        return ["", (f"No reading in words yet: write it in `{source}`, its first line "
+                     f"`<!-- grid {digest} -->` (the digest of the grid above), and rerun the command.")]
     header = READING_HEADER.match(reading)
     body = reading[header.end():] if header else reading
     parts = ["", "### In words", ""]
     if not header or header.group(1) != digest:
         written_for = f"grid {header.group(1)}" if header else "no named grid"
-        parts += [f"> **Stale:** this reading (`{source}`) was written for {written_for}, not for "
-                  f"the numbers above (grid {digest}). Read the numbers, not these words.", ""]
+        parts += [(f"> **Stale:** this reading (`{source}`) was written for {written_for}, not for "
+                   f"the numbers above (grid {digest}). Read the numbers, not these words."), ""]
     return parts + [body.strip()]
 
 
