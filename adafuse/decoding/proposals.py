@@ -56,18 +56,34 @@ class _Branch:
 @dataclass
 class OwnSpan:
     """What the proposer computed while generating a span: its tokens (an EOS last for an
-    EOS-terminal span), their log-probabilities, and the logits after each fed token."""
+    EOS-terminal span), their log-probabilities, the logits after each fed token, and the
+    context logits its first token came from."""
 
     tokens: list[int]
     logprobs: list[float]
     after: list
+    context: torch.Tensor | None = None
 
     def nll(self, tokens: Sequence[int]) -> float | None:
-        """Mean NLL of `tokens` if they are what was generated, else None."""
+        """Mean NLL of `tokens` from the logits the span was generated with, or None where
+        those logits do not cover them.
+
+        All but the last token must be what was generated; the last may differ, because the
+        distribution it is drawn from is known: a span cut at a stop string often ends in a
+        token that the stop text re-tokenises differently (Gemma's "\n\n" where the stop
+        string is "\n"), and its score then needs no forward."""
         n = len(tokens)
-        if n == 0 or list(tokens) != self.tokens[:n] or n > len(self.logprobs):
+        if n == 0 or list(tokens[: n - 1]) != self.tokens[: n - 1]:
             return None
-        return -sum(self.logprobs[:n]) / n
+        if n <= min(len(self.tokens), len(self.logprobs)) and tokens[n - 1] == self.tokens[n - 1]:
+            return -sum(self.logprobs[:n]) / n
+        # the last token differs (or was never drawn): its distribution is the context's
+        # for a one-token span, else the logits after the token before it
+        dist = self.context if n == 1 else (self.after[n - 2] if n - 2 < len(self.after) else None)
+        if dist is None or n - 1 > len(self.logprobs):
+            return None
+        last = float(torch.log_softmax(dist.float(), dim=-1)[int(tokens[n - 1])])
+        return -(sum(self.logprobs[: n - 1]) + last) / n
 
 
 def propose(
@@ -99,7 +115,7 @@ def propose(
         context = engine.context_logits(key)
         margin1, top_ids, top_probs = margin_and_top(context, num_candidates)
         explore = not is_confident(margin1, theta)
-        head[key] = (margin1, explore)
+        head[key] = (margin1, explore, context)
         if explore:
             picks = list(zip(top_ids, top_probs))
             budget = (1, 1)
@@ -143,7 +159,7 @@ def propose(
     engine.remember_branches(rows, {b.row: (b.tokens, b.after) for b in branches})
     out = {}
     for key in keys:
-        margin1, explore = head[key]
+        margin1, explore, context = head[key]
         mine = [b for b in branches if b.key == key]
         kind = "explore" if explore else "greedy"
         proposals = [
@@ -152,7 +168,7 @@ def propose(
             for b in mine
         ]
         spans = [OwnSpan(b.tokens + ([b.eos_token] if b.result[1] == "eos" else []), b.logprobs,
-                         b.after) for b in mine]
+                         b.after, context) for b in mine]
         out[key] = (proposals, [margin1] + (mine[0].margins if not explore else []), explore, spans)
     return out
 
