@@ -72,6 +72,9 @@ def measure(name, decoder, task, docs, max_new_tokens, batch_size=1):
         "s_per_word": elapsed / words,
         "peak_rss_gb": rss.peak / 2**30,
         "texts": [o.text for o in outs],
+        # per model: {kind: (forwards per word, ms per forward)}, where the time goes
+        "kinds": {t.name: {kind: (n / words, 1000 * sec / n) for kind, (n, sec) in sorted(t.by_kind.items()) if n}
+                  for t in decoder.last_totals},
     }
 
 
@@ -119,6 +122,15 @@ def main() -> None:
     for r in rows:
         print(f"{r['task']:<9} {r['system']:<26} {r['n']:>3} {r['s_per_q']:>10.2f} {r['s_per_word']:>7.3f} "
               f"{r['fwd_per_word']:>9.2f} {r['tok_per_word']:>9.1f} {r['peak_rss_gb']:>7.2f} GB")
+
+    print("\nwhere the forwards go, per model: kind forwards/word @ ms/forward (prefill: a prompt's own "
+          "tokens, or a re-encode after a commit; step: one token per row (greedy's step, AdaFuse's "
+          "branches); score: proposals of other models; step+score: both in one forward; recompute: "
+          "everything re-encoded)")
+    for r in rows:
+        for model, kinds in r["kinds"].items():
+            parts = "  ".join(f"{kind} {n:.2f} @{ms:.0f}" for kind, (n, ms) in kinds.items())
+            print(f"  {r['task']:<9} {r['system']:<26} {model:<24} {parts}")
 
     by = {(r["task"], r["system"]): r for r in rows}
     print("\nratios (same questions, same run):")

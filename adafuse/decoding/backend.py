@@ -92,9 +92,10 @@ class Runner:
             return False
 
     @torch.inference_mode()
-    def __call__(self, ids, cache, mask, positions, gather, charge) -> tuple[torch.Tensor, float, int]:
+    def __call__(self, ids, cache, mask, positions, gather, charge, kind="other") -> tuple[torch.Tensor, float, int]:
         """ids [rows, width]; mask [rows, cached + width] or None; positions [rows, width] or
-        None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters.
+        None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters;
+        kind: what the forward is for (the totals count forwards and seconds by kind).
         Returns the gathered logits [len(gather), vocab], the seconds taken and tokens fed."""
         lm = self.lm
         if self._head_path is None:
@@ -129,6 +130,9 @@ class Runner:
         self.total.forwards += 1
         self.total.tokens_fed += fed
         self.total.seconds += seconds
+        counted = self.total.by_kind.setdefault(kind, [0, 0.0])
+        counted[0] += 1
+        counted[1] += seconds
         return logits, seconds, fed
 
 
@@ -153,8 +157,8 @@ class Engine:
             cost.tokens_fed += tokens
             cost.seconds += seconds * (tokens / fed if fed else 1 / len(charge))
 
-    def forward(self, ids, cache, mask, positions, gather, charge):
-        logits, seconds, fed = self.run(ids, cache, mask, positions, gather, charge)
+    def forward(self, ids, cache, mask, positions, gather, charge, kind="other"):
+        logits, seconds, fed = self.run(ids, cache, mask, positions, gather, charge, kind)
         self._charge(charge, seconds, fed)
         return logits
 
@@ -215,7 +219,7 @@ def _right_padded(rows: Sequence[Sequence[int]], pad: int):
 class RecomputeEngine(Engine):
     def _full(self, key: Key, rows: Sequence[Sequence[int]], gather) -> torch.Tensor:
         ids, mask = _right_padded(rows, _pad_id(self.lm))
-        return self.forward(ids, None, mask, None, gather, {key: sum(len(r) for r in rows)})
+        return self.forward(ids, None, mask, None, gather, {key: sum(len(r) for r in rows)}, "recompute")
 
     def context_logits(self, key):
         ids = self.ids[key]
@@ -453,7 +457,7 @@ class CachedEngine(Engine):
         layers = [(k[:, :, :keep], v[:, :, :keep]) for k, v in _layers(base_cache)] if keep else []
         cache = _new_cache(layers)
         new = torch.tensor([ids[keep:]], dtype=torch.long)
-        logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]})
+        logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]}, "prefill")
         ctx = self.ctx[key]
         ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], []
 
@@ -470,7 +474,7 @@ class CachedEngine(Engine):
         logits, at, cache, prefix = self._feed(flat)
         return self._collect(flat, range(len(flat)), logits, at, cache, prefix)
 
-    def _feed(self, flat):
+    def _feed(self, flat, kind="score"):
         """One padded forward over rows of several prompts.
 
         flat: (key, row, s, p0) per row: row[p0:] is fed after the first p0 committed ids of
@@ -495,7 +499,7 @@ class CachedEngine(Engine):
         padded = bool((mask == 0).any())
         cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix, room=width)
         logits = self.forward(ids, cache, mask if padded else None,
-                              positions if padded else None, gather, charge)
+                              positions if padded else None, gather, charge, kind)
         return logits, at, cache, prefix
 
     def _collect(self, flat, batch_rows, logits, at, cache, prefix) -> dict:
@@ -588,7 +592,7 @@ class _CachedRows(Rows):
             branch.append((self.keys[row], ids + [int(token)], len(ids) + 1, len(ids)))
         scoring = _score_rows(self._score)
         n = len(branch)
-        logits, at, cache, prefix = engine._feed(branch + scoring)
+        logits, at, cache, prefix = engine._feed(branch + scoring, "step+score")
         nlls = engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix)
         for key, (rows, starts) in self._score.items():
             engine.prescored[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
@@ -629,7 +633,7 @@ class _CachedRows(Rows):
         logits = self.engine.forward(
             ids, self.cache, self.mask if self.padded else None,
             self.positions[:, None] if self.padded else None,
-            [(j, 0) for j in range(len(live))], charge)
+            [(j, 0) for j in range(len(live))], charge, "step")
         self.positions = self.positions + 1
         return logits
 

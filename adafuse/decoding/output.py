@@ -16,11 +16,18 @@ class ModelCost:
     forwards: int = 0
     tokens_fed: int = 0
     seconds: float = 0.0
+    # {kind: [forwards, seconds]}: what the forwards were for (prefill, step, score,
+    # step+score, recompute), kept on a decode's totals for benchmarks and profiles
+    by_kind: dict = field(default_factory=dict)
 
     def add(self, other: ModelCost) -> None:
         self.forwards += other.forwards
         self.tokens_fed += other.tokens_fed
         self.seconds += other.seconds
+        for kind, (n, seconds) in other.by_kind.items():
+            mine = self.by_kind.setdefault(kind, [0, 0.0])
+            mine[0] += n
+            mine[1] += seconds
 
 
 @dataclass
