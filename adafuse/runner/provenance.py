@@ -6,6 +6,7 @@ File hashes are cached by (path, size, mtime) in ~/.cache/adafuse/file_hashes.js
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,10 +33,16 @@ def versions() -> dict[str, str]:
 
 
 def git_state(root: Path | None = None) -> dict[str, Any]:
-    """The commit of the adafuse checkout, and whether it had uncommitted changes."""
+    """The commit of the adafuse checkout, and whether it had uncommitted changes, as they
+    were when this process first asked: the code a sweep runs is what its process loaded at
+    the start, so a checkout that moves on during a long sweep must not relabel later jobs."""
     import adafuse
 
-    root = root or Path(adafuse.__file__).resolve().parent.parent
+    return dict(_git_state(root or Path(adafuse.__file__).resolve().parent.parent))
+
+
+@functools.cache
+def _git_state(root: Path) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
