@@ -130,9 +130,7 @@ class Runner:
         self.total.forwards += 1
         self.total.tokens_fed += fed
         self.total.seconds += seconds
-        counted = self.total.by_kind.setdefault(kind, [0, 0.0])
-        counted[0] += 1
-        counted[1] += seconds
+        self.total.count_kind(kind, 1, seconds)
         return logits, seconds, fed
 
 

@@ -25,9 +25,12 @@ class ModelCost:
         self.tokens_fed += other.tokens_fed
         self.seconds += other.seconds
         for kind, (n, seconds) in other.by_kind.items():
-            mine = self.by_kind.setdefault(kind, [0, 0.0])
-            mine[0] += n
-            mine[1] += seconds
+            self.count_kind(kind, n, seconds)
+
+    def count_kind(self, kind: str, forwards: int, seconds: float) -> None:
+        mine = self.by_kind.setdefault(kind, [0, 0.0])
+        mine[0] += forwards
+        mine[1] += seconds
 
 
 @dataclass
