@@ -19,6 +19,7 @@ against.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from adafuse.decoding import prefix_attention
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
@@ -116,11 +118,27 @@ class Runner:
         except Exception:  # noqa: BLE001 - any surprise: use the model's own forward
             return False
 
+    def shares_prefix(self) -> bool:
+        """Whether this model computes correctly through the shared-prefix attention (checked
+        once per model object on a short probe; see `prefix_attention.check`)."""
+        model = self.lm.model
+        ok = getattr(model, "_adafuse_shared_prefix", None)
+        if ok is None:
+            ok = prefix_attention.check(model, self.cache_arg)
+            try:
+                model._adafuse_shared_prefix = ok
+            except AttributeError:
+                pass
+        return ok
+
     @torch.inference_mode()
-    def __call__(self, ids, cache, mask, positions, gather, charge, kind="other") -> tuple[torch.Tensor, float, int]:
+    def __call__(self, ids, cache, mask, positions, gather, charge, kind="other",
+                 shared=None) -> tuple[torch.Tensor, float, int]:
         """ids [rows, width]; mask [rows, cached + width] or None; positions [rows, width] or
         None; gather: (row, column) pairs; charge: {key: tokens fed} for the cost counters;
-        kind: what the forward is for (the totals count forwards and seconds by kind).
+        kind: what the forward is for (the totals count forwards and seconds by kind);
+        shared: (prefix layers, [rows] prefix positions each row sees) where the cache holds
+        only the rows' tails after a shared prefix (positions are then absolute).
         Returns the gathered logits [len(gather), vocab], the seconds taken and tokens fed."""
         lm = self.lm
         if self._head_path is None:
@@ -133,22 +151,32 @@ class Runner:
         kwargs = {"input_ids": ids.to(lm.device), "use_cache": cache is not None}
         if cache is not None:
             kwargs[self.cache_arg] = cache
-        if mask is not None:
+        scope = contextlib.nullcontext()
+        if shared is not None:
+            layers, plen = shared
+            rows, width = ids.shape
+            cached = cache.get_seq_length() if cache is not None else 0
+            if positions is None:
+                positions = plen[:, None] + cached + torch.arange(width)[None, :]
+            valid = mask.bool() if mask is not None else torch.ones((rows, cached + width), dtype=torch.bool)
+            scope = prefix_attention.active(lm.model, prefix_attention.PrefixContext(layers, plen, valid, positions))
+        elif mask is not None:
             kwargs["attention_mask"] = mask.to(lm.device)
         if positions is not None:
             kwargs["position_ids"] = positions.to(lm.device)
         rows = torch.tensor([r for r, _ in gather], dtype=torch.long, device=lm.device)
         cols = [c for _, c in gather]
-        if self._head_path:
-            hidden = lm.model.base_model(**kwargs).last_hidden_state
-            cols_t = torch.tensor(cols, dtype=torch.long, device=lm.device)
-            logits = self._head_logits(hidden[rows, cols_t])
-        else:
-            keep = sorted(set(cols))
-            index = {c: j for j, c in enumerate(keep)}
-            out = lm.model(logits_to_keep=torch.tensor(keep, dtype=torch.long, device=lm.device), **kwargs)
-            cols_t = torch.tensor([index[c] for c in cols], dtype=torch.long, device=lm.device)
-            logits = out.logits[rows, cols_t]
+        with scope:
+            if self._head_path:
+                hidden = lm.model.base_model(**kwargs).last_hidden_state
+                cols_t = torch.tensor(cols, dtype=torch.long, device=lm.device)
+                logits = self._head_logits(hidden[rows, cols_t])
+            else:
+                keep = sorted(set(cols))
+                index = {c: j for j, c in enumerate(keep)}
+                out = lm.model(logits_to_keep=torch.tensor(keep, dtype=torch.long, device=lm.device), **kwargs)
+                cols_t = torch.tensor([index[c] for c in cols], dtype=torch.long, device=lm.device)
+                logits = out.logits[rows, cols_t]
         logits = logits.float()
         seconds = time.perf_counter() - started
         fed = sum(charge.values())
@@ -180,8 +208,8 @@ class Engine:
             cost.tokens_fed += tokens
             cost.seconds += seconds * (tokens / fed if fed else 1 / len(charge))
 
-    def forward(self, ids, cache, mask, positions, gather, charge, kind="other"):
-        logits, seconds, fed = self.run(ids, cache, mask, positions, gather, charge, kind)
+    def forward(self, ids, cache, mask, positions, gather, charge, kind="other", shared=None):
+        logits, seconds, fed = self.run(ids, cache, mask, positions, gather, charge, kind, shared)
         self._charge(charge, seconds, fed)
         return logits
 
@@ -190,6 +218,11 @@ class Engine:
             raise ValueError(f"empty prompt for model {self.lm.name!r}: nothing to condition on")
         self.costs[key] = cost
         self.ids[key] = list(ids)
+
+    def add_many(self, entries: Sequence[tuple]) -> None:
+        """Several prompts join at once: (key, ids, cost, prefix) each, as for `add`."""
+        for key, ids, cost, prefix in entries:
+            self.add(key, ids, cost, prefix)
 
     def remove(self, key: Key) -> None:
         self.costs.pop(key, None)
@@ -424,14 +457,16 @@ class PrefixCache:
     def __init__(self, ids: list[int], cache):
         self.ids = ids
         self.cache = cache
+        self.layers = _layers(cache)
 
 
 @dataclass
 class _Context:
-    cache: object = None  # batch-1 cache of the committed ids
+    cache: object = None  # batch-1 cache of the committed ids from position `plen` on
     last_logits: torch.Tensor | None = None
-    # this round's scoring forwards: ([(row, batch row, offset, last logits)], their cache)
+    # this round's scoring forwards: ([(row, batch row, offset, last logits, plen)], their cache)
     scored: list = field(default_factory=list)
+    plen: int = 0  # positions of the engine's shared prefix this prompt reads in place
 
 
 class CachedEngine(Engine):
@@ -440,23 +475,62 @@ class CachedEngine(Engine):
     - branches continue from the committed caches, all rows of all prompts in one forward;
     - scoring feeds each proposal's tokens after the longest common prefix, every row of every
       prompt in one padded forward; the winner's row then becomes the committed cache;
-    - a commit that re-tokenises earlier ids differently rolls back to the common prefix.
+    - a commit that re-tokenises earlier ids differently rolls back to the common prefix;
+    - with a shared prefix (and a model that passes `prefix_attention.check`), each prompt's
+      cache holds only what follows the prefix, and every forward reads the prefix's keys and
+      values in place (`prefix_attention`): no row copies it. Otherwise each prompt's cache
+      starts as a copy of the prefix's (`share_prefix = False` forces that).
     """
 
     reuses_own_spans = True
+    share_prefix = True
 
     def __init__(self, lm, total: ModelCost | None = None):
         super().__init__(lm, total)
         self.ctx: dict[Key, _Context] = {}
         self._branches = None
+        self.shared: PrefixCache | None = None  # the prefix read in place, once one is added
 
     def remember_branches(self, rows, branches):
         self._branches = (rows, branches)
 
+    def _can_share(self, prefix: PrefixCache | None) -> bool:
+        if prefix is None or not self.share_prefix:
+            return False
+        if self.shared is None:
+            if not self.run.shares_prefix():
+                return False
+            self.shared = prefix
+        return self.shared is prefix
+
     def add(self, key, ids, cost, prefix: PrefixCache | None = None):
         super().add(key, ids, cost)
-        self.ctx[key] = _Context()
-        self._extend(key, prefix.ids if prefix else [], prefix.cache if prefix else None)
+        self.ctx[key] = ctx = _Context()
+        if self._can_share(prefix):
+            ctx.plen = min(longest_common_prefix(prefix.ids, self.ids[key]), len(self.ids[key]) - 1)
+            self._extend(key, [], None)
+        else:
+            self._extend(key, prefix.ids if prefix else [], prefix.cache if prefix else None)
+
+    def add_many(self, entries):
+        """Prompts that read the shared prefix in place are prefilled together, in one
+        right-padded forward; the others one at a time."""
+        group = []
+        for key, ids, cost, prefix in entries:
+            if len(entries) > 1 and self._can_share(prefix):
+                Engine.add(self, key, ids, cost)
+                plen = min(longest_common_prefix(prefix.ids, self.ids[key]), len(self.ids[key]) - 1)
+                self.ctx[key] = _Context(cache=_new_cache([]), plen=plen)
+                group.append((key, self.ids[key], len(self.ids[key]), plen))
+            else:
+                self.add(key, ids, cost, prefix)
+        if not group:
+            return
+        logits, at, cache, width, _ = self._feed(group, "prefill")
+        for r, (key, ids, _, _) in enumerate(group):
+            ctx = self.ctx[key]
+            ctx.cache = select_rows(cache, [r], width, len(ids) - ctx.plen)
+            ctx.last_logits = logits[at[r]]
 
     def remove(self, key):
         super().remove(key)
@@ -471,17 +545,31 @@ class CachedEngine(Engine):
         self.remove(key)
         return PrefixCache(list(ids), cache)
 
+    def _shared(self, plens: Sequence[int]):
+        """The `shared` argument of a forward whose rows read these prefix lengths."""
+        if self.shared is None or not any(plens):
+            return None
+        return self.shared.layers, torch.tensor(list(plens), dtype=torch.long)
+
     def _extend(self, key, base_ids: list[int], base_cache) -> None:
-        """Cache of self.ids[key], reusing base_cache up to the common prefix with base_ids."""
+        """Cache of self.ids[key], reusing base_cache up to the common prefix with base_ids.
+
+        base_cache holds base_ids from position ctx.plen on (the key's own cache), or from 0
+        (a prefix's cache being copied, plen 0). A common prefix shorter than plen (a
+        re-tokenisation reaching into the shared prefix) shortens the part read in place."""
         ids = self.ids[key]
-        keep = 0
+        ctx = self.ctx[key]
+        keep = ctx.plen
         if base_cache is not None:
             keep = min(longest_common_prefix(base_ids, ids), len(ids) - 1)
-        layers = [(k[:, :, :keep], v[:, :, :keep]) for k, v in _layers(base_cache)] if keep else []
+            if keep < ctx.plen:
+                ctx.plen, base_cache = keep, None
+        start = keep - ctx.plen
+        layers = [(k[:, :, :start], v[:, :, :start]) for k, v in _layers(base_cache)] if start > 0 else []
         cache = _new_cache(layers)
         new = torch.tensor([ids[keep:]], dtype=torch.long)
-        logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]}, "prefill")
-        ctx = self.ctx[key]
+        logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]},
+                              "prefill", self._shared([ctx.plen]))
         ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], []
 
     def context_logits(self, key):
@@ -494,38 +582,44 @@ class CachedEngine(Engine):
 
     def score(self, requests):
         flat = _score_rows(requests)
-        logits, at, cache, prefix = self._feed(flat)
-        return self._collect(flat, range(len(flat)), logits, at, cache, prefix)
+        logits, at, cache, prefix, plens = self._feed(flat)
+        return self._collect(flat, range(len(flat)), logits, at, cache, prefix, plens)
 
     def _feed(self, flat, kind="score"):
         """One padded forward over rows of several prompts.
 
         flat: (key, row, s, p0) per row: row[p0:] is fed after the first p0 committed ids of
         key's cache, and logits are gathered at positions s-1 .. len(row)-1 (the ones that
-        predict row[s:], then the last). Returns the logits, each row's first index in them,
-        the batched cache and the common prefix width (row r's cache starts at prefix - p0)."""
-        prefix = max(p0 for *_, p0 in flat)
+        predict row[s:], then the last). A row reads min(plen, p0) positions of the shared
+        prefix and the rest of its first p0 ids from its tail cache. Returns the logits, each
+        row's first index in them, the batched cache, the common tail width (row r's cache
+        starts at width - (p0 - plen_r)) and each row's plen."""
+        plens = [min(self.ctx[key].plen, p0) for key, _, _, p0 in flat]
+        tails = [p0 - plen for (*_, p0), plen in zip(flat, plens)]
+        prefix = max(tails)
         width = max(len(row) - p0 for _, row, _, p0 in flat)
         pad = _pad_id(self.lm)
         ids = torch.full((len(flat), width), pad, dtype=torch.long)
         mask = torch.zeros((len(flat), prefix + width), dtype=torch.long)
         positions = torch.zeros((len(flat), width), dtype=torch.long)
         gather, at, charge = [], [], {}
-        for r, (key, row, s, p0) in enumerate(flat):
+        for r, ((key, row, s, p0), tail) in enumerate(zip(flat, tails)):
             chunk = row[p0:]
             ids[r, : len(chunk)] = torch.tensor(chunk, dtype=torch.long)
-            mask[r, prefix - p0 : prefix + len(chunk)] = 1
+            mask[r, prefix - tail : prefix + len(chunk)] = 1
             positions[r] = torch.arange(p0, p0 + width)
             at.append(len(gather))
             gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]
             charge[key] = charge.get(key, 0) + len(chunk)
+        shared = self._shared(plens)
         padded = bool((mask == 0).any())
-        cache = stack_caches([(self.ctx[key].cache, p0) for key, _, _, p0 in flat], prefix, room=width)
-        logits = self.forward(ids, cache, mask if padded else None,
-                              positions if padded else None, gather, charge, kind)
-        return logits, at, cache, prefix
+        cache = stack_caches([(self.ctx[key].cache, tail) for (key, *_), tail in zip(flat, tails)],
+                             prefix, room=width)
+        logits = self.forward(ids, cache, mask if padded or shared else None,
+                              positions if padded or shared else None, gather, charge, kind, shared)
+        return logits, at, cache, prefix, plens
 
-    def _collect(self, flat, batch_rows, logits, at, cache, prefix) -> dict:
+    def _collect(self, flat, batch_rows, logits, at, cache, prefix, plens) -> dict:
         """Mean NLLs of scored rows {key: [nll per row]}; each row's keys and values stay
         adoptable by the commit."""
         out: dict[Key, list[float]] = {}
@@ -534,7 +628,7 @@ class CachedEngine(Engine):
             n = len(row) - s
             first = at[r]
             out.setdefault(key, []).append(mean_nll(logits[first : first + n], row[s:]) if n > 0 else float("nan"))
-            per_key.setdefault(key, []).append((row, r, prefix - p0, logits[first + n]))
+            per_key.setdefault(key, []).append((row, r, prefix - (p0 - plens[r]), logits[first + n], plens[r]))
         for key, entries in per_key.items():
             self.ctx[key].scored.append((entries, cache))
         return out
@@ -546,10 +640,10 @@ class CachedEngine(Engine):
             self.ids[key] = list(ids)
             adopted = False
             for entries, cache in scored:
-                for row, r, offset, last in entries:
+                for row, r, offset, last, plen in entries:
                     if row == ids:  # the winner's row already holds its keys and values
-                        ctx.cache = select_rows(cache, [r], offset, len(ids))
-                        ctx.last_logits = last
+                        ctx.cache = select_rows(cache, [r], offset, len(ids) - plen)
+                        ctx.last_logits, ctx.plen = last, plen
                         adopted = True
                         break
                 if adopted:
@@ -573,7 +667,7 @@ class CachedEngine(Engine):
             if rows.keys[row] == key and 0 < k <= len(after) and tokens[:k] == ids[len(old_ids):]:
                 cache, position, pad = rows.locate(row)
                 ctx = self.ctx[key]
-                ctx.cache = select_rows(cache, [position], pad, len(ids))
+                ctx.cache = select_rows(cache, [position], pad, len(ids) - ctx.plen)
                 ctx.last_logits = after[k - 1]
                 return True
         return False
@@ -584,11 +678,13 @@ class _CachedRows(Rows):
 
     With `score` requests, the first step feeds each row's token together with those rows
     (right-padded after it), so that a later model scores the proposals already made in the
-    forward it needs anyway; the branch rows then continue from that forward's cache."""
+    forward it needs anyway; the branch rows then continue from that forward's cache.
+    Branch rows continue committed contexts, so each reads its prompt's plen of the prefix."""
 
     def __init__(self, engine: CachedEngine, keys, score=None):
         self.engine = engine
         self.keys = list(keys)
+        self.plens = [engine.ctx[k].plen for k in self.keys]
         self.live = list(range(len(self.keys)))
         self.left: dict[int, tuple[object, int]] = {}  # rows that left: (their cache, position)
         self.cache = None  # built by the first step
@@ -597,14 +693,15 @@ class _CachedRows(Rows):
     def _stack(self) -> None:
         engine = self.engine
         lengths = [len(engine.ids[k]) for k in self.keys]
-        width = max(lengths)
-        self.pads = [width - n for n in lengths]
-        self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, lengths)],
+        tails = [n - plen for n, plen in zip(lengths, self.plens)]
+        width = max(tails)
+        self.pads = [width - n for n in tails]
+        self.cache = stack_caches([(engine.ctx[k].cache, n) for k, n in zip(self.keys, tails)],
                                   width, room=ROWS_ROOM)
-        self.padded = len(set(lengths)) > 1
+        self.padded = len(set(tails)) > 1
         self.positions = torch.tensor(lengths, dtype=torch.long)
         self.mask = torch.zeros((len(self.keys), width), dtype=torch.long)
-        for r, n in enumerate(lengths):
+        for r, n in enumerate(tails):
             self.mask[r, width - n :] = 1
 
     def _first_with_scoring(self, live, tokens) -> torch.Tensor:
@@ -615,15 +712,15 @@ class _CachedRows(Rows):
             branch.append((self.keys[row], ids + [int(token)], len(ids) + 1, len(ids)))
         scoring = _score_rows(self._score)
         n = len(branch)
-        logits, at, cache, prefix = engine._feed(branch + scoring, "step+score")
-        nlls = engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix)
+        logits, at, cache, prefix, plens = engine._feed(branch + scoring, "step+score")
+        nlls = engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix, plens)
         for key, (rows, starts) in self._score.items():
             engine.prescored[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
         self.live = list(live)
         self.pads = [0] * len(self.keys)
         lengths = []
-        for row, (_, ids, _, p0) in zip(live, branch):
-            self.pads[row] = prefix - p0
+        for j, (row, (_, ids, _, p0)) in enumerate(zip(live, branch)):
+            self.pads[row] = prefix - (p0 - plens[j])
             lengths.append(len(ids))
         self.cache = select_rows(cache, list(range(n)), 0, prefix + 1, room=ROWS_ROOM)
         self.positions = torch.tensor(lengths, dtype=torch.long)
@@ -653,10 +750,12 @@ class _CachedRows(Rows):
         charge: dict[Key, int] = {}
         for row in live:
             charge[self.keys[row]] = charge.get(self.keys[row], 0) + 1
+        shared = self.engine._shared([self.plens[row] for row in live])
+        explicit = self.padded or shared is not None
         logits = self.engine.forward(
-            ids, self.cache, self.mask if self.padded else None,
-            self.positions[:, None] if self.padded else None,
-            [(j, 0) for j in range(len(live))], charge, "step")
+            ids, self.cache, self.mask if explicit else None,
+            self.positions[:, None] if explicit else None,
+            [(j, 0) for j in range(len(live))], charge, "step", shared)
         self.positions = self.positions + 1
         return logits
 

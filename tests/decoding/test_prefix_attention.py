@@ -1,0 +1,154 @@
+"""The shared-prefix attention: every row reads one copy of a task's prefix in place.
+
+On tiny models of both families (Gemma's sliding window of 8 is far shorter than the prefix),
+the engine with a shared prefix must give the logits and NLLs a full re-encode gives: for
+branch rows, padded rows of several prompts, scored rows, rows whose re-tokenisation reaches
+back into the prefix, and commits that roll back into it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tiny_hf
+import torch
+
+from adafuse import AdaFuse, load_model
+from adafuse.decoding import prefix_attention
+from adafuse.decoding.backend import CachedEngine, RecomputeEngine, Runner
+from adafuse.decoding.output import ModelCost
+
+PREFIX = tiny_hf.PROMPTS[1][: tiny_hf.PROMPTS[1].index("Question: Who")]
+ITEMS = ["Question: Who wrote Emma?\nAnswer:", "Question: What is the capital of Peru?\nAnswer:"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_prefix")
+    return {kind: load_model(str(tiny_hf.build(kind, root / kind, seed=0)), device="cpu")
+            for kind in ("llama", "gemma")}
+
+
+def _recompute(lm, contexts):
+    engine = RecomputeEngine(lm)
+    for k, ids in contexts.items():
+        engine.add(k, ids, ModelCost(lm.name))
+    return engine
+
+
+def _shared_engine(lm, contexts):
+    engine = CachedEngine(lm)
+    prefix = engine.prefill(lm.encode(PREFIX), ModelCost(lm.name))
+    for k, ids in contexts.items():
+        engine.add(k, ids, ModelCost(lm.name), prefix)
+    assert engine.shared is prefix, "the model should pass the shared-prefix check"
+    assert all(engine.ctx[k].plen > 8 for k in contexts)  # longer than Gemma's window
+    return engine
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypatch):
+    lm = tiny[name]
+    model = lm.model
+    assert prefix_attention.check(model, Runner._cache_arg(model))
+
+    def blind(self, window, device):  # forget the prefix: the check must notice
+        pre, tail = original(self, window, device)
+        return torch.zeros_like(pre), tail
+
+    original = prefix_attention.PrefixContext.masks
+    monkeypatch.setattr(prefix_attention.PrefixContext, "masks", blind)
+    assert not prefix_attention.check(model, Runner._cache_arg(model))
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_engine_with_a_shared_prefix_gives_the_logits_of_a_full_encode(tiny, name):
+    lm = tiny[name]
+    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
+    engine = _shared_engine(lm, contexts)
+    ref = _recompute(lm, contexts)
+    for k in contexts:
+        torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
+    # branch rows of two prompts of different lengths, one step after another
+    rows = engine.open_rows([0, 0, 1])
+    logits = rows.extend([0, 1, 2], [5, 6, 7])
+    for j, (k, t) in enumerate([(0, 5), (0, 6), (1, 7)]):
+        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
+        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    logits = rows.extend([0, 2], [8, 9])
+    want = _recompute(lm, {0: contexts[1] + [7, 9]}).context_logits(0)
+    torch.testing.assert_close(logits[1], want, atol=1e-4, rtol=1e-4)
+    # scoring, including a row whose tokens differ from position 3 of the prompt: it reads
+    # only the first 2 prefix positions, the rest from its own re-encoded tokens
+    requests = {0: ([contexts[0] + [3, 4], contexts[0][:3] + [11, 12]], [len(contexts[0]), 3]),
+                1: ([contexts[1] + [5]], [len(contexts[1])])}
+    got = engine.score(requests)
+    want = ref.score(requests)
+    for k in requests:
+        assert got[k] == pytest.approx(want[k], abs=1e-4)
+    # the winner is adopted from its scoring row; a later commit rolls back into the prefix
+    engine.commit({0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]})
+    for k, ids in {0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]}.items():
+        want = _recompute(lm, {0: ids}).context_logits(0)
+        torch.testing.assert_close(engine.context_logits(k), want, atol=1e-4, rtol=1e-4)
+    assert engine.ctx[1].plen == 5
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_first_branch_step_with_scoring_and_branch_adoption(tiny, name):
+    lm = tiny[name]
+    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
+    engine = _shared_engine(lm, contexts)
+    ref = _recompute(lm, contexts)
+    requests = {k: ([ids + [3, 4]], [len(ids)]) for k, ids in contexts.items()}
+    rows = engine.open_rows([0, 1, 1], score=requests)
+    logits = rows.extend([0, 1, 2], [5, 6, 7])
+    for j, (k, t) in enumerate([(0, 5), (1, 6), (1, 7)]):
+        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
+        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    want = ref.score(requests)
+    for k in contexts:
+        assert engine.prescored[k][(tuple(contexts[k] + [3, 4]), len(contexts[k]))] == pytest.approx(want[k][0], abs=1e-4)
+    after = rows.extend([0, 2], [8, 9])
+    engine.remember_branches(rows, {0: ([5, 8], [logits[0], after[0]]), 2: ([7, 9], [logits[2], after[1]])})
+    engine.commit({0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]})
+    for k, ids in {0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]}.items():
+        want = _recompute(lm, {0: ids}).context_logits(0)
+        torch.testing.assert_close(engine.context_logits(k), want, atol=1e-4, rtol=1e-4)
+        # and the adopted cache carries on correctly
+    rows = engine.open_rows([0, 1])
+    logits = rows.extend([0, 1], [10, 11])
+    for j, (k, ids) in enumerate({0: contexts[0] + [5, 8, 10], 1: contexts[1] + [7, 9, 11]}.items()):
+        want = _recompute(lm, {0: ids}).context_logits(0)
+        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+
+
+def test_decoding_with_the_prefix_read_in_place_chooses_what_copies_choose(tiny, monkeypatch):
+    models = [tiny["llama"], tiny["gemma"]]
+    prompts = [PREFIX + item for item in ITEMS + ["Question: Who painted the Mona Lisa?\nAnswer:"]]
+    dec = AdaFuse(models, theta_delta=0.3)
+    shared = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
+    monkeypatch.setattr(CachedEngine, "share_prefix", False)
+    copied = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
+    for a, b in zip(shared, copied):
+        tiny_hf.assert_same_choices(a, b)
+        assert a.text == b.text
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma"])
+def test_prompts_joining_together_are_prefilled_in_one_forward(tiny, name):
+    lm = tiny[name]
+    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
+    engine = CachedEngine(lm)
+    prefix = engine.prefill(lm.encode(PREFIX), ModelCost(lm.name))
+    before = engine.total.forwards
+    engine.add_many([(k, ids, ModelCost(lm.name), prefix) for k, ids in contexts.items()])
+    assert engine.total.forwards == before + 1
+    ref = _recompute(lm, contexts)
+    for k, ids in contexts.items():
+        assert engine.costs[k].tokens_fed == len(ids) - engine.ctx[k].plen
+        torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
+    rows = engine.open_rows([0, 1])
+    logits = rows.extend([0, 1], [5, 6])
+    for j, (k, t) in enumerate([(0, 5), (1, 6)]):
+        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
+        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
