@@ -77,6 +77,17 @@ class Decoder:
             prefix = self._prefix_cache(engine, index, prompt_text, cost)
         engine.add(key, self.models[index].encode(prompt_text), cost, prefix)
 
+    def add_prompts(self, engine: Engine, index: int, entries) -> None:
+        """Several prompts join at once: (key, prompt_text, cost) each, as for `add_prompt`;
+        the engine may prefill them in one forward."""
+        batch = []
+        for key, prompt_text, cost in entries:
+            prefix = None
+            if isinstance(engine, CachedEngine):
+                prefix = self._prefix_cache(engine, index, prompt_text, cost)
+            batch.append((key, self.models[index].encode(prompt_text), cost, prefix))
+        engine.add_many(batch)
+
     def _prefix_cache(self, engine: CachedEngine, index: int, prompt_text: str, cost: ModelCost):
         """The encoded shared prefix, prefilled once per model and reused for every item.
 

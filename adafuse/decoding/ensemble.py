@@ -82,11 +82,15 @@ class AdaFuse(Decoder):
         queue = deque(range(len(prompts)))
         states: dict[int, _State] = {}
         while queue or states:
-            while queue and len(states) < batch_size:  # a finished prompt's place is refilled
-                key = queue.popleft()
+            joining = []
+            while queue and len(states) + len(joining) < batch_size:  # finished places are refilled
+                joining.append(queue.popleft())
+            if joining:
                 started = time.perf_counter()
-                states[key] = self._start(key, prompts[key], engines)
-                states[key].stats.seconds += time.perf_counter() - started
+                states.update(self._start(joining, prompts, engines))
+                share = (time.perf_counter() - started) / len(joining)
+                for key in joining:
+                    states[key].stats.seconds += share
             started = time.perf_counter()
             done = self._round(states, engines, stop, tail_len, max_new_tokens)
             share = (time.perf_counter() - started) / len(states)
@@ -100,13 +104,16 @@ class AdaFuse(Decoder):
         self.last_totals = totals
         return results
 
-    def _start(self, key, prompt, engines) -> _State:
-        state = _State(prompts=[lm.format_prompt(prompt) for lm in self.models],
-                       stats=Stats(models=[ModelCost(lm.name) for lm in self.models]))
+    def _start(self, keys, prompts, engines) -> dict:
+        """The prompts `keys` join the batch (each model prefills them together)."""
+        states = {key: _State(prompts=[lm.format_prompt(prompts[key]) for lm in self.models],
+                              stats=Stats(models=[ModelCost(lm.name) for lm in self.models]))
+                  for key in keys}
         for m, engine in enumerate(engines):
-            self.add_prompt(engine, m, key, state.prompts[m], state.stats.models[m])
-        state.prompt_len = len(engines[0].ids[key])
-        return state
+            self.add_prompts(engine, m, [(k, s.prompts[m], s.stats.models[m]) for k, s in states.items()])
+        for key, state in states.items():
+            state.prompt_len = len(engines[0].ids[key])
+        return states
 
     def _finish(self, state: _State) -> Output:
         stats = state.stats

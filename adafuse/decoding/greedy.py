@@ -52,10 +52,11 @@ def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, 
     lm = decoder.models[index]
     n = len(prompts)
     stats = [Stats(models=[ModelCost(lm.name)]) for _ in prompts]
-    for key, prompt in enumerate(prompts):
-        started = time.perf_counter()
-        decoder.add_prompt(engine, index, key, lm.format_prompt(prompt), stats[key].models[0])
-        stats[key].seconds += time.perf_counter() - started
+    started = time.perf_counter()
+    decoder.add_prompts(engine, index, [(key, lm.format_prompt(p), stats[key].models[0])
+                                        for key, p in enumerate(prompts)])
+    for key in range(n):
+        stats[key].seconds += (time.perf_counter() - started) / n
     decoders = [ContinuationDecoder(lm, engine.ids[k]) for k in range(n)]
     tokens: list[list[int]] = [[] for _ in prompts]
     texts, finish, ends = [""] * n, ["length"] * n, [""] * n
