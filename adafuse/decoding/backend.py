@@ -54,10 +54,9 @@ def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
     The two are the same dot products, but with few rows (a decoding step feeds 1-12
     positions) MKL runs `F.linear` through slow skinny-matrix paths: on the 2-core VM, torch
-    2.13, Gemma 3's 262k x 640 head took 80 ms for one row and 237 ms for three, against 30
-    and 49 ms this way (`bench/head_matmul.py`). One row is duplicated, because a
-    matrix-vector product takes the slow path again. Logits agree to float rounding
-    (~5e-5 absolute)."""
+    2.13, Gemma 3's 262k x 640 head took 63 ms for one row and 216 ms for three, against 26
+    and 40 ms this way (`bench/head_matmul.py`). One row is duplicated, because a
+    matrix-vector product takes the slow path again. Logits agree to float rounding."""
     rows = hidden.shape[0]
     if rows == 1:
         hidden = torch.cat([hidden, hidden])
@@ -507,7 +506,7 @@ class CachedEngine(Engine):
         super().add(key, ids, cost)
         self.ctx[key] = ctx = _Context()
         if self._can_share(prefix):
-            ctx.plen = min(longest_common_prefix(prefix.ids, self.ids[key]), len(self.ids[key]) - 1)
+            ctx.plen = self._plen(prefix, self.ids[key])
             self._extend(key, [], None)
         else:
             self._extend(key, prefix.ids if prefix else [], prefix.cache if prefix else None)
@@ -519,7 +518,7 @@ class CachedEngine(Engine):
         for key, ids, cost, prefix in entries:
             if len(entries) > 1 and self._can_share(prefix):
                 Engine.add(self, key, ids, cost)
-                plen = min(longest_common_prefix(prefix.ids, self.ids[key]), len(self.ids[key]) - 1)
+                plen = self._plen(prefix, self.ids[key])
                 self.ctx[key] = _Context(cache=_new_cache([]), plen=plen)
                 group.append((key, self.ids[key], len(self.ids[key]), plen))
             else:
@@ -531,6 +530,12 @@ class CachedEngine(Engine):
             ctx = self.ctx[key]
             ctx.cache = select_rows(cache, [r], width, len(ids) - ctx.plen)
             ctx.last_logits = logits[at[r]]
+
+    @staticmethod
+    def _plen(prefix: PrefixCache, ids: list[int]) -> int:
+        """Prefix positions a prompt reads in place: those its own ids share with the prefix,
+        leaving at least its last token to feed (its logits start the decode)."""
+        return min(longest_common_prefix(prefix.ids, ids), len(ids) - 1)
 
     def remove(self, key):
         super().remove(key)
