@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,13 +46,13 @@ class PrefixContext:
     prefix_len: torch.Tensor
     tail_valid: torch.Tensor
     query_pos: torch.Tensor
+    _memo: dict = field(default_factory=dict, repr=False)  # masks by (window, device)
 
     def masks(self, window: int | None, device) -> tuple[torch.Tensor, torch.Tensor]:
         """Boolean masks [rows, 1, W, P] over the prefix and [rows, 1, W, T] over the tail."""
         key = (window, str(device))
-        cached = self._masks.get(key) if hasattr(self, "_masks") else None
-        if cached is not None:
-            return cached
+        if key in self._memo:
+            return self._memo[key]
         valid = self.tail_valid.to(device)
         q = self.query_pos.to(device)[:, :, None]  # [rows, W, 1]
         prefix_size = self.layers[0][0].shape[2] if self.layers else 0
@@ -64,11 +64,8 @@ class PrefixContext:
         if window is not None:
             pre = pre & (pre_pos > q - window)
             tail = tail & (tail_pos[:, None, :] > q - window)
-        out = (pre[:, None], tail[:, None])
-        if not hasattr(self, "_masks"):
-            self._masks = {}
-        self._masks[key] = out
-        return out
+        self._memo[key] = (pre[:, None], tail[:, None])
+        return self._memo[key]
 
 
 _ACTIVE: list[PrefixContext] = []

@@ -45,6 +45,19 @@ def _shared_engine(lm, contexts):
     return engine
 
 
+def _setup(lm):
+    """The two items' ids, an engine reading the prefix in place, and the recompute oracle."""
+    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
+    return contexts, _shared_engine(lm, contexts), _recompute(lm, contexts)
+
+
+def _assert_logits_of(lm, logits, contexts_fed):
+    """logits[j] are the next-token logits after contexts_fed[j], as a full encode gives them."""
+    for got, ids in zip(logits, contexts_fed):
+        want = _recompute(lm, {0: ids}).context_logits(0)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["llama", "gemma"])
 def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypatch):
     lm = tiny[name]
@@ -63,20 +76,15 @@ def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypa
 @pytest.mark.parametrize("name", ["llama", "gemma"])
 def test_engine_with_a_shared_prefix_gives_the_logits_of_a_full_encode(tiny, name):
     lm = tiny[name]
-    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
-    engine = _shared_engine(lm, contexts)
-    ref = _recompute(lm, contexts)
+    contexts, engine, ref = _setup(lm)
     for k in contexts:
         torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
     # branch rows of two prompts of different lengths, one step after another
     rows = engine.open_rows([0, 0, 1])
     logits = rows.extend([0, 1, 2], [5, 6, 7])
-    for j, (k, t) in enumerate([(0, 5), (0, 6), (1, 7)]):
-        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
-        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[0] + [6], contexts[1] + [7]])
     logits = rows.extend([0, 2], [8, 9])
-    want = _recompute(lm, {0: contexts[1] + [7, 9]}).context_logits(0)
-    torch.testing.assert_close(logits[1], want, atol=1e-4, rtol=1e-4)
+    _assert_logits_of(lm, logits[1:], [contexts[1] + [7, 9]])
     # scoring, including a row whose tokens differ from position 3 of the prompt: it reads
     # only the first 2 prefix positions, the rest from its own re-encoded tokens
     requests = {0: ([contexts[0] + [3, 4], contexts[0][:3] + [11, 12]], [len(contexts[0]), 3]),
@@ -86,40 +94,32 @@ def test_engine_with_a_shared_prefix_gives_the_logits_of_a_full_encode(tiny, nam
     for k in requests:
         assert got[k] == pytest.approx(want[k], abs=1e-4)
     # the winner is adopted from its scoring row; a later commit rolls back into the prefix
-    engine.commit({0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]})
-    for k, ids in {0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]}.items():
-        want = _recompute(lm, {0: ids}).context_logits(0)
-        torch.testing.assert_close(engine.context_logits(k), want, atol=1e-4, rtol=1e-4)
+    committed = {0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]}
+    engine.commit(committed)
+    _assert_logits_of(lm, [engine.context_logits(k) for k in committed], committed.values())
     assert engine.ctx[1].plen == 5
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
 def test_first_branch_step_with_scoring_and_branch_adoption(tiny, name):
     lm = tiny[name]
-    contexts = {k: lm.encode(PREFIX + item) for k, item in enumerate(ITEMS)}
-    engine = _shared_engine(lm, contexts)
-    ref = _recompute(lm, contexts)
+    contexts, engine, ref = _setup(lm)
     requests = {k: ([ids + [3, 4]], [len(ids)]) for k, ids in contexts.items()}
     rows = engine.open_rows([0, 1, 1], score=requests)
     logits = rows.extend([0, 1, 2], [5, 6, 7])
-    for j, (k, t) in enumerate([(0, 5), (1, 6), (1, 7)]):
-        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
-        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[1] + [6], contexts[1] + [7]])
     want = ref.score(requests)
     for k in contexts:
         assert engine.prescored[k][(tuple(contexts[k] + [3, 4]), len(contexts[k]))] == pytest.approx(want[k][0], abs=1e-4)
     after = rows.extend([0, 2], [8, 9])
     engine.remember_branches(rows, {0: ([5, 8], [logits[0], after[0]]), 2: ([7, 9], [logits[2], after[1]])})
-    engine.commit({0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]})
-    for k, ids in {0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]}.items():
-        want = _recompute(lm, {0: ids}).context_logits(0)
-        torch.testing.assert_close(engine.context_logits(k), want, atol=1e-4, rtol=1e-4)
-        # and the adopted cache carries on correctly
+    committed = {0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]}
+    engine.commit(committed)
+    _assert_logits_of(lm, [engine.context_logits(k) for k in committed], committed.values())
+    # and the adopted caches carry on correctly
     rows = engine.open_rows([0, 1])
     logits = rows.extend([0, 1], [10, 11])
-    for j, (k, ids) in enumerate({0: contexts[0] + [5, 8, 10], 1: contexts[1] + [7, 9, 11]}.items()):
-        want = _recompute(lm, {0: ids}).context_logits(0)
-        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    _assert_logits_of(lm, logits, [committed[0] + [10], committed[1] + [11]])
 
 
 def test_decoding_with_the_prefix_read_in_place_chooses_what_copies_choose(tiny, monkeypatch):
@@ -149,6 +149,4 @@ def test_prompts_joining_together_are_prefilled_in_one_forward(tiny, name):
         torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
     rows = engine.open_rows([0, 1])
     logits = rows.extend([0, 1], [5, 6])
-    for j, (k, t) in enumerate([(0, 5), (1, 6)]):
-        want = _recompute(lm, {0: contexts[k] + [t]}).context_logits(0)
-        torch.testing.assert_close(logits[j], want, atol=1e-4, rtol=1e-4)
+    _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[1] + [6]])
