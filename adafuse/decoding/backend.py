@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adafuse.decoding import prefix_attention
+from adafuse.decoding import cpu_linear, prefix_attention
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
@@ -42,26 +42,6 @@ def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     picked = logprobs[torch.arange(len(targets)), torch.tensor(list(targets), dtype=torch.long)]
     return float(-picked.mean())
-
-
-def _skinny_cpu_matmul(hidden: torch.Tensor, head) -> bool:
-    return (hidden.device.type == "cpu" and hidden.dim() == 2 and isinstance(head, torch.nn.Linear)
-            and head.weight.dtype == torch.float32 and hidden.dtype == torch.float32)
-
-
-def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(hidden, weight, bias)` for the LM head on CPU, as `(weight @ hidden.T).T`.
-
-    The two are the same dot products, but with few rows (a decoding step feeds 1-12
-    positions) MKL runs `F.linear` through slow skinny-matrix paths: on the 2-core VM, torch
-    2.13, Gemma 3's 262k x 640 head took 63 ms for one row and 216 ms for three, against 26
-    and 40 ms this way (`bench/head_matmul.py`). One row is duplicated, because a
-    matrix-vector product takes the slow path again. Logits agree to float rounding."""
-    rows = hidden.shape[0]
-    if rows == 1:
-        hidden = torch.cat([hidden, hidden])
-    logits = (weight @ hidden.t()).t()[:rows]
-    return logits + bias if bias is not None else logits
 
 
 def _pad_id(lm) -> int:
@@ -80,10 +60,15 @@ class Runner:
     `logits_to_keep` (checked once per model on a short input).
     """
 
+    # float32 models on CPU: run the linear layers through oneDNN over weights packed once
+    # (`cpu_linear.pack_model`), where the copies fit in half the memory available
+    pack_cpu_weights = True
+
     def __init__(self, lm, total: ModelCost):
         self.lm = lm
         self.total = total
         self.cache_arg = self._cache_arg(lm.model)
+        self.packed = self.pack_cpu_weights and cpu_linear.pack_model(lm.model)
         # checked once per model object, not per engine (an engine lives one generate call)
         self._head_path: bool | None = getattr(lm.model, "_adafuse_head_path", None)
 
@@ -95,8 +80,8 @@ class Runner:
 
     def _head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         head = self.lm.model.get_output_embeddings()
-        if _skinny_cpu_matmul(hidden, head):
-            logits = head_matmul(hidden, head.weight, head.bias)
+        if cpu_linear.fp32_cpu_head(hidden, head):
+            logits = cpu_linear.head_logits(hidden, head, pack=self.packed)
         else:
             logits = head(hidden)
         cap = getattr(self.lm.model.config, "final_logit_softcapping", None)
@@ -449,6 +434,27 @@ def _score_rows(requests) -> list[tuple]:
 
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
+# On CPU each position a forward feeds costs compute, padding included, and a forward has a
+# fixed cost of about this many positions' worth (embedded pair on the 2-core VM: Gemma 3's
+# one-token step for 24 rows took 78 ms, its score forward about 1.3 ms more per position).
+# A padded forward that would waste more positions than this is split in two by width.
+SPLIT_WASTE = 48
+
+
+def width_groups(widths: Sequence[int], device_type: str) -> list[list[int]]:
+    """Row indices for padded forwards: one group (all rows, in order), or, on CPU, two
+    groups (the shorter rows, the longer rows) where that saves more than `SPLIT_WASTE`
+    padded positions. On a GPU positions are nearly free next to a forward's launch cost,
+    so rows always share one forward."""
+    everything = [list(range(len(widths)))]
+    if device_type != "cpu" or len(widths) < 2:
+        return everything
+    order = sorted(range(len(widths)), key=lambda i: widths[i])
+    full = len(widths) * widths[order[-1]]
+    saved, cut = max((full - i * widths[order[i - 1]] - (len(order) - i) * widths[order[-1]], i)
+                     for i in range(1, len(order)))
+    return [order[:cut], order[cut:]] if saved > SPLIT_WASTE else everything
+
 
 class PrefixCache:
     """The encoded shared prefix of a task (instruction + few-shot examples) for one model."""
@@ -587,8 +593,22 @@ class CachedEngine(Engine):
 
     def score(self, requests):
         flat = _score_rows(requests)
-        logits, at, cache, prefix, plens = self._feed(flat)
-        return self._collect(flat, range(len(flat)), logits, at, cache, prefix, plens)
+        groups = width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type)
+        if len(groups) == 1:
+            logits, at, cache, prefix, plens = self._feed(flat)
+            return self._collect(flat, range(len(flat)), logits, at, cache, prefix, plens)
+        nll: dict[int, float] = {}
+        for group in groups:
+            part = [flat[i] for i in group]
+            logits, at, cache, prefix, plens = self._feed(part)
+            got = {key: iter(v) for key, v in
+                   self._collect(part, range(len(part)), logits, at, cache, prefix, plens).items()}
+            for i, (key, *_) in zip(group, part):
+                nll[i] = next(got[key])
+        out: dict[Key, list[float]] = {}
+        for i, (key, *_) in enumerate(flat):
+            out.setdefault(key, []).append(nll[i])
+        return out
 
     def _feed(self, flat, kind="score"):
         """One padded forward over rows of several prompts.
@@ -709,18 +729,26 @@ class _CachedRows(Rows):
         for r, n in enumerate(tails):
             self.mask[r, width - n :] = 1
 
-    def _first_with_scoring(self, live, tokens) -> torch.Tensor:
+    def _prescore(self, nlls) -> None:
+        for key, (rows, starts) in self._score.items():
+            self.engine.prescored[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
+
+    def _first_with_scoring(self, live, tokens) -> torch.Tensor | None:
+        """The first step and the scoring in one forward; None (nothing run) where that
+        forward would pad the one-token branch rows so much that two forwards cost less
+        (`width_groups`)."""
         engine = self.engine
         branch = []
         for row, token in zip(live, tokens):
             ids = engine.ids[self.keys[row]]
             branch.append((self.keys[row], ids + [int(token)], len(ids) + 1, len(ids)))
         scoring = _score_rows(self._score)
+        widths = [1] * len(branch) + [len(row) - p0 for _, row, _, p0 in scoring]
+        if len(width_groups(widths, engine.lm.device.type)) > 1:
+            return None
         n = len(branch)
         logits, at, cache, prefix, plens = engine._feed(branch + scoring, "step+score")
-        nlls = engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix, plens)
-        for key, (rows, starts) in self._score.items():
-            engine.prescored[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
+        self._prescore(engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix, plens))
         self.live = list(live)
         self.pads = [0] * len(self.keys)
         lengths = []
@@ -739,7 +767,10 @@ class _CachedRows(Rows):
         live = list(live)
         if self.cache is None:
             if self._score:
-                return self._first_with_scoring(live, tokens)
+                logits = self._first_with_scoring(live, tokens)
+                if logits is not None:
+                    return logits
+                self._prescore(self.engine.score(self._score))
             self._stack()
         if live != self.live:  # finished rows leave the batch; their caches stay readable
             where = {row: j for j, row in enumerate(self.live)}

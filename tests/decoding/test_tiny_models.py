@@ -74,6 +74,7 @@ def test_later_models_score_earlier_proposals_in_their_first_branch_forward(tiny
 
     monkeypatch.setattr(backend.CachedEngine, "score", counted_score)
     monkeypatch.setattr(backend._CachedRows, "_first_with_scoring", counted_fused)
+    monkeypatch.setattr(backend, "SPLIT_WASTE", 10**9)  # never split a forward by width here
     models = [tiny[n] for n in names]
     kwargs = {"theta_delta": 0.5, "max_words": 2, "num_candidates": 3}
     cached = AdaFuse(models, **kwargs).generate(PROMPTS[1], max_new_tokens=12)
@@ -90,6 +91,40 @@ def test_later_models_score_earlier_proposals_in_their_first_branch_forward(tiny
     assert rows_scored_after.get(id(last), 0) <= own_only
     if len(models) == 2:
         assert rows_scored_after.get(id(last), 0) < rounds
+
+
+def test_forwards_split_by_width_make_the_same_choices(tiny, monkeypatch):
+    """On CPU a forward that would pad much is split into short and long rows (and the last
+    model's first step is not folded with its scoring); the choices stay recompute's."""
+    from adafuse.decoding import backend
+
+    feeds = []
+    feed = backend.CachedEngine._feed
+
+    def counted_feed(engine, flat, kind="score"):
+        feeds.append((kind, sorted(len(row) - p0 for _, row, _, p0 in flat)))
+        return feed(engine, flat, kind)
+
+    monkeypatch.setattr(backend.CachedEngine, "_feed", counted_feed)
+    monkeypatch.setattr(backend, "SPLIT_WASTE", 0)  # split wherever any padding is saved
+    models = [tiny["llama"], tiny["gemma"]]
+    kwargs = {"theta_delta": 0.5, "max_words": 2, "num_candidates": 3}
+    outs = AdaFuse(models, **kwargs).generate_batch(PROMPTS[:2], max_new_tokens=12, batch_size=2)
+    for prompt, out in zip(PROMPTS[:2], outs):
+        assert_same_choices(out, AdaFuse(models, mode="recompute", **kwargs).generate(prompt, max_new_tokens=12))
+    assert all(kind == "score" for kind, _ in feeds)  # every first step ran on its own
+    # some score forwards held only rows of one width, the shorter ones of a split request
+    assert any(len(set(w)) == 1 and w[0] < max(v[-1] for _, v in feeds) for _, w in feeds)
+
+
+def test_width_groups():
+    from adafuse.decoding.backend import width_groups
+
+    assert width_groups([1, 1, 1, 8, 8], "cuda") == [[0, 1, 2, 3, 4]]
+    assert width_groups([3, 3, 3], "cpu") == [[0, 1, 2]]  # nothing to save
+    assert width_groups([1] * 24 + [8] * 24, "cpu") == [list(range(24)), list(range(24, 48))]
+    assert width_groups([8, 1, 8, 1], "cpu") == [[0, 1, 2, 3]]  # saves 14 positions: not worth a forward
+    assert width_groups([8, 1] * 10, "cpu") == [list(range(1, 20, 2)), list(range(0, 20, 2))]
 
 
 def test_traces_hold_every_models_view(tiny):

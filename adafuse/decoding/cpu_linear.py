@@ -1,0 +1,147 @@
+"""Linear layers on CPU in float32, by the fastest exact route for the few rows decoding feeds.
+
+A decoding step sends 1-12 positions per prompt through each linear layer (a batch of 8
+prompts, up to about 100 through the LM head). With so few rows MKL's `F.linear` takes slow
+skinny-matrix paths, and re-packs the whole weight on every call. Two fixes, both computing
+the same dot products (the results agree to float32 rounding):
+- `head_matmul`: the weight as the left operand, `(weight @ hidden.T).T`; no extra memory.
+- oneDNN's product over a weight packed once (`packed_weight`), kept on the module while
+  the weight is unchanged: a second copy of the weight, and the fastest from 3 rows on for
+  the LM head and from 1 row on for the layers inside the model (`bench/head_matmul.py`).
+`head_logits` picks between them for the LM head; `pack_model` routes every other linear
+layer of a CPU float32 model through the packed product.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+# below this many rows the dense head product is as fast as the packed one (bench/head_matmul.py)
+PACKED_MIN_ROWS = 3
+
+
+def fp32_cpu_head(hidden: torch.Tensor, head) -> bool:
+    """Whether `head_logits` applies: gathered 2-d float32 hidden states and a float32
+    `nn.Linear` head, on CPU."""
+    return (hidden.device.type == "cpu" and hidden.dim() == 2 and isinstance(head, torch.nn.Linear)
+            and head.weight.dtype == torch.float32 and hidden.dtype == torch.float32)
+
+
+def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(hidden, weight, bias)` for the LM head on CPU, as `(weight @ hidden.T).T`.
+
+    With few rows MKL runs `F.linear` through slow skinny-matrix paths: on the 2-core VM,
+    torch 2.13, Gemma 3's 262k x 640 head took 64 ms for one row and 146 ms for two,
+    against 32 and 25 ms this way (`bench/head_matmul.py`). One row is duplicated, because
+    a matrix-vector product takes the slow path again."""
+    rows = hidden.shape[0]
+    if rows == 1:
+        hidden = torch.cat([hidden, hidden])
+    logits = (weight @ hidden.t()).t()[:rows]
+    return logits + bias if bias is not None else logits
+
+
+def packed_weight(linear: torch.nn.Linear) -> torch.Tensor | None:
+    """A oneDNN-blocked copy of a float32 CPU linear layer's weight, made on first use and
+    kept on the module while the weight is unchanged (as much memory again as the weight:
+    0.63 GB for Gemma 3's head). None where this torch has no oneDNN, or where oneDNN's
+    product does not agree with the dense one on a probe (say, a reduced-precision fp32
+    mode was switched on)."""
+    weight = linear.weight
+    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+    cached = linear.__dict__.get("_adafuse_packed")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    packed = None
+    if (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+            and weight.device.type == "cpu" and weight.dtype == torch.float32):
+        try:
+            with torch.inference_mode():
+                packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 32)
+                probe = torch.randn(4, weight.shape[1], generator=torch.Generator().manual_seed(0))
+                mine = _linear_packed(probe, packed, linear.bias)
+                dense = head_matmul(probe, weight.detach(), linear.bias)
+                if not torch.allclose(mine, dense, rtol=1e-4, atol=1e-4 * float(dense.abs().max())):
+                    packed = None
+        except (RuntimeError, NotImplementedError):
+            packed = None
+    linear.__dict__["_adafuse_packed"] = (key, packed)
+    return packed
+
+
+def _linear_packed(hidden: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(hidden.contiguous(), packed, bias, "none", [], "")
+
+
+def head_logits(hidden: torch.Tensor, head: torch.nn.Linear, pack: bool = True) -> torch.Tensor:
+    """`head(hidden)` for a float32 LM head on CPU (`fp32_cpu_head`).
+
+    From `PACKED_MIN_ROWS` rows on, the packed product is the fastest: on the 2-core VM,
+    Gemma 3's head took 30 ms for 12 rows and 205 ms for 96, against 120 and 345 ms for
+    `head_matmul` (`bench/head_matmul.py`). For 1-2 rows the dense `head_matmul` is as fast
+    or faster and needs no copy of the weight, so greedy decoding never makes one.
+    `pack=False`: always the dense product."""
+    if pack and hidden.shape[0] >= PACKED_MIN_ROWS:
+        packed = packed_weight(head)
+        if packed is not None:
+            return _linear_packed(hidden, packed, head.bias)
+    return head_matmul(hidden, head.weight, head.bias)
+
+
+def _packed_forward(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled():
+        packed = packed_weight(linear)
+        if packed is not None:
+            return _linear_packed(x, packed, linear.bias)
+    return F.linear(x, linear.weight, linear.bias)
+
+
+def available_bytes() -> int | None:
+    """Memory available to new allocations now (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _routable(module: torch.nn.Module, head) -> bool:
+    return (type(module) is torch.nn.Linear and module is not head and "forward" not in module.__dict__
+            and not hasattr(module, "_hf_hook") and module.weight.device.type == "cpu"
+            and module.weight.dtype == torch.float32)
+
+
+def pack_model(model: torch.nn.Module, budget: float = 0.5) -> bool:
+    """Route the linear layers inside a CPU float32 model (not its LM head, which
+    `head_logits` serves) through the packed product, for inference: with gradients on, or
+    for inputs of another dtype or device, a layer computes `F.linear` as before. Decided
+    once per model (each weight is packed on first use); returns whether the model is packed.
+
+    The packed copies take as much memory again as the weights they copy (the head's
+    included). A model whose copies would need more than `budget` of the memory available
+    now, or where that is unknown, is left dense: an 8B model in float32 on a laptop stays
+    as it was. Layers that another library already wraps (accelerate's hooks replace
+    `forward`) are left alone."""
+    if not isinstance(model, torch.nn.Module):
+        return False
+    decided = getattr(model, "_adafuse_packed_model", None)
+    if decided is not None:
+        return decided
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    layers = [m for m in model.modules() if _routable(m, head)]
+    need = sum(m.weight.numel() * m.weight.element_size() for m in layers)
+    if isinstance(head, torch.nn.Linear):
+        need += head.weight.numel() * head.weight.element_size()
+    free = available_bytes()
+    packed = bool(layers) and free is not None and need <= budget * free
+    if packed:
+        for module in layers:
+            module.forward = functools.partial(_packed_forward, module)
+    model._adafuse_packed_model = packed
+    return packed

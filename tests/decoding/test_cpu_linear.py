@@ -1,0 +1,125 @@
+"""The CPU float32 linear products (dense head product, oneDNN packed weights) compute what F.linear computes."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from adafuse.decoding.cpu_linear import fp32_cpu_head, head_logits, head_matmul, packed_weight
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 13])
+@pytest.mark.parametrize("bias", [False, True])
+def test_head_matmul_matches_linear(rows, bias):
+    torch.manual_seed(rows)
+    weight = torch.randn(3001, 64)
+    b = torch.randn(3001) if bias else None
+    x = torch.randn(rows, 64)
+    mine = head_matmul(x, weight, b)
+    assert mine.shape == (rows, 3001)
+    torch.testing.assert_close(mine, F.linear(x, weight, b), atol=1e-4, rtol=1e-5)
+
+
+def test_used_only_for_float32_cpu_linear_heads():
+    head = torch.nn.Linear(8, 16, bias=False)
+    assert fp32_cpu_head(torch.randn(2, 8), head)
+    assert not fp32_cpu_head(torch.randn(2, 8, dtype=torch.bfloat16), head.to(torch.bfloat16))
+    assert not fp32_cpu_head(torch.randn(1, 2, 8), head)  # [batch, pos, hidden]: not gathered
+    assert not fp32_cpu_head(torch.randn(2, 8), torch.nn.Identity())
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 13, 40])
+@pytest.mark.parametrize("bias", [False, True])
+def test_head_logits_match_linear(rows, bias):
+    torch.manual_seed(rows)
+    head = torch.nn.Linear(64, 3001, bias=bias)
+    x = torch.randn(rows, 64)
+    with torch.inference_mode():
+        mine = head_logits(x, head)
+        torch.testing.assert_close(mine, head(x), atol=1e-4, rtol=1e-5)
+
+
+def test_packed_weight_is_made_once_and_remade_when_the_weight_changes():
+    head = torch.nn.Linear(32, 500, bias=False)
+    first = packed_weight(head)
+    if first is None:
+        pytest.skip("this torch has no oneDNN")
+    assert packed_weight(head) is first
+    with torch.no_grad():
+        head.weight.mul_(2.0)  # in place: same storage, new version
+    x = torch.randn(5, 32)
+    assert packed_weight(head) is not first
+    with torch.inference_mode():
+        torch.testing.assert_close(head_logits(x, head), F.linear(x, head.weight), atol=1e-4, rtol=1e-5)
+
+
+def test_packed_product_that_disagrees_on_the_probe_is_not_used(monkeypatch):
+    import adafuse.decoding.cpu_linear as backend
+
+    head = torch.nn.Linear(32, 500, bias=False)
+    monkeypatch.setattr(backend, "_linear_packed", lambda x, packed, bias: torch.zeros(x.shape[0], 500))
+    assert backend.packed_weight(head) is None
+    x = torch.randn(6, 32)
+    with torch.inference_mode():  # falls back to the dense product
+        torch.testing.assert_close(backend.head_logits(x, head), F.linear(x, head.weight), atol=1e-4, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    """Two loads of each tiny model: one to route through the packed product, one left as is."""
+    import tiny_hf
+
+    from adafuse import load_model
+
+    root = tmp_path_factory.mktemp("tiny_cpu_linear")
+    paths = {kind: tiny_hf.build(kind, root / kind, seed=0) for kind in ("llama", "gemma")}
+    return {kind: (load_model(str(p), device="cpu"), load_model(str(p), device="cpu")) for kind, p in paths.items()}
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma"])
+def test_packed_model_gives_the_logits_of_the_plain_model(tiny_pair, kind):
+    from adafuse.decoding.cpu_linear import pack_model
+
+    packed, plain = (lm.model for lm in tiny_pair[kind])
+    assert pack_model(packed)
+    linears = [m for m in packed.modules() if type(m) is torch.nn.Linear]
+    head = packed.get_output_embeddings()
+    assert all("forward" in m.__dict__ for m in linears if m is not head)
+    assert "forward" not in head.__dict__  # the head is served by head_logits
+    assert pack_model(packed)  # decided once per model
+    ids = torch.randint(0, packed.config.vocab_size, (3, 11), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        got, want = packed(input_ids=ids).logits, plain(input_ids=ids).logits
+        assert all("_adafuse_packed" in m.__dict__ for m in linears if m is not head)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    # with gradients on, the layers compute F.linear and can be trained through
+    loss = packed(input_ids=ids[:1]).logits.sum()
+    loss.backward()
+    assert linears[0].weight.grad is not None
+    packed.zero_grad(set_to_none=True)
+
+
+def test_runner_packs_only_when_asked(tiny_pair, monkeypatch):
+    from adafuse.decoding.backend import Runner
+    from adafuse.decoding.output import ModelCost
+
+    _, plain = tiny_pair["llama"]
+    monkeypatch.setattr(Runner, "pack_cpu_weights", False)
+    Runner(plain, ModelCost(plain.name))
+    assert not any("forward" in m.__dict__ for m in plain.model.modules())
+
+
+def test_a_model_whose_copies_do_not_fit_stays_dense(tmp_path, monkeypatch):
+    import tiny_hf
+
+    from adafuse import load_model
+    from adafuse.decoding import cpu_linear
+
+    lm = load_model(str(tiny_hf.build("llama", tmp_path / "llama", seed=0)), device="cpu")
+    need = sum(m.weight.numel() * 4 for m in lm.model.modules() if type(m) is torch.nn.Linear)
+    monkeypatch.setattr(cpu_linear, "available_bytes", lambda: need)  # copies need more than half
+    assert not cpu_linear.pack_model(lm.model)
+    assert not any("forward" in m.__dict__ for m in lm.model.modules())
+    monkeypatch.setattr(cpu_linear, "available_bytes", lambda: None)  # unknown: dense too
+    assert not cpu_linear.pack_model(load_model(str(tmp_path / "llama"), device="cpu").model)
+    monkeypatch.setattr(cpu_linear, "available_bytes", lambda: 2 * need)
+    assert cpu_linear.pack_model(load_model(str(tmp_path / "llama"), device="cpu").model)
