@@ -435,9 +435,11 @@ def _score_rows(requests) -> list[tuple]:
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
 # On CPU each position a forward feeds costs compute, padding included, and a forward has a
-# fixed cost of about this many positions' worth (embedded pair on the 2-core VM: Gemma 3's
-# one-token step for 24 rows took 78 ms, its score forward about 1.3 ms more per position).
-# A padded forward that would waste more positions than this is split in two by width.
+# fixed cost of roughly this many positions' worth. On the 2-core VM Gemma 3's one-token step
+# for 24 rows took 78 ms; a further position costs its ~0.2 GFLOP of linear layers, about 1.3 ms
+# at the ~150 GFLOPS the packed products reach (an estimate from FLOPs, not a measurement).
+# A padded forward that would waste more positions than this is split in two by width; A/B at
+# batch 8 in bench/RESULTS.md (session 5).
 SPLIT_WASTE = 48
 
 
@@ -593,12 +595,8 @@ class CachedEngine(Engine):
 
     def score(self, requests):
         flat = _score_rows(requests)
-        groups = width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type)
-        if len(groups) == 1:
-            logits, at, cache, prefix, plens = self._feed(flat)
-            return self._collect(flat, range(len(flat)), logits, at, cache, prefix, plens)
         nll: dict[int, float] = {}
-        for group in groups:
+        for group in width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type):
             part = [flat[i] for i in group]
             logits, at, cache, prefix, plens = self._feed(part)
             got = {key: iter(v) for key, v in
