@@ -432,6 +432,14 @@ def _score_rows(requests) -> list[tuple]:
     return flat
 
 
+def _by_key(flat, values) -> dict[Key, list]:
+    """{key: [value per row of that key]} for rows (key, ...) and one value per row."""
+    out: dict[Key, list] = {}
+    for (key, *_), value in zip(flat, values):
+        out.setdefault(key, []).append(value)
+    return out
+
+
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
 # On CPU each position a forward feeds costs compute, padding included, and a forward has a
@@ -595,18 +603,13 @@ class CachedEngine(Engine):
 
     def score(self, requests):
         flat = _score_rows(requests)
-        nll: dict[int, float] = {}
+        nll = [float("nan")] * len(flat)
         for group in width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type):
             part = [flat[i] for i in group]
             logits, at, cache, prefix, plens = self._feed(part)
-            got = {key: iter(v) for key, v in
-                   self._collect(part, range(len(part)), logits, at, cache, prefix, plens).items()}
-            for i, (key, *_) in zip(group, part):
-                nll[i] = next(got[key])
-        out: dict[Key, list[float]] = {}
-        for i, (key, *_) in enumerate(flat):
-            out.setdefault(key, []).append(nll[i])
-        return out
+            for i, value in zip(group, self._collect(part, range(len(part)), logits, at, cache, prefix, plens)):
+                nll[i] = value
+        return _by_key(flat, nll)
 
     def _feed(self, flat, kind="score"):
         """One padded forward over rows of several prompts.
@@ -642,15 +645,15 @@ class CachedEngine(Engine):
                               positions if padded or shared else None, gather, charge, kind, shared)
         return logits, at, cache, prefix, plens
 
-    def _collect(self, flat, batch_rows, logits, at, cache, prefix, plens) -> dict:
-        """Mean NLLs of scored rows {key: [nll per row]}; each row's keys and values stay
-        adoptable by the commit."""
-        out: dict[Key, list[float]] = {}
+    def _collect(self, flat, batch_rows, logits, at, cache, prefix, plens) -> list[float]:
+        """Mean NLL of each scored row, in the order of `flat`; each row's keys and values
+        stay adoptable by the commit."""
+        out: list[float] = []
         per_key: dict[Key, list[tuple]] = {}
         for (key, row, s, p0), r in zip(flat, batch_rows):
             n = len(row) - s
             first = at[r]
-            out.setdefault(key, []).append(mean_nll(logits[first : first + n], row[s:]) if n > 0 else float("nan"))
+            out.append(mean_nll(logits[first : first + n], row[s:]) if n > 0 else float("nan"))
             per_key.setdefault(key, []).append((row, r, prefix - (p0 - plens[r]), logits[first + n], plens[r]))
         for key, entries in per_key.items():
             self.ctx[key].scored.append((entries, cache))
@@ -746,7 +749,8 @@ class _CachedRows(Rows):
             return None
         n = len(branch)
         logits, at, cache, prefix, plens = engine._feed(branch + scoring, "step+score")
-        self._prescore(engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix, plens))
+        self._prescore(_by_key(scoring, engine._collect(scoring, range(n, n + len(scoring)), logits, at, cache,
+                                                        prefix, plens)))
         self.live = list(live)
         self.pads = [0] * len(self.keys)
         lengths = []
