@@ -93,6 +93,6 @@ def test_module_entry_point(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["metrics"] == {"em_lenient_nq": 1.0}
+    assert json.loads(proc.stdout)["metrics"] == {"em_lenient_nq": 1.0, "em_lenient_nq_spaced": 1.0}
     bad = subprocess.run([sys.executable, "-m", "adafuse.score", "task=nq"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: missing predictions=")

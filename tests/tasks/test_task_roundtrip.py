@@ -31,8 +31,8 @@ def test_short_answer_qa(name):
 
 def test_squad_reports_standard_em_and_f1():
     docs, result = _roundtrip("squad", [" France", " the Normans", " southern Italy"])
-    assert set(result.metrics) == {"em_lenient_squad", "em", "f1"}
-    assert result.per_item[0] == {"em_lenient_squad": 1.0, "em": 1.0, "f1": 1.0}
+    assert set(result.metrics) == {"em_lenient_squad", "em_lenient_squad_spaced", "em", "f1"}
+    assert result.per_item[0] == {"em_lenient_squad": 1.0, "em_lenient_squad_spaced": 1.0, "em": 1.0, "f1": 1.0}
 
 
 def test_gsm8k():
