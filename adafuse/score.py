@@ -1,27 +1,50 @@
-"""Re-score a predictions file against a task's items.
+"""Re-score predictions with a task's rules, or re-score run folders in place.
 
-    python -m adafuse.score task=triviaqa predictions=runs/x/samples.jsonl [limit=N]
-        [source=bundled|hf|path.jsonl] [tasks_dir=DIR] [per_item=out.jsonl]
+    python -m adafuse.score task=nq predictions=runs/nq/2026-11-28_02-00-00/samples.jsonl
+    python -m adafuse.score task=squad predictions=paper_preds.jsonl [only_predicted=true]
+    python -m adafuse.score task=triviaqa predictions=preds.jsonl [limit=N] [source=S] [tasks_dir=DIR]
+    python -m adafuse.score rescore=runs/table1_embedded       # every finished run below it
 
-`predictions` holds one JSON object a line with the raw model output in `pred` (null for
-none) and the item's `id` or its `question` text. The items scored are the task's first
-`limit` items (all without it); an item with no prediction counts as wrong, as the paper's
-accuracies do. Prints the metrics as JSON. Bad input prints one line and exits with 2.
+A predictions file holds one JSON object a line; `pred` (or `response`, as in a run's
+samples.jsonl) is the raw model output, null or absent for none. Two kinds of file:
+- with its own gold answers, `{"question", "pred", "answer"}` as the paper's scripts write them,
+  or a run's samples.jsonl (`gold`): each line is an item and no task data is read; `task=`
+  picks the rules. `limit=N` scores the first N lines. `gold=task` matches such a file to the
+  task's items instead, as for the next kind;
+- without gold, `{"id" or "question", "pred"}`: matched to the task's first `limit` items
+  (all without it) by id, else by question text.
+An item without a prediction counts as wrong, as in the paper's accuracies; `only_predicted=true`
+scores the predicted items alone. The report (JSON on stdout) says how many items had one.
+
+`rescore=DIR` re-scores every finished run folder at or below DIR with the current rules of its
+task (after a scoring rule changed; no decoding): the samples' `extracted`, `scores` and
+`main_score` and results.json's metrics are rewritten, results.json keeps the numbers before under
+`rescored.previous`. Bad input prints one line and exits with 2; `--help` prints this text.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from adafuse.tasks import Task, TaskError, get_task
+from adafuse.errors import AdaFuseError
+from adafuse.runner.provenance import git_state
+from adafuse.runner.rundir import RESULTS, RunDir, read_jsonl as read_run_jsonl, write_json_atomic
+from adafuse.tasks import ScoreResult, Task, TaskError, get_task
 from adafuse.tasks.loaders import read_jsonl
 
-KEYS = {"task", "predictions", "limit", "source", "tasks_dir", "per_item"}
-REQUIRED = ("task", "predictions")
-USAGE = "usage: python -m adafuse.score task=NAME predictions=FILE.jsonl [limit=N] [source=S] [tasks_dir=DIR] [per_item=OUT.jsonl]"
+KEYS = {"task", "predictions", "limit", "source", "tasks_dir", "per_item", "only_predicted", "gold", "rescore"}
+USAGE = ("usage: python -m adafuse.score task=NAME predictions=FILE.jsonl [limit=N] [source=S] [tasks_dir=DIR] "
+         "[per_item=OUT.jsonl] [only_predicted=true] [gold=file|task] | rescore=RUNS_DIR (--help for more)")
+GOLD_FIELDS = ("answer", "gold")  # the paper's scripts write `answer`, a run's samples `gold`
+PRED_FIELDS = ("pred", "response")
+BOOLS = {"true": True, "false": False}
+RULES = ("version", "filters", "metrics", "main_metric")  # what a re-score takes from the task card now
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
@@ -33,25 +56,90 @@ def parse_args(argv: list[str]) -> dict[str, str]:
         if key not in KEYS:
             raise TaskError(f"unknown key {key!r}; allowed keys: {', '.join(sorted(KEYS))}")
         args[key] = value
-    for key in REQUIRED:
+    if "rescore" in args:
+        extra = sorted(set(args) - {"rescore", "tasks_dir"})
+        if extra:
+            raise TaskError(f"rescore= takes no {', '.join(extra)}; {USAGE}")
+        return args
+    for key in ("task", "predictions"):
         if key not in args:
             raise TaskError(f"missing {key}=...; {USAGE}")
+    for key in ("only_predicted",):
+        if key in args and args[key] not in BOOLS:
+            raise TaskError(f"{key} must be true or false, got {args[key]!r}")
+    if args.get("gold", "file") not in ("file", "task"):
+        raise TaskError(f"gold must be file or task, got {args['gold']!r}")
     return args
 
 
+# --- reading a predictions file ---------------------------------------------------------------
+
+
+def _field(row: dict, names: tuple[str, ...]) -> Optional[str]:
+    return next((n for n in names if n in row), None)
+
+
+def check_line(row: dict, where: str) -> None:
+    """The fields of one line have the types the scorer needs."""
+    pred = _field(row, PRED_FIELDS)
+    if pred is not None and row[pred] is not None and not isinstance(row[pred], str):
+        raise TaskError(f"{where}: {pred!r} must be a string or null, got {type(row[pred]).__name__}")
+    if row.get("question") is not None and not isinstance(row["question"], str):
+        raise TaskError(f"{where}: 'question' must be a string, got {type(row['question']).__name__}")
+    if "id" in row and (isinstance(row["id"], bool) or not isinstance(row["id"], (str, int))):
+        raise TaskError(f"{where}: 'id' must be a string or an integer, got {type(row['id']).__name__}")
+    gold = _field(row, GOLD_FIELDS)
+    if gold is not None:
+        value = row[gold]
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, str) for v in value):
+                raise TaskError(f"{where}: {gold!r} must be a string or a non-empty list of strings, got {value!r:.60}")
+        elif not isinstance(value, str):
+            raise TaskError(f"{where}: {gold!r} must be a string or a non-empty list of strings, "
+                            f"got {type(value).__name__}")
+
+
 def read_predictions(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each line, each checked; an empty file is an error."""
     if not path.is_file():
         raise TaskError(f"predictions file not found: {path}")
     rows = []
     for lineno, row in read_jsonl(path):
-        if "pred" not in row:
-            raise TaskError(f"{path}:{lineno}: missing field 'pred'")
-        if row["pred"] is not None and not isinstance(row["pred"], str):
-            raise TaskError(f"{path}:{lineno}: 'pred' must be a string or null")
-        if "id" not in row and "question" not in row:
-            raise TaskError(f"{path}:{lineno}: needs the item's 'id' or 'question'")
+        check_line(row, f"{path}:{lineno}")
         rows.append((lineno, row))
+    if not rows:
+        raise TaskError(f"{path}: no predictions in it (the file is empty)")
     return rows
+
+
+def prediction(row: dict) -> Optional[str]:
+    field = _field(row, PRED_FIELDS)
+    return None if field is None else row[field]
+
+
+def has_gold(rows: list[tuple[int, dict]], path: Path) -> bool:
+    """Whether the file carries its gold answers: all lines or none."""
+    with_gold = [lineno for lineno, row in rows if _field(row, GOLD_FIELDS)]
+    if with_gold and len(with_gold) != len(rows):
+        first = next(lineno for lineno, row in rows if not _field(row, GOLD_FIELDS))
+        raise TaskError(f"{path}:{first}: no 'answer' while line {with_gold[0]} has one; "
+                        "give every line its gold answer, or none")
+    return bool(with_gold)
+
+
+def items_from_file(rows: list[tuple[int, dict]], path: Path, limit: Optional[int]):
+    """(docs, predictions, lines) of a file that carries its gold: one item a line; a repeated
+    id keeps its first line, as a run folder does."""
+    docs, preds, lines, seen = [], [], [], set()
+    for lineno, row in rows:
+        if "id" in row:
+            if str(row["id"]) in seen:
+                continue
+            seen.add(str(row["id"]))
+        docs.append({"answer": row[_field(row, GOLD_FIELDS)], "id": row.get("id"), "question": row.get("question")})
+        preds.append(prediction(row))
+        lines.append(lineno)
+    return (docs, preds, lines) if limit is None else (docs[:limit], preds[:limit], lines[:limit])
 
 
 def match_predictions(task: Task, rows: list[tuple[int, dict]], docs: list[dict], path: Path) -> list[Optional[str]]:
@@ -66,48 +154,149 @@ def match_predictions(task: Task, rows: list[tuple[int, dict]], docs: list[dict]
     preds: list[Optional[str]] = [None] * len(docs)
     seen: set[str] = set()
     for lineno, row in rows:
+        if _field(row, PRED_FIELDS) is None:
+            raise TaskError(f"{path}:{lineno}: missing field 'pred' (the model output; or 'response')")
         if "id" in row:
-            key = by_id.get(str(row["id"]))
-            what = f"id {row['id']!r}"
+            key, what = by_id.get(str(row["id"])), f"id {row['id']!r}"
+        elif "question" in row:
+            key, what = by_question.get(row["question"]), "question text"
         else:
-            key = by_question.get(row["question"])
-            what = "question text"
+            raise TaskError(f"{path}:{lineno}: needs the item's 'id' or 'question'")
         if key is None:
             raise TaskError(f"{path}:{lineno}: {what} matches no item of task {task.name!r}")
         if key in seen:
             raise TaskError(f"{path}:{lineno}: second prediction for item id {key}")
         seen.add(key)
         if key in position:
-            preds[position[key]] = row["pred"]
+            preds[position[key]] = prediction(row)
     return preds
 
 
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def _limit(args: dict[str, str]) -> Optional[int]:
+    if "limit" not in args:
+        return None
+    if not args["limit"].isdigit():
+        raise TaskError(f"limit must be a non-negative integer, got {args['limit']!r}")
+    return int(args["limit"])
+
+
 def score_file(args: dict[str, str]) -> dict:
-    limit = None
-    if "limit" in args:
-        if not args["limit"].isdigit():
-            raise TaskError(f"limit must be a non-negative integer, got {args['limit']!r}")
-        limit = int(args["limit"])
+    limit = _limit(args)
     task = get_task(args["task"], source=args.get("source"), tasks_dir=args.get("tasks_dir"))
     path = Path(args["predictions"])
     rows = read_predictions(path)
-    docs = task.docs(limit=limit)
-    preds = match_predictions(task, rows, docs, path)
+    if has_gold(rows, path) and args.get("gold", "file") == "file":
+        docs, preds, lines = items_from_file(rows, path, limit)
+        origin = {"gold": "file"}
+    else:
+        docs = task.docs(limit=limit)
+        preds, lines = match_predictions(task, rows, docs, path), [None] * len(docs)
+        origin = {"gold": "task", "source": task.source}
+    n_items, n_predicted = len(docs), sum(p is not None for p in preds)
+    only_predicted = BOOLS[args.get("only_predicted", "false")]
+    if only_predicted:
+        kept = [i for i, p in enumerate(preds) if p is not None]
+        docs, preds, lines = [docs[i] for i in kept], [preds[i] for i in kept], [lines[i] for i in kept]
+    if not docs:
+        raise TaskError(f"{path}: no item to score" + (" (no line has a prediction)" if only_predicted else ""))
     result = task.score(preds, docs)
     if "per_item" in args:
-        with open(args["per_item"], "w", encoding="utf-8") as f:
-            for doc, pred, extracted, scores in zip(docs, preds, result.extracted, result.per_item):
-                f.write(json.dumps({"id": doc["id"], "pred": pred, "extracted": extracted,
-                                    "gold": doc["answer"], "scores": scores}, ensure_ascii=False) + "\n")
-    return {"task": task.name, "source": task.source, "predictions": str(path), **result.to_dict()}
+        write_per_item(Path(args["per_item"]), docs, preds, lines, result)
+    return {"task": task.name, **origin, "predictions": str(path), **result.to_dict(),
+            "n_predicted": n_predicted, "n_without_prediction": n_items - n_predicted,
+            "missing": "left out" if only_predicted else "counted as wrong"}
+
+
+def write_per_item(out: Path, docs: list[dict], preds: list, lines: list, result: ScoreResult) -> None:
+    with open(out, "w", encoding="utf-8") as f:
+        for doc, pred, line, extracted, scores in zip(docs, preds, lines, result.extracted, result.per_item):
+            row = {"id": doc.get("id"), "line": line, "pred": pred, "extracted": extracted,
+                   "gold": doc["answer"], "scores": scores}
+            f.write(json.dumps({k: v for k, v in row.items() if v is not None or k == "pred"},
+                               ensure_ascii=False) + "\n")
+
+
+# --- re-scoring run folders in place ---------------------------------------------------------
+
+
+def finished_runs(root: Path) -> list[RunDir]:
+    if not root.exists():
+        raise TaskError(f"rescore: no such folder: {root}")
+    found = sorted({p.parent for p in [root / RESULTS, *root.rglob(RESULTS)] if p.is_file()})
+    runs = [RunDir(p) for p in found if (RunDir(p).read_results() or {}).get("status") == "complete"]
+    if not runs:
+        raise TaskError(f"rescore: no finished run folder (results.json with status complete) at or below {root}")
+    return runs
+
+
+def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
+    """Score a finished run's samples again with its task's current rules and rewrite them."""
+    results = run.read_results()
+    described = results.get("task") or {}
+    if not described.get("name"):
+        return {"run": str(run.path), "skipped": "prompt mode: nothing to score"}
+    n_missing = results.get("n_missing") or 0
+    if n_missing:  # its metrics count the missing items as wrong, which its samples cannot say
+        return {"run": str(run.path), "skipped": f"{n_missing} items missing; score it with task= predictions="}
+    source = described.get("source")
+    task = get_task(described["name"], source=None if source in (None, "bundled") else source, tasks_dir=tasks_dir)
+    samples, seen = [], set()
+    for record in read_run_jsonl(run.samples):
+        if str(record.get("id")) not in seen:  # as the run counts them: the first line of an id
+            seen.add(str(record.get("id")))
+            samples.append(record)
+    scored = task.score([s.get("response") for s in samples], [{"answer": s.get("gold")} for s in samples])
+    main = scored.main_metric
+    for sample, extracted, scores in zip(samples, scored.extracted, scored.per_item):
+        sample.update(extracted=extracted, scores=scores, main_score=scores.get(main))
+    previous = {"main_metric": results.get("main_metric"), "main": results.get("main"),
+                "metrics": results.get("metrics"), "task": described}
+    results.update(main_metric=main, main=scored.metrics.get(main), metrics=scored.metrics,
+                   task={**described, **{k: v for k, v in task.describe().items() if k in RULES}})
+    results["rescored"] = {"at": datetime.now().isoformat(timespec="seconds"), "git": git_state(),
+                           "previous": (results.get("rescored") or {}).get("previous", previous)}
+    with run.lock():
+        _write_jsonl_atomic(run.samples, samples)
+        write_json_atomic(run.results, results)
+    return {"run": str(run.path), "main_metric": main, "before": previous["main"], "after": results["main"]}
+
+
+def _write_jsonl_atomic(path: Path, records: list[dict]) -> None:
+    # a temporary file beside `path`, then a rename: a reader sees the old samples or the new
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rescore(args: dict[str, str]) -> list[dict[str, Any]]:
+    return [rescore_run(run, args.get("tasks_dir")) for run in finished_runs(Path(args["rescore"]))]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__.strip())
+        return 0
     try:
-        report = score_file(parse_args(sys.argv[1:] if argv is None else argv))
-    except (TaskError, OSError) as e:
+        args = parse_args(argv)
+        report: Any = rescore(args) if "rescore" in args else score_file(args)
+    except (AdaFuseError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if isinstance(report, dict) and report["n_without_prediction"]:
+        n, p = report["n_predicted"] + report["n_without_prediction"], report["n_predicted"]
+        how = ("left out (only_predicted=true)" if report["missing"] == "left out"
+               else f"counted as wrong (only_predicted=true scores the {p} alone)")
+        print(f"note: {p} of {n} items have a prediction; the other {n - p} are {how}", file=sys.stderr)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -1,13 +1,19 @@
-"""`python -m adafuse.score`: re-scoring a predictions file; bad input is one line, exit 2."""
+"""`python -m adafuse.score`: re-scoring a predictions file (matched to a task's items, or with
+its own gold, or a run's samples.jsonl) and run folders; bad input is one line, exit 2."""
 
 import json
 import subprocess
 import sys
+import tarfile
+from pathlib import Path
 
 import pytest
 
 from adafuse.score import main
 from adafuse.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[2]
+TABLE1_RUNS = REPO / "results" / "table1_embedded_runs.tar.gz"
 
 
 def _preds(tmp_path, rows, name="preds.jsonl"):
@@ -77,13 +83,131 @@ def test_bad_arguments(tmp_path, capsys, args, message):
         (['{"question": "Not a question of the task", "pred": "x"}'], "preds.jsonl:1: question text matches no item"),
         (['{"id": 0, "pred": "x"}', '{"id": "0", "pred": "y"}'], "preds.jsonl:2: second prediction for item id 0"),
         (['{"id": 0, "pred": 3}'], "'pred' must be a string or null"),
+        ([], "preds.jsonl: no predictions in it (the file is empty)"),
+        (["", "   "], "no predictions in it (the file is empty)"),
+        (["not json"], "preds.jsonl:1: malformed JSON"),
+        (['["a list"]'], "preds.jsonl:1: expected a JSON object, got list"),
+        (['{"question": ["who", "what"], "pred": "x"}'], "preds.jsonl:1: 'question' must be a string, got list"),
+        (['{"question": "q", "pred": "x", "answer": 42}'],
+         "preds.jsonl:1: 'answer' must be a string or a non-empty list of strings, got int"),
+        (['{"question": "q", "pred": "x", "answer": ["a", 2]}'], "'answer' must be a string or a non-empty list"),
+        (['{"question": "q", "pred": "x", "answer": []}'], "'answer' must be a string or a non-empty list"),
+        (['{"id": 0, "response": "x", "gold": {"a": 1}}'], "'gold' must be a string or a non-empty list"),
+        (['{"id": [0], "pred": "x"}'], "'id' must be a string or an integer, got list"),
+        (['{"question": "q", "pred": "x", "answer": "a"}', '{"question": "r", "pred": "y"}'],
+         "preds.jsonl:2: no 'answer' while line 1 has one"),
     ],
 )
 def test_bad_prediction_files(tmp_path, capsys, lines, message):
     path = tmp_path / "preds.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    rc, _, err = _run(capsys, "task=nq", f"predictions={path}")
-    assert rc == 2 and message in err and err.count("\n") == 1
+    path.write_text("".join(line + "\n" for line in lines))
+    rc, out, err = _run(capsys, "task=nq", f"predictions={path}")
+    assert rc == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_own_gold_needs_no_task_data(tmp_path, capsys):
+    # the paper's format; the source named is a file that does not exist, so reading the task's
+    # data would fail: the golds come from the lines
+    path = _preds(tmp_path, [
+        {"question": "how many soldiers?", "pred": "three hundred soldiers", "answer": ["300soldiers"]},
+        {"question": "how many soldiers?", "pred": "300 soldiers", "answer": ["three hundred soldiers"]},
+        {"question": "who?", "pred": "The Beatles", "answer": "beatle"},
+        {"question": "which treaty?", "pred": "I think it is Treaty of Versailles negotiations",
+         "answer": ["Treaty of Versailles negotiations"]},
+    ])
+    per_item = tmp_path / "items.jsonl"
+    rc, out, err = _run(capsys, "task=nq", f"predictions={path}", f"source={tmp_path / 'absent.jsonl'}",
+                        f"per_item={per_item}")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["gold"] == "file" and report["n_items"] == 4 and report["n_predicted"] == 4
+    assert report["metrics"]["em_lenient_nq"] == pytest.approx(2 / 4)  # glued runs; slack 1
+    items = [json.loads(line) for line in per_item.read_text().splitlines()]
+    assert [i["scores"]["em_lenient_nq"] for i in items] == [1.0, 0.0, 1.0, 0.0]
+    assert [i["scores"]["em_lenient_nq_spaced"] for i in items] == [0.0, 1.0, 1.0, 0.0]
+    assert items[2]["line"] == 3 and items[2]["gold"] == "beatle"
+    rc, out, _ = _run(capsys, "task=squad", f"predictions={path}")  # the same file, SQuAD's rules
+    assert rc == 0 and json.loads(out)["metrics"]["em_lenient_squad"] == pytest.approx(2 / 4)  # slack 5
+
+
+def test_partial_file_counts_missing_as_wrong_unless_asked(tmp_path, capsys):
+    rows = [{"question": f"q{i}", "pred": "Paris" if i < 2 else None, "answer": "Paris"} for i in range(4)]
+    rows[3].pop("pred")  # a line without a prediction at all
+    path = _preds(tmp_path, rows)
+    rc, out, err = _run(capsys, "task=triviaqa", f"predictions={path}")
+    report = json.loads(out)
+    assert rc == 0 and report["metrics"]["em_lenient_triviaqa"] == 0.5 and report["missing"] == "counted as wrong"
+    assert (report["n_items"], report["n_predicted"], report["n_without_prediction"]) == (4, 2, 2)
+    assert err == "note: 2 of 4 items have a prediction; the other 2 are counted as wrong (only_predicted=true scores the 2 alone)\n"
+    rc, out, err = _run(capsys, "task=triviaqa", f"predictions={path}", "only_predicted=true")
+    report = json.loads(out)
+    assert rc == 0 and report["metrics"]["em_lenient_triviaqa"] == 1.0 and report["n_items"] == 2
+    assert report["n_predicted"] == 2 and report["missing"] == "left out"
+    rc, _, err = _run(capsys, "task=triviaqa", f"predictions={path}", "only_predicted=yes")
+    assert rc == 2 and "only_predicted must be true or false, got 'yes'" in err
+
+
+def test_partial_file_against_the_task_items(tmp_path, capsys):
+    docs = get_task("triviaqa").docs(limit=4)
+    path = _preds(tmp_path, [{"id": docs[0]["id"], "pred": docs[0]["answer"][0]}])
+    rc, out, _ = _run(capsys, "task=triviaqa", f"predictions={path}", "limit=4", "only_predicted=true")
+    report = json.loads(out)
+    assert rc == 0 and report["gold"] == "task" and report["n_items"] == 1
+    assert report["metrics"]["em_lenient_triviaqa"] == 1.0 and report["n_without_prediction"] == 3
+
+
+def test_help_prints_usage(capsys):
+    rc, out, err = _run(capsys, "--help")
+    assert rc == 0 and err == "" and out.startswith("Re-score predictions") and "only_predicted=true" in out
+
+
+def _table1_runs(tmp_path, tasks):
+    """The Table-1 run folders of `tasks`, extracted from the tarball in results/."""
+    with tarfile.open(TABLE1_RUNS) as tar:
+        members = [m for m in tar.getmembers() if m.name.split("/")[1:2] and m.name.split("/")[1] in tasks]
+        tar.extractall(tmp_path, members=members, filter="data")
+    return sorted(p.parent for p in (tmp_path / "table1_embedded").glob("*/*/results.json"))
+
+
+def test_rescoring_a_runs_samples_gives_its_own_metrics(tmp_path, capsys, offline_spm):
+    # offline_spm: the FLORES runs were scored where sacrebleu's SPM model could not be had
+    # the tasks whose rules have not changed since these runs were scored
+    runs = _table1_runs(tmp_path, {"triviaqa", "gsm8k", "flores_en_de"})
+    assert len(runs) == 33
+    for run in runs:
+        results = json.loads((run / "results.json").read_text())
+        rc, out, err = _run(capsys, f"task={results['task']['name']}", f"predictions={run / 'samples.jsonl'}")
+        assert rc == 0, err
+        report = json.loads(out)
+        assert report["metrics"] == results["metrics"], run  # exactly, every metric
+        assert report["n_items"] == results["n_items"] and report["main_metric"] == results["main_metric"]
+
+
+def test_rescore_rewrites_run_folders_with_the_current_rules(tmp_path, capsys):
+    runs = _table1_runs(tmp_path, {"squad", "triviaqa"})
+    before = {r: json.loads((r / "results.json").read_text()) for r in runs}
+    rc, out, err = _run(capsys, f"rescore={tmp_path / 'table1_embedded'}")
+    assert rc == 0, err
+    report = {Path(row["run"]): row for row in json.loads(out)}
+    assert set(report) == set(runs)
+    for run in runs:
+        results = json.loads((run / "results.json").read_text())
+        samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+        assert results["rescored"]["previous"]["metrics"] == before[run]["metrics"]
+        main = results["main_metric"]
+        assert results["main"] == pytest.approx(sum(s["main_score"] for s in samples) / len(samples))
+        assert all(s["scores"][main] == s["main_score"] for s in samples)
+        # re-scoring the rewritten samples gives the rewritten metrics
+        rc, out, _ = _run(capsys, f"task={results['task']['name']}", f"predictions={run / 'samples.jsonl'}")
+        assert json.loads(out)["metrics"] == results["metrics"]
+        if run.parts[-2] == "triviaqa":
+            assert results["metrics"] == before[run]["metrics"]
+        else:
+            assert "em_lenient_squad_spaced" in results["metrics"] and results["task"]["version"] == 2
+    # the trace and the costs are left alone
+    assert {r: json.loads((r / "results.json").read_text())["cost"] for r in runs} == {r: before[r]["cost"] for r in runs}
+    rc, _, err = _run(capsys, f"rescore={tmp_path / 'none'}")
+    assert rc == 2 and "rescore: no such folder" in err
 
 
 def test_module_entry_point(tmp_path):
