@@ -1,0 +1,121 @@
+"""`--model_args` for the `adafuse` lm-eval model: key=value pairs into models and a decoder.
+
+lm-eval splits `--model_args` at commas and casts each value (numbers, true/false), so a list
+here is written with `+`: `models=smollm2-135m-instruct+gemma3-270m,weights=1+2`.
+Every key is checked; a bad one raises AdaFuseError with one line naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from adafuse.errors import AdaFuseError
+
+CONF_MODELS = Path(__file__).resolve().parents[2] / "conf" / "models"
+LIST_SEPARATOR = "+"
+
+# decoder parameters passed through to the decoder's constructor (it rejects the ones it
+# does not take, naming them)
+DECODER_KEYS = ("theta_delta", "max_words", "num_candidates", "weights", "model_index",
+                "span_words", "top_k", "mode")
+KEYS = ("models", "decoder", *DECODER_KEYS, "dtype", "device", "batch_size", "max_batch_size",
+        "chat_template")
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in CONF_MODELS.glob("*.yaml"))
+
+
+def _split(value: Any) -> list[str]:
+    return [part.strip() for part in str(value).split(LIST_SEPARATOR) if part.strip()]
+
+
+def model_specs(models: Any, device: str, dtype: str, chat_template: bool | None) -> list[dict]:
+    """Model specs from a preset of conf/models/ (`smol_gemma`) or `+`-joined specs (embedded
+    names, hub ids, folders, .gguf files)."""
+    from omegaconf import OmegaConf
+
+    names = _split(models)
+    if not names:
+        raise AdaFuseError(f"models={models!r} is empty; give a preset ({', '.join(presets())}) "
+                           f"or model specs joined by '{LIST_SEPARATOR}'")
+    if len(names) == 1 and names[0] in presets():
+        preset = OmegaConf.load(CONF_MODELS / f"{names[0]}.yaml")
+        resolved = OmegaConf.to_container(
+            OmegaConf.merge({"device": device, "dtype": dtype}, {"models": preset}), resolve=True)
+        specs = [dict(spec) for spec in resolved["models"]]
+        for spec in specs:  # keys given here override the preset's
+            spec["device"], spec["dtype"] = device, dtype
+    else:
+        specs = [{"name": name, "device": device, "dtype": dtype} for name in names]
+    if chat_template is not None:
+        for spec in specs:
+            spec["chat_template"] = chat_template
+    return specs
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise AdaFuseError(f"{key}={value!r} is not a number") from None
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise AdaFuseError(f"{key}={value!r} is not allowed; {key} must be an integer >= 1")
+    return number
+
+
+def _flag(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise AdaFuseError(f"{key}={value!r} is not allowed; {key} must be true or false")
+
+
+def parse(args: dict[str, Any]) -> tuple[list[dict], dict[str, Any], int]:
+    """(model specs, decoder config for `build_decoder`, batch size) from parsed model_args."""
+    unknown = sorted(set(args) - set(KEYS))
+    if unknown:
+        raise AdaFuseError(f"unknown model_args key {unknown[0]!r}; allowed: {', '.join(KEYS)}")
+    device = str(args.get("device") or "auto")
+    dtype = str(args.get("dtype") or "auto")
+    chat_template = args.get("chat_template")
+    if chat_template is not None:
+        chat_template = _flag("chat_template", chat_template)
+    specs = model_specs(args.get("models", "smol_gemma"), device, dtype, chat_template)
+
+    from adafuse.decoding import DECODERS
+
+    name = str(args.get("decoder") or "adafuse")
+    if name not in DECODERS:
+        raise AdaFuseError(f"decoder={name!r} is not allowed; allowed: {', '.join(sorted(DECODERS))}")
+    decoder: dict[str, Any] = {"name": name}
+    for key in DECODER_KEYS:
+        if args.get(key) is None:
+            continue
+        value = args[key]
+        if key == "weights":
+            value = [_number(key, w) for w in _split(value)]
+        elif key == "mode":
+            value = str(value)
+        elif key == "theta_delta":
+            value = _number(key, value)
+        else:
+            value = _positive_int(key, value) if key != "model_index" else _index(value)
+        decoder[key] = value
+    batch_size = _positive_int("batch_size", args["batch_size"]) if args.get("batch_size") is not None else 1
+    return specs, decoder, batch_size
+
+
+def _index(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AdaFuseError(f"model_index={value!r} is not allowed; model_index must be an integer >= 0")
+    return value
