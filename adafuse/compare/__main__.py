@@ -7,7 +7,8 @@
 
 Arguments are run folders, sweep folders or folders above them. Folders that cannot be read
 (empty, interrupted before the first item, damaged) are left out with a one-line note.
-Exit status 2 when no run could be read, or a --pair run is not among them.
+Exit status 2 when no run could be read, a --pair run is not among them, or the --html file
+cannot be written.
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def find_run(runs: list[Run], name: str) -> Run | None:
     return suffix[0] if len(suffix) == 1 else None
 
 
+def write_report(path: Path, page: str) -> str | None:
+    """Write the page; None, or why it could not be written (a folder, no permission, ...)."""
+    if path.is_dir():
+        return "is a folder; give a file name, e.g. report.html"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        return f"cannot write it ({exc.strerror or type(exc).__name__})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs, notes = load_runs(args.paths)
@@ -67,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         from adafuse.compare.html import render_report
 
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(render_report(runs, notes, pair, title=args.title), encoding="utf-8")
+        problem = write_report(args.html, render_report(runs, notes, pair, title=args.title))
+        if problem:
+            print(f"error: --html {args.html}: {problem}", file=sys.stderr)
+            return 2
         print(f"\nreport: {args.html}")
     if args.wandb:
         from adafuse.compare.wandb_table import log_to_wandb

@@ -16,18 +16,9 @@ from html import escape
 
 from adafuse.compare import svg
 from adafuse.compare.disagree import Disagreement, Divergence, disagreements
+from adafuse.compare.grid import MISSING, build_grid, fmt_gain, fmt_score, item_warnings, pick, scaled
 from adafuse.compare.load import Run, format_value
-from adafuse.compare.table import (
-    COSTS,
-    MISSING,
-    best,
-    build_grid,
-    by_task,
-    fmt_metric,
-    pareto_front,
-    pick,
-    task_rows,
-)
+from adafuse.compare.table import COSTS, best, by_task, pareto_front, task_rows
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto;
@@ -86,13 +77,17 @@ def section_runs(tasks: dict[str, list[Run]]) -> str:
     out = ["<h2>All runs</h2>",
            ('<p class="how">One table a task, sorted by its main metric; the best run is '
             "highlighted. n = items scored (finished/planned for a partial run); fwd/word = "
-            "forwards of all models per word of the response.</p>")]
+            "forwards of all models per word of the response. Metrics on a 0-100 scale, as in "
+            "the grid.</p>")]
     for task, group in tasks.items():
         header, rows = task_rows(group)
         top = {id(r) for r in best(group)}
         out.append(f"<h3>{escape(task)}</h3>")
         out.append(html_table(header[1:], [r[1:] for r in rows],
                               ["best" if id(r) in top else "" for r in group], left=3))
+        warnings = item_warnings(task, group) if task != "prompt" else []
+        if warnings:
+            out.append('<ul class="notes">' + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>")
     return "\n".join(out)
 
 
@@ -122,7 +117,7 @@ def line_label(key: tuple, keys: list[tuple]) -> str:
 def section_theta(tasks: dict[str, list[Run]]) -> str:
     charts = []
     for task, group in tasks.items():
-        swept = [r for r in group if r.theta_delta is not None and r.main is not None]
+        swept = [r for r in group if r.theta_delta is not None and r.main is not None and r.n_done]
         if not swept:
             continue
         lines: dict[tuple, list[Run]] = {}
@@ -134,17 +129,17 @@ def section_theta(tasks: dict[str, list[Run]]) -> str:
             for run in runs:
                 by_theta.setdefault(run.theta_delta, []).append(run)
             members = [pick(by_theta[theta]) for theta in sorted(by_theta)]  # one run a θ_Δ
-            series.append(svg.Series(line_label(key, list(lines)), [(r.theta_delta, r.main) for r in members],
-                                     [f"{r.label}: θ_Δ={r.theta_delta:g}, {r.main_metric}={fmt_metric(r.main)}"
+            series.append(svg.Series(line_label(key, list(lines)), [(r.theta_delta, scaled(r)) for r in members],
+                                     [f"{r.label}: θ_Δ={r.theta_delta:g}, {r.main_metric}={fmt_score(scaled(r))}"
                                       for r in members]))
         # runs without θ_Δ (single models, other decoders): flat reference lines
-        for run in [r for r in group if r.theta_delta is None and r.main is not None]:
+        for run in [r for r in group if r.theta_delta is None and r.main is not None and r.n_done]:
             label = f"{run.decoder} · {point_label(run)} (single model)" if run.is_single else point_label(run)
-            series.append(svg.Series(label, [(0.0, run.main)],
-                                     [f"{run.label}: {run.main_metric}={fmt_metric(run.main)}"],
+            series.append(svg.Series(label, [(0.0, scaled(run))],
+                                     [f"{run.label}: {run.main_metric}={fmt_score(scaled(run))}"],
                                      dashed=True))
         charts.append(svg.line_chart(series, title=task, x_label="θ_Δ (confidence threshold on the margin)",
-                                     y_label=swept[0].main_metric or "metric"))
+                                     y_label=f"{swept[0].main_metric or 'metric'} (0-100)"))
     if not charts:
         return ""
     return ("<h2>Metric vs θ_Δ</h2><p class=\"how\">One line per max_words (and model set); dashed: "
@@ -166,18 +161,18 @@ def section_cost(tasks: dict[str, list[Run]]) -> str:
     for task, group in tasks.items():
         charts = []
         for axis, cost_of in COSTS.values():
-            runs = [r for r in group if r.main is not None and cost_of(r) is not None]
+            runs = [r for r in group if r.main is not None and r.n_done and cost_of(r) is not None]
             if not runs:
                 continue
             decoders = sorted({r.decoder for r in runs})
-            points = [svg.Point(cost_of(r), r.main, point_label(r),
-                                f"{r.system}\n{r.label}: {r.main_metric}={fmt_metric(r.main)}, "
+            points = [svg.Point(cost_of(r), scaled(r), point_label(r),
+                                f"{r.system}\n{r.label}: {r.main_metric}={fmt_score(scaled(r))}, "
                                 f"{axis}={cost_of(r):.3g}", decoders.index(r.decoder), r.is_single)
                       for r in runs]
             front = pareto_front([(p.x, p.y) for p in points])
             charts.append(svg.scatter_chart(points, front, title=f"{task}: {runs[0].main_metric} vs {axis}",
                                             x_label=f"{axis} (lower is cheaper)",
-                                            y_label=runs[0].main_metric or "metric",
+                                            y_label=f"{runs[0].main_metric or 'metric'} (0-100)",
                                             groups=[f"{d} (square: one model)" if d == "greedy" else d
                                                     for d in decoders]))
         if charts:
@@ -206,24 +201,26 @@ def section_grid(runs: Sequence[Run]) -> str:
             value, gain = system.value(task), grid.gain(system, task)
             top = max((s.value(task) for s in grid.systems if s.value(task) is not None), default=None)
             bold = ' style="font-weight:600"' if value is not None and value == top else ""
-            note = f'<span class="sub">{gain:+.1%}</span>' if gain is not None else ""
-            cells.append(f"<td{bold}>{fmt_metric(value)}{note}</td>")
+            note = f'<span class="sub">{fmt_gain(gain)}</span>' if gain is not None else ""
+            cells.append(f"<td{bold}>{fmt_score(value)}{note}</td>")
         avg = system.average(grid.tasks)
         partial = "" if system.covers(grid.tasks) else "*"
-        cells.append(f"<td>{fmt_metric(avg)}{partial}</td>")
+        cells.append(f'<td class="avg">{fmt_score(avg)}{partial}</td>')
         gain = grid.gain(system)
         klass = "" if gain is None else ("pos" if gain > 0 else "neg" if gain < 0 else "")
-        cells.append(f'<td class="{klass}">{MISSING if gain is None else f"{gain:+.1%}"}</td>')
+        cells.append(f'<td class="{klass} gain">{fmt_gain(gain)}</td>')
         best_row = avg is not None and avg == top_avg and not partial
         rows.append(f'<tr class="{"best" if best_row else "single" if system.single else ""}">{"".join(cells)}</tr>')
     notes = [*grid.notes]
     if any(not s.covers(grid.tasks) for s in grid.systems):
         notes.append("* average over the tasks the system was run on")
-    return ("<h2>Systems × tasks (Table 1)</h2><p class=\"how\">Main metric of each task; single models "
-            "first, then ensemble settings by average. Small print in a cell and the last column: "
+    return ("<h2>Systems × tasks (Table 1)</h2><p class=\"how\">Main metric of each task on a 0-100 "
+            "scale (accuracy and exact match in percent, BLEU and chrF as sacrebleu reports them), the "
+            "same grid as RESULTS.md; single models first, then AdaFuse, its ablations and the "
+            "baselines. Small print in a cell and the last column: "
             "relative gain over the best single model (on that task; on the average over shared tasks). "
             "Bold: best on the task; highlighted: best average.</p>"
-            + f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            + f"<table id=\"grid\"><tr>{head}</tr>{''.join(rows)}</table>"
             + ('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""))
 
 

@@ -5,7 +5,12 @@
 A path may be a run folder, a sweep folder or any folder above them: run folders are found
 below it. A run that was stopped early (results.json without metrics, or missing, while
 samples.jsonl holds finished items) is read as a partial run, scored over its finished items.
-Whatever cannot be read becomes a one-line note instead of an error.
+Whatever cannot be read becomes a one-line note instead of an error, and so does a field an
+older folder lacks (its value is then None, never a guess).
+
+A run folder is read as data: JSON and plain YAML only. `${...}` interpolations in
+.hydra/config.yaml are kept as the text they are, never resolved (a `${oc.env:...}` would read
+this machine's environment), and nothing in a folder is imported or run.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,8 @@ PLUMBING = ("name", "mode", "batch_size")
 # short names of the decoder settings, for labels
 SHORT = {"theta_delta": "θ", "max_words": "w", "num_candidates": "B"}
 SKIPPED_DIRS = (".hydra", "wandb")
+# the cost totals the comparison reads (results.json's "cost", or summed from the samples)
+COST_FIELDS = ("forwards", "words", "decode_seconds", "seconds_per_item")
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Run:
     complete: bool
     sweep: str | None = None  # "<task>/<sweep folder>" for a job of a multirun
     _samples: list[dict] | None = field(default=None, repr=False)
+    header: dict = field(default_factory=dict, repr=False)  # results.json as read (git, versions, times)
 
     # --- what was run -----------------------------------------------------------------------
 
@@ -241,18 +250,25 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
         return None, "its config is not one adafuse.run writes (models, task, decoder); skipped"
     task = (config.get("task") or {}).get("name") or ((results or {}).get("task") or {}).get("name") or "prompt"
     sweep = _sweep_name(path, results, task)
+    header = results or {}
     if results and results.get("status") == "complete":
-        samples = None
         main_metric = results.get("main_metric")
         metrics = results.get("metrics") if isinstance(results.get("metrics"), dict) else {}
         metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        note = None
+        problems = []
         if main_metric and main_metric not in metrics:
-            note = f"no {main_metric} in its metrics"
+            problems.append(f"no {main_metric} in its metrics")
         n_items = results.get("n_items") if isinstance(results.get("n_items"), int) else 0
+        n_done = n_items - (results.get("n_missing") or 0)
+        if n_done <= 0:
+            problems.append("0 items scored; never marked best, not in the grid")
         cost = results.get("cost") if isinstance(results.get("cost"), dict) else {}
-        return Run(path, config, task, main_metric, metrics, n_items,
-                   n_items - (results.get("n_missing") or 0), cost, True, sweep, samples), note
+        lacking = [k for k in COST_FIELDS if not isinstance(cost.get(k), (int, float))]
+        if lacking:
+            problems.append(f"{RESULTS} cost has no {', '.join(lacking)}; shown as unknown")
+        cost = {**cost, **dict.fromkeys(lacking)}
+        return Run(path, config, task, main_metric, metrics, n_items, max(n_done, 0), cost, True, sweep,
+                   None, header), "; ".join(problems) or None
     # stopped early: score what it finished
     try:
         samples = read_samples(path)
@@ -263,10 +279,12 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
     main_metric, metrics, how = score_partial(task, results, samples)
     limit = (config.get("task") or {}).get("limit")
     n_items = limit if isinstance(limit, int) else None
+    cost, lacking = cost_totals(samples)
     note = (f"{problem or 'not finished'}: partial, {len(samples)}"
-            f"{f' of {n_items}' if n_items else ''} items, {how}")
+            f"{f' of {n_items}' if n_items else ''} items, {how}"
+            + "".join(f"; {line}" for line in lacking))
     return Run(path, config, task, main_metric, metrics, n_items, len(samples),
-               cost_totals(samples), False, sweep, samples), note
+               cost, False, sweep, samples, header), note
 
 
 def well_formed(config: Any) -> bool:
@@ -291,17 +309,57 @@ def _read_results(path: Path) -> tuple[dict | None, str | None]:
 
 
 def _hydra_config(path: Path) -> dict | None:
-    """The composed config Hydra saved, resolved (a run killed before its first item has
-    no config in results.json)."""
+    """The composed config Hydra saved (a run killed before its first item has no config in
+    results.json), as plain YAML data: interpolations stay unresolved text."""
     file = path / ".hydra" / "config.yaml"
     if not file.is_file():
         return None
     try:
-        from omegaconf import OmegaConf
+        import yaml
 
-        return OmegaConf.to_container(OmegaConf.load(file), resolve=True)
-    except Exception:  # noqa: BLE001 - YAML, OmegaConf or OS errors alike: no usable config
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - YAML or OS errors alike: no usable config
         return None
+    return resolve_references(data) if isinstance(data, dict) else None
+
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][\w]*(?:\.[\w]+)*)\}")
+
+
+def resolve_references(config: dict) -> dict:
+    """The config with its plain references (`${theta_delta}`, `${task.name}`: another key of
+    the same config) replaced by their values; anything else in `${...}`, a resolver call
+    such as `${oc.env:HOME}` among them, and a reference to a missing key stay as text."""
+
+    def lookup(path: str, depth: int) -> Any:
+        node: Any = config
+        for part in path.split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise KeyError(path)
+        return resolve(node, depth + 1)
+
+    def resolve(node: Any, depth: int) -> Any:
+        if depth > 20:  # a reference cycle: left as it is
+            return node
+        if isinstance(node, dict):
+            return {k: resolve(v, depth) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v, depth) for v in node]
+        if not isinstance(node, str) or "${" not in node:
+            return node
+        whole = REFERENCE.fullmatch(node)
+        try:
+            if whole:
+                return lookup(whole.group(1), depth)
+            return REFERENCE.sub(lambda m: str(lookup(m.group(1), depth)), node)
+        except KeyError:
+            return node
+
+    return resolve(config, 0)
 
 
 def _sweep_name(path: Path, results: dict | None, task: str) -> str | None:
@@ -325,8 +383,7 @@ def score_partial(task: str, results: dict | None, samples: list[dict]) -> tuple
         try:
             from adafuse.tasks import get_task
 
-            source = ((results or {}).get("task") or {}).get("source")
-            scorer = get_task(task, source=None if source in (None, "bundled") else source)
+            scorer = get_task(task)  # its metric only: the folder's data source is not opened
             scored = scorer.score([s.get("response") for s in samples],
                                   [{"answer": s.get("gold")} for s in samples])
             return scored.main_metric, scored.metrics, "scored over those"
@@ -344,20 +401,34 @@ def score_partial(task: str, results: dict | None, samples: list[dict]) -> tuple
     return main, metrics, "mean of per-item scores" if metrics else "no scores"
 
 
-def cost_totals(samples: list[dict]) -> dict[str, Any]:
-    """The cost totals results.json would hold, from the samples (a partial run)."""
-    n = len(samples) or 1
-    seconds = sum(((s.get("seconds") or {}).get("decode") or 0.0) for s in samples)
-    forwards = sum(((s.get("cost") or {}).get("forwards") or 0) for s in samples)
+def _number(sample: dict, *keys: str) -> float | None:
+    value: Any = sample
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+SAMPLE_COSTS = {"forwards": ("cost", "forwards"), "words": ("words",), "rounds": ("rounds",),
+                "decode_seconds": ("seconds", "decode")}
+
+
+def cost_totals(samples: list[dict]) -> tuple[dict[str, Any], list[str]]:
+    """(totals, what is missing): the cost totals of a run from its samples, with the keys of
+    results.json's "cost". A total some sample does not record is None, and a line says so."""
+    totals: dict[str, Any] = {}
+    lacking = []
+    for name, keys in SAMPLE_COSTS.items():
+        values = [_number(s, *keys) for s in samples]
+        missing = sum(v is None for v in values)
+        totals[name] = None if missing or not samples else sum(values)
+        if missing:
+            lacking.append(f"{missing} of {len(samples)} samples record no {'.'.join(keys)}, so no {name}")
+    n = len(samples)
+    seconds, forwards = totals["decode_seconds"], totals["forwards"]
+    totals["seconds_per_item"] = seconds / n if seconds is not None and n else None
+    totals["forwards_per_item"] = forwards / n if forwards is not None and n else None
     spans = [w for s in samples for w in s.get("span_words") or []]
     shares = [s["uncertain_share"] for s in samples if s.get("uncertain_share") is not None]
-    return {
-        "forwards": forwards,
-        "words": sum(s.get("words") or 0 for s in samples),
-        "rounds": sum(s.get("rounds") or 0 for s in samples),
-        "decode_seconds": seconds,
-        "seconds_per_item": seconds / n,
-        "forwards_per_item": forwards / n,
-        "mean_span_words": sum(spans) / len(spans) if spans else None,
-        "mean_uncertain_share": sum(shares) / len(shares) if shares else None,
-    }
+    totals["mean_span_words"] = sum(spans) / len(spans) if spans else None
+    totals["mean_uncertain_share"] = sum(shares) / len(shares) if shares else None
+    return totals, lacking

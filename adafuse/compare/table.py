@@ -1,25 +1,16 @@
-"""The numbers behind every view: runs per task sorted by the main metric, the best of each
-task, Pareto fronts of metric against cost, and the Table-1 grid (tasks × systems).
+"""Runs per task sorted by the main metric, the best of each task, Pareto fronts of metric
+against cost, and the terminal report (these tables and the Table-1 grid of grid.py).
 
 Every task's metrics are higher-is-better (accuracy, exact match, BLEU); a cost is
-lower-is-better.
+lower-is-better. Metrics are shown on grid.py's 0-100 scale, as in the grid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
+from adafuse.compare.grid import MISSING, build_grid, fmt_score, grid_rows, item_warnings, scaled
 from adafuse.compare.load import Run, format_value
-
-MISSING = "—"
-
-
-def fmt_metric(value: float | None) -> str:
-    """Exact-match style metrics (fractions) with 3 decimals, BLEU style ones with 2."""
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if abs(value) <= 1 else f"{value:.2f}"
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -45,8 +36,9 @@ def by_task(runs: Sequence[Run]) -> dict[str, list[Run]]:
 
 
 def best(runs: Sequence[Run]) -> list[Run]:
-    """The runs with the highest main metric (ties: all of them); none without a metric."""
-    scored = [r for r in runs if r.main is not None]
+    """The runs with the highest main metric (ties: all of them); none without a metric, and
+    never a run of 0 items."""
+    scored = [r for r in runs if r.main is not None and r.n_done > 0]
     if not scored:
         return []
     top = max(r.main for r in scored)
@@ -85,7 +77,7 @@ def task_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
             run.decoder,
             fmt(run.theta_delta), fmt(run.max_words), fmt(run.num_candidates),
             items_text(run),
-            *[fmt_metric(run.metrics.get(n)) for n in names],
+            *[fmt_score(scaled(run, n)) for n in names],
             fmt(run.seconds_per_item), fmt(run.forwards_per_word, 1),
             run.label + ("" if run.complete else " (partial)"),
         ])
@@ -100,12 +92,21 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def terminal_report(runs: Sequence[Run]) -> str:
-    """One table a task, sorted by its main metric; '*' marks the best run of each."""
+    """One table a task, sorted by its main metric ('*' marks the best run of each, a warning
+    follows when its runs were not scored on the same items), then the Table-1 grid."""
     blocks = []
     for task, group in by_task(runs).items():
         main = next((r.main_metric for r in group if r.main_metric), None)
-        title = f"{task}: sorted by {main} (higher is better), * = best" if main else f"{task}: no metrics"
-        blocks.append(title + "\n" + text_table(*task_rows(group)))
+        title = (f"{task}: sorted by {main} (0-100, higher is better), * = best" if main
+                 else f"{task}: no metrics")
+        warnings = item_warnings(task, group) if task != "prompt" else []
+        blocks.append("\n".join([title, text_table(*task_rows(group)), *[f"warning: {w}" for w in warnings]]))
+    grid = build_grid(runs)
+    if grid.tasks:
+        lines = [f"Table 1: systems × tasks, main metric on 0-100, gain over the best single model "
+                 "(* = average over fewer tasks)", text_table(*grid_rows(grid))]
+        lines += [f"note: {n}" for n in grid.notes if "did not all run on the same items" not in n]
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
@@ -128,85 +129,3 @@ COSTS: dict[str, tuple[str, Callable[[Run], float | None]]] = {
     "seconds": ("seconds per item", lambda r: r.seconds_per_item),
     "forwards": ("forwards per word", lambda r: r.forwards_per_word),
 }
-
-
-# --- the Table-1 grid ------------------------------------------------------------------------
-
-
-@dataclass
-class System:
-    label: str
-    single: bool  # one model decodes
-    runs: dict[str, Run] = field(default_factory=dict)  # by task
-
-    def value(self, task: str) -> float | None:
-        run = self.runs.get(task)
-        return run.main if run else None
-
-    def average(self, tasks: Sequence[str]) -> float | None:
-        values = [self.value(t) for t in tasks]
-        values = [v for v in values if v is not None]
-        return sum(values) / len(values) if values else None
-
-    def covers(self, tasks: Sequence[str]) -> bool:
-        return all(self.value(t) is not None for t in tasks)
-
-
-@dataclass
-class Grid:
-    tasks: list[str]
-    metrics: dict[str, str]  # task -> its main metric
-    systems: list[System]  # single models first, then the rest, each by average
-    best_single: System | None
-    notes: list[str]
-
-    def gain(self, system: System, task: str | None = None) -> float | None:
-        """Relative gain over the best single model, on one task or (task=None) on the average
-        over the tasks both have."""
-        ref = self.best_single
-        if ref is None or system is ref:
-            return None
-        if task is not None:
-            mine, theirs = system.value(task), ref.value(task)
-        else:
-            shared = [t for t in self.tasks if system.value(t) is not None and ref.value(t) is not None]
-            mine, theirs = system.average(shared), ref.average(shared)
-        if mine is None or theirs is None or theirs == 0:
-            return None
-        return (mine - theirs) / abs(theirs)
-
-
-def pick(runs: list[Run]) -> Run:
-    """Of several runs of one system on one task: complete before partial, then the one with
-    more items, then the latest folder."""
-    return max(runs, key=lambda r: (r.complete, r.n_done, str(r.path)))
-
-
-def build_grid(runs: Sequence[Run]) -> Grid:
-    """Tasks × systems, one run a cell. The best single model is, among the single-model
-    systems covering the most tasks, the one with the best average."""
-    scored = [r for r in runs if r.main is not None and r.task != "prompt"]
-    tasks = sorted({r.task for r in scored})
-    metrics = {t: next(r.main_metric for r in scored if r.task == t) for t in tasks}
-    cells: dict[tuple[str, str], list[Run]] = {}
-    single: dict[str, bool] = {}
-    for run in scored:
-        cells.setdefault((run.system, run.task), []).append(run)
-        single[run.system] = run.is_single
-    notes = []
-    systems: dict[str, System] = {}
-    for (label, task), group in cells.items():
-        chosen = pick(group)
-        if len(group) > 1:
-            notes.append(f"{task}, {label}: {len(group)} runs; shown: {chosen.label}")
-        systems.setdefault(label, System(label, single[label])).runs[task] = chosen
-    for task in tasks:
-        sizes = sorted({s.runs[task].n_done for s in systems.values() if task in s.runs})
-        if len(sizes) > 1:
-            notes.append(f"{task}: systems were scored on different numbers of items ({', '.join(map(str, sizes))})")
-    ordered = sorted(systems.values(),
-                     key=lambda s: (not s.single, -(s.average(tasks) or float("-inf")), s.label))
-    singles = [s for s in ordered if s.single]
-    best_single = max(singles, key=lambda s: (len([t for t in tasks if s.value(t) is not None]),
-                                              s.average(tasks) or float("-inf")), default=None)
-    return Grid(tasks, metrics, ordered, best_single, notes)

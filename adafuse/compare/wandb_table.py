@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from adafuse.compare.load import Run, first_line
-from adafuse.compare.table import Grid, build_grid
+from adafuse.compare.grid import Grid, build_grid, scaled
 
 CONFIG_COLUMNS = ("decoder", "theta_delta", "max_words", "num_candidates", "model_set", "models")
 
@@ -33,7 +33,8 @@ def setting_values(run: Run, keys: list[str]) -> list:
 
 
 def grid_table(grid: Grid) -> tuple[list[str], list[list]]:
-    """Columns and rows of the Table-1 grid: one row a system, one column a task."""
+    """Columns and rows of the Table-1 grid (grid.py: 0-100, as RESULTS.md): one row a system,
+    one column a task."""
     extra = other_settings([r for s in grid.systems for r in s.runs.values()])
     columns = ["system", *CONFIG_COLUMNS, "sweep", "single_model", *extra, *grid.tasks, "avg",
                "gain_vs_best_single"]
@@ -53,7 +54,7 @@ def runs_table(runs: Sequence[Run]) -> tuple[list[str], list[list]]:
     columns = ["run", "task", *CONFIG_COLUMNS, "sweep", *extra, "n_items", "complete", "main_metric",
                "main", "seconds_per_item", "forwards_per_word", "mean_span_words", "mean_uncertain_share"]
     rows = [[str(r.path), r.task, *config_columns(r), r.sweep, *setting_values(r, extra), r.n_done,
-             r.complete, r.main_metric, r.main, r.seconds_per_item, r.forwards_per_word,
+             r.complete, r.main_metric, scaled(r), r.seconds_per_item, r.forwards_per_word,
              r.cost.get("mean_span_words"), r.cost.get("mean_uncertain_share")] for r in runs]
     return columns, rows
 

@@ -38,7 +38,7 @@ def test_ticks_are_round_and_cover_the_data():
 
 def test_other_decoders_are_reference_lines_points_and_wandb_columns(tmp_path):
     from adafuse.compare.html import section_cost
-    from adafuse.compare.table import build_grid
+    from adafuse.compare.grid import build_grid
     from adafuse.compare.wandb_table import grid_table, runs_table
 
     make_run(tmp_path / "a", theta=0.3, main=0.2)
@@ -54,5 +54,5 @@ def test_other_decoders_are_reference_lines_points_and_wandb_columns(tmp_path):
     by_system = {row[0].split(" ")[0]: row for row in rows}
     assert by_system["fixed_span"][columns.index("span_words")] == 1
     assert by_system["union_topk"][columns.index("top_k")] == 10
-    assert by_system["adafuse"][columns.index("top_k")] is None
+    assert by_system["AdaFuse"][columns.index("top_k")] is None
     assert "top_k" in runs_table(runs)[0]

@@ -104,7 +104,10 @@ def test_prompt_mode_runs_have_no_task_metrics(tmp_path):
         "status": "complete", "main_metric": None, "main": None, "metrics": {}, "n_items": 1,
         "cost": {"forwards": 8, "words": 2}, "config": {"task": None, "decoder": {"name": "adafuse"}}}))
     run, note = load_run(Path(path))
-    assert run.task == "prompt" and run.main is None and note is None
+    assert run.task == "prompt" and run.main is None
+    # an older folder's cost without the seconds: said, and unknown rather than 0
+    assert note == "results.json cost has no decode_seconds, seconds_per_item; shown as unknown"
+    assert run.seconds_per_item is None and run.cost["decode_seconds"] is None and run.forwards_per_word == 4
 
 
 def test_results_of_another_shape_are_skipped_with_a_note(tmp_path):
@@ -114,6 +117,6 @@ def test_results_of_another_shape_are_skipped_with_a_note(tmp_path):
         (tmp_path / name / "results.json").write_text(json.dumps(data))
     runs, notes = load_runs([tmp_path])
     assert [r.path.name for r in runs] == ["metrics"]  # read, with nothing to show but its folder
-    assert sorted(n.split(": ", 1)[1] for n in notes) == [
+    assert sorted(n.split(": ", 1)[1] for n in notes if n.endswith("skipped")) == [
         "its config is not one adafuse.run writes (models, task, decoder); skipped",
         "results.json is not an object and no .hydra/config.yaml; skipped"]

@@ -15,6 +15,11 @@ warning line says so and these metrics report chrF++ and BLEU with the `13a` tok
 `chrf++` / `bleu_13a` (and `chrf++_published` / `bleu_13a_published`) instead: a number is
 never reported under `spbleu` unless it was computed with the SentencePiece model.
 
+`bleu_statistics` gives each item's sufficient statistics of a corpus BLEU metric (lengths and
+n-gram matches and totals, from the same sentence scores as the per-item entries) and
+`bleu_from_statistics` the corpus score of their sum: a bootstrap over items rescores each
+resample as a corpus from them. chrF has no such public statistics in sacrebleu: None.
+
 The tokenizer is requested as "flores101": in sacrebleu >= 2.2 that is the model and signature
 that `tokenize="spm"` names, without the deprecation warning.
 """
@@ -84,24 +89,67 @@ def _warn_fallback() -> None:
         )
 
 
-def _score_corpus(preds: Preds, golds: Golds, drop_empty: bool, suffix: str) -> MetricOutput:
+def _scorers(warn: bool = True) -> dict:
+    """{metric name: (corpus scorer, sentence scorer)}: spBLEU, or offline chrF++ and BLEU-13a."""
+    spm = _spm_bleus()
+    if spm is not None:
+        return {"spbleu": spm}
+    if warn:
+        _warn_fallback()
+    from sacrebleu.metrics import BLEU, CHRF
+
+    chrf = CHRF(word_order=2)
+    return {"chrf++": (chrf, chrf),
+            "bleu_13a": (BLEU(tokenize="13a"), BLEU(tokenize="13a", effective_order=True))}
+
+
+def _hyps_refs(preds: Preds, golds: Golds, drop_empty: bool) -> tuple[list[str], list[str], list[int]]:
     hyps = [_clean(p) for p in preds]
     refs = [_clean(g[0]) for g in golds]  # FLORES has one reference per sentence
     keep = [i for i, h in enumerate(hyps) if h or not drop_empty]
+    return hyps, refs, keep
 
-    spm = _spm_bleus()
-    if spm is not None:
-        corpus, sentence = spm
-        scorers = {"spbleu": (corpus, sentence)}
-    else:
-        _warn_fallback()
-        from sacrebleu.metrics import BLEU, CHRF
 
-        chrf = CHRF(word_order=2)
-        scorers = {
-            "chrf++": (chrf, chrf),
-            "bleu_13a": (BLEU(tokenize="13a"), BLEU(tokenize="13a", effective_order=True)),
-        }
+def bleu_statistics(preds: Preds, golds: Golds, metric: str) -> Optional[list[list[int]]]:
+    """Per item, the sufficient statistics of the corpus BLEU metric `metric` ("spbleu",
+    "bleu_13a", or their "_published" variants): [hypothesis length, reference length,
+    matches of 1..4-grams, totals of 1..4-grams]. An item a `_published` variant drops has a
+    row of zeros. None when `metric` is not a BLEU this module reports (chrF, or spBLEU while
+    its SentencePiece model is missing)."""
+    base = metric.removesuffix("_published")
+    scorers = _scorers(warn=False)
+    if base not in ("spbleu", "bleu_13a") or base not in scorers:
+        return None
+    _, sentence = scorers[base]
+    hyps, refs, keep = _hyps_refs(preds, golds, drop_empty=metric.endswith("_published"))
+    kept = set(keep)
+    rows = []
+    for i, (hyp, ref) in enumerate(zip(hyps, refs)):
+        if i not in kept:
+            rows.append([0] * (2 + 2 * sentence.max_ngram_order))
+            continue
+        score = sentence.sentence_score(hyp, [ref])
+        rows.append([score.sys_len, score.ref_len, *score.counts, *score.totals])
+    return rows
+
+
+def bleu_from_statistics(total: list[int], metric: str) -> float:
+    """The corpus score of `metric` from its statistics summed over a corpus's items (rows of
+    `bleu_statistics`); 0.0 for an empty corpus, as the metric reports one."""
+    base = metric.removesuffix("_published")
+    corpus, _ = _scorers(warn=False)[base]
+    total = [int(x) for x in total]
+    if not any(total):
+        return 0.0
+    order = corpus.max_ngram_order
+    return corpus.compute_bleu(total[2:2 + order], total[2 + order:2 + 2 * order], total[0], total[1],
+                               smooth_method=corpus.smooth_method, smooth_value=corpus.smooth_value,
+                               effective_order=corpus.effective_order, max_ngram_order=order).score
+
+
+def _score_corpus(preds: Preds, golds: Golds, drop_empty: bool, suffix: str) -> MetricOutput:
+    hyps, refs, keep = _hyps_refs(preds, golds, drop_empty)
+    scorers = _scorers()
 
     aggregate: dict[str, float] = {}
     per_item: list[dict[str, float]] = [{} for _ in hyps]

@@ -1,0 +1,207 @@
+"""RESULTS.md's Markdown: the grid with its intervals, AdaFuse against the best single model,
+cost, provenance, and the reading in words a person writes (named by the grid's digest).
+
+The numbers are those of bootstrap.Results, which are the grid's (grid.py): a cell prints as
+`fmt_score` prints it in every view, followed by its interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from adafuse.compare.bootstrap import LEVEL, Results, average_replicates, percentile_interval
+from adafuse.compare.facts import reading_facts
+from adafuse.compare.grid import MISSING, fmt_gain, fmt_interval, fmt_score
+from adafuse.compare.load import Run
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return fmt_score(value) if digits == 1 else (MISSING if value is None else f"{value:.{digits}f}")
+
+
+
+
+def pct(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    if value is None:
+        return MISSING
+    text = fmt_gain(value)
+    return text + (f" [{interval[0] * 100:+.1f}, {interval[1] * 100:+.1f}]" if interval else "")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 1) -> str:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def grid_section(res: Results) -> str:
+    header = ["system", *[f"{t}<br>{res.metrics[t]}" for t in res.tasks], "Average", "gain vs best single"]
+    rows = []
+    for s in res.systems:
+        covered = s.tasks(res.tasks)
+        avg = s.average(res.tasks)
+        avg_text = fmt_interval(avg, percentile_interval(average_replicates(s, res.tasks)))
+        if avg is not None and len(covered) < len(res.tasks):
+            avg_text += f" ({len(covered)} of {len(res.tasks)} tasks)"
+        name = f"**{s.label}**" if s is res.adafuse else s.label
+        if s is res.best_single:
+            name += " (best single)"
+        rows.append([name, *[fmt_interval(s.value(t), s.cells[t].interval if t in s.cells else None)
+                             for t in res.tasks],
+                     avg_text, pct(res.gain(s), res.gain_interval(s))])
+    n_row = ["items", *[", ".join(sorted({str(s.cells[t].run.n_done) for s in res.systems if t in s.cells}))
+                        for t in res.tasks], "", ""]
+    return markdown_table(header, [*rows, n_row])
+
+
+def adafuse_section(res: Results) -> str:
+    a, b = res.adafuse, res.best_single
+    if a is None or b is None:
+        return "_No AdaFuse run at the paper's defaults, or no single-model run: nothing to compare._"
+    rows = []
+    for task in [*res.tasks, None]:
+        if task and (a.value(task) is None or b.value(task) is None):
+            continue
+        if task is None:  # the average over the tasks both ran
+            shared = res.shared_tasks(a)
+            ours, theirs = a.average(shared), b.average(shared)
+        else:
+            ours, theirs = a.value(task), b.value(task)
+        diff = res.paired_difference(a, task)
+        interval = percentile_interval(diff)
+        verdict = "—" if interval is None else ("excludes 0" if interval[0] > 0 or interval[1] < 0 else "contains 0")
+        rows.append([task or "**Average**", fmt(ours), fmt(theirs),
+                     fmt_interval(ours - theirs, interval), verdict, pct(res.gain(a, task), res.gain_interval(a, task))])
+    return markdown_table(["task", a.label, f"{b.label} (best single)", "difference [paired 95% CI]",
+                           "interval", "relative gain [95% CI]"], rows)
+
+
+def cost_section(res: Results) -> str:
+    header = ["system", "s/item (all tasks)", "forwards/word", *[f"s/item {t}" for t in res.tasks], "decode hours"]
+    rows = []
+    for s in res.systems:
+        seconds = [c.run.cost.get("decode_seconds") for c in s.cells.values()]
+        hours = None if None in seconds else sum(seconds) / 3600
+        rows.append([s.label, fmt(s.seconds_per_item(), 2), fmt(s.forwards_per_word(), 2),
+                     *[fmt(s.cells[t].run.seconds_per_item, 2) if t in s.cells else "—" for t in res.tasks],
+                     fmt(hours, 2)])
+    return markdown_table(header, rows)
+
+
+def wall_clock(runs: Sequence[Run]) -> str:
+    """Decoding time summed over items (exact across sittings), and the earliest start and
+    latest finish recorded (a run continued later records only its last sitting's)."""
+    seconds = [r.cost.get("decode_seconds") for r in runs]
+    known = [s for s in seconds if s is not None]
+    decode = sum(known)
+    starts, ends = [], []
+    for run in runs:
+        data = run.header
+        for key, bucket in (("started", starts), ("finished", ends)):
+            try:
+                bucket.append(datetime.fromisoformat(str(data.get(key))))
+            except ValueError:
+                pass
+    span = (f"; recorded from {min(starts):%Y-%m-%d %H:%M} to {max(ends):%Y-%m-%d %H:%M}"
+            if starts and ends else "")
+    missing = f" ({len(seconds) - len(known)} runs record no decode_seconds)" if len(known) < len(seconds) else ""
+    return f"{decode / 3600:.2f} h of decoding summed over the {len(known)} runs' items{missing}{span}"
+
+
+def provenance(runs: Sequence[Run]) -> str:
+    commits, versions = set(), set()
+    for run in runs:
+        data = run.header
+        git = data.get("git") if isinstance(data.get("git"), dict) else {}
+        commits.add(str(git.get("commit") or git.get("sha") or "?")[:12] + ("+dirty" if git.get("dirty") else ""))
+        versions_of = data.get("versions") if isinstance(data.get("versions"), dict) else {}
+        torch = versions_of.get("torch")
+        if torch:
+            versions.add(f"torch {torch}")
+    return f"commit {', '.join(sorted(commits)) or '?'}; {', '.join(sorted(versions)) or 'versions unknown'}"
+
+
+def grid_digest(grid: str) -> str:
+    """A short name for the grid's numbers, which a reading written for them quotes."""
+    return hashlib.sha256(grid.encode("utf-8")).hexdigest()[:12]
+
+
+READING_HEADER = re.compile(r"\A\s*<!--\s*grid\s+([0-9a-f]+)\s*-->\s*\n?")
+
+
+def reading_section(reading: str | None, digest: str, source: str) -> list[str]:
+    """The person's reading, under a warning when it was written for other numbers."""
+    if reading is None:
+        return ["", (f"No reading in words yet: write it in `{source}`, its first line "
+                     f"`<!-- grid {digest} -->` (the digest of the grid above), and rerun the command.")]
+    header = READING_HEADER.match(reading)
+    body = reading[header.end():] if header else reading
+    parts = ["", "### In words", ""]
+    if not header or header.group(1) != digest:
+        written_for = f"grid {header.group(1)}" if header else "no named grid"
+        parts += [(f"> **Stale:** this reading (`{source}`) was written for {written_for}, not for "
+                   f"the numbers above (grid {digest}). Read the numbers, not these words."), ""]
+    return parts + [body.strip()]
+
+
+def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], assets: dict[str, str],
+                    command: str, reading: str | None = None, reading_source: str = "results/reading.md") -> str:
+    models = sorted({run.model_set for run in runs if run.task != "prompt"})
+    grid = grid_section(res)
+    digest = grid_digest(grid)
+    parts = [
+        "# Results: Table 1 on the embedded pair",
+        "",
+        (f"Written by `{command}` on {datetime.now():%Y-%m-%d %H:%M} from {len(runs)} run folders under "
+         f"{', '.join(f'`{p}`' for p in roots)} ({provenance(runs)}). Models: {', '.join(models) or '?'}. "
+         "Do not edit by hand: rerun the command."),
+        "",
+        ("Each cell is the task's main metric on a 0-100 scale (accuracy and exact match in percent; "
+         f"BLEU and chrF as sacrebleu reports them) with a {LEVEL}% percentile-bootstrap interval over "
+         f"items ({res.resamples} resamples, seed {res.seed}; corpus metrics rescored as corpora). "
+         "Average: the mean over tasks, its interval from resampling every task. Gain: relative to "
+         f"the best single model ({res.best_single.label if res.best_single else 'none'}), on the "
+         "average over the tasks both ran, with a paired interval."),
+        "",
+        "## Systems × tasks",
+        "",
+        grid,
+        "",
+        f"Grid digest: `{digest}` (a reading in words names the numbers it was written for by it).",
+        "",
+        "## AdaFuse against the best single model",
+        "",
+        adafuse_section(res),
+        "",
+        "## Cost",
+        "",
+        ("Seconds of decoding per item (each job's first item carries its few-shot prefill) and "
+         "forwards of all models per word of the response, on the machine that ran them."),
+        "",
+        cost_section(res),
+        "",
+        f"Time: {wall_clock(runs)}.",
+        "",
+        "## Report and plot",
+        "",
+    ]
+    if "html" in assets:
+        parts.append(f"- The compare report (every run, the θ_Δ and cost charts, disagreements): [{assets['html']}]({assets['html']})")
+    if "png" in assets:
+        parts += ["- Main plot: average score against seconds per item, one point a system (those that ran the most tasks), the Pareto front ringed.",
+                  "", f"![average score vs seconds per item]({assets['png']})"]
+    for key in ("html_note", "png_note"):
+        if key in assets:
+            parts.append(f"- {assets[key]}")
+    parts += ["", "## Reading the numbers", "",
+              "Computed facts first; the reading in words after them is written by a person.", ""]
+    parts += [f"- {fact}" for fact in reading_facts(res)] or ["- (no runs with metrics)"]
+    parts += reading_section(reading, digest, reading_source)
+    if res.notes:
+        parts += ["", "## Notes", ""] + [f"- {note}" for note in res.notes]
+    return "\n".join(parts) + "\n"
