@@ -156,6 +156,19 @@ def test_partial_file_against_the_task_items(tmp_path, capsys):
     assert report["metrics"]["em_lenient_triviaqa"] == 1.0 and report["n_without_prediction"] == 3
 
 
+def test_a_file_with_gold_can_be_matched_to_the_task_items(tmp_path, capsys):
+    docs = get_task("triviaqa").docs(limit=2)
+    # a run's samples.jsonl line: the raw output in `response`, the gold under `gold`
+    path = _preds(tmp_path, [{"id": docs[1]["id"], "response": docs[1]["answer"][0], "gold": "not this"}])
+    rc, out, _ = _run(capsys, "task=triviaqa", f"predictions={path}", "limit=2", "gold=task")
+    report = json.loads(out)
+    assert rc == 0 and report["gold"] == "task" and report["metrics"]["em_lenient_triviaqa"] == 0.5
+    rc, out, _ = _run(capsys, "task=triviaqa", f"predictions={path}")  # its own gold: wrong
+    assert rc == 0 and json.loads(out)["metrics"]["em_lenient_triviaqa"] == 0.0
+    rc, _, err = _run(capsys, "task=triviaqa", f"predictions={path}", "gold=mine")
+    assert rc == 2 and "gold must be file or task, got 'mine'" in err
+
+
 def test_help_prints_usage(capsys):
     rc, out, err = _run(capsys, "--help")
     assert rc == 0 and err == "" and out.startswith("Re-score predictions") and "only_predicted=true" in out
@@ -220,3 +233,5 @@ def test_module_entry_point(tmp_path):
     assert json.loads(proc.stdout)["metrics"] == {"em_lenient_nq": 1.0, "em_lenient_nq_spaced": 1.0}
     bad = subprocess.run([sys.executable, "-m", "adafuse.score", "task=nq"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: missing predictions=")
+    helped = subprocess.run([sys.executable, "-m", "adafuse.score", "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and helped.stdout.startswith("Re-score predictions") and helped.stderr == ""
