@@ -1,29 +1,33 @@
 """Join the shards of a data-parallel run into one run folder, and score it.
 
     python -m adafuse.run -m shard=0,1,2,3 num_shards=4 task=gsm8k      # or +sweep=shards4
-    python -m adafuse.merge runs/gsm8k/2026-11-27_20-00-00 [out=DIR]
+    python -m adafuse.merge runs/gsm8k/2026-11-27_20-00-00 [out=DIR] [replace=true]
 
 Every run folder under the sweep folder is read; runs that differ only in `shard` form one
-group, which must hold every shard 0..n-1, each complete. Each group becomes one run folder
-(`<sweep>/merged/`, or `merged_<k>/` when the sweep held several) whose samples, trace and
-results are those of the same run done in one job (with `num_shards=1`). Bad input prints one
-line and exits 2.
+group, which must hold every shard 0..n-1, each complete and holding each of its items once.
+Each group becomes one run folder (`<sweep>/merged/`, or `merged_<k>/` when the sweep held
+several) whose samples, trace and results are those of the same run done in one job (with
+`num_shards=1`). A folder that already holds a run is left alone unless `replace=true`.
+Bad input prints one line and exits 2.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from adafuse import runfolder
 from adafuse.errors import AdaFuseError
-from adafuse.runner.experiment import _totals, open_task, score_samples, select_items
-from adafuse.runner.rundir import RESULTS, RunDir, config_differences, read_jsonl
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE, Results, Sample, TraceRow, read_jsonl
+from adafuse.runner.experiment import open_task, score_samples, select_items
+from adafuse.runner.rundir import RunDir, config_differences
 
-USAGE = "usage: python -m adafuse.merge <sweep folder> [out=DIR]"
+USAGE = "usage: python -m adafuse.merge <sweep folder> [out=DIR] [replace=true]"
+RUN_FILES = (RESULTS, SAMPLES, TRACE, ".hydra")  # what makes a folder hold a run
 
 
 def find_runs(sweep_dir: Path) -> list[RunDir]:
@@ -42,9 +46,7 @@ def group_shards(runs: list[RunDir]) -> list[list[tuple[RunDir, dict]]]:
     groups: list[list[tuple[RunDir, dict]]] = []
     for run in runs:
         results = run.read_results() or {}
-        config = results.get("config")
-        if config is None:
-            raise AdaFuseError(f"{run.results}: no config in it; not a run folder of adafuse.run")
+        config = Results(results, str(run.results)).config
         for group in groups:
             if not config_differences(unsharded(group[0][1]["config"]), unsharded(config)):
                 group.append((run, results))
@@ -73,51 +75,97 @@ def check_complete(group: list[tuple[RunDir, dict]]) -> list[tuple[RunDir, dict]
     return [by_shard[i] for i in range(count)]
 
 
-def merge_group(shards: list[tuple[RunDir, dict]], out_dir: Path) -> dict:
+def shard_samples(run: RunDir, shard: int, expected: list[tuple[int, dict]]) -> list[dict]:
+    """The shard's samples, each of its items once, none of another shard's."""
+    ids = {str(doc["id"]) for _, doc in expected}
+    seen: dict[str, dict] = {}
+    for n, record in enumerate(read_jsonl(run.samples), 1):
+        sample = Sample(record, f"{run.samples}:{n}")
+        if sample.key in seen:
+            raise AdaFuseError(f"shard {shard} ({run.path}): item {sample.get('id')!r} appears twice "
+                               f"in {SAMPLES}")
+        if sample.key not in ids:
+            raise AdaFuseError(f"shard {shard} ({run.path}): item {sample.get('id')!r} is not one of "
+                               "its items; was it run with another config?")
+        seen[sample.key] = record
+    missing = [doc["id"] for _, doc in expected if str(doc["id"]) not in seen]
+    if missing:
+        raise AdaFuseError(f"shard {shard} ({run.path}): {len(missing)} of its {len(expected)} items "
+                           f"have no sample (first: {missing[0]!r}); rerun it (it resumes), then merge")
+    return list(seen.values())
+
+
+def shard_trace(run: RunDir, shard: int, ids: set[str]) -> list[dict]:
+    rows = [TraceRow(r, f"{run.trace}:{n}") for n, r in enumerate(read_jsonl(run.trace), 1)]
+    stray = next((r for r in rows if r.key not in ids), None)
+    if stray is not None:
+        raise AdaFuseError(f"shard {shard} ({run.path}): {TRACE} has rounds of item "
+                           f"{stray.get('id')!r}, which is not one of its items")
+    return [r.to_json() for r in rows]
+
+
+def gather(shards: list[tuple[RunDir, dict]]) -> tuple[dict, object, list, dict, list[dict]]:
+    """Everything a merged folder holds, read and checked before anything is written."""
     config = unsharded(shards[0][1]["config"])
     task, _, _ = open_task(config)
     items = select_items(task, config)
     samples: dict[str, dict] = {}
     trace: list[dict] = []
-    for run, _ in shards:
-        for sample in read_jsonl(run.samples):
-            samples.setdefault(str(sample["id"]), sample)
-        trace.extend(read_jsonl(run.trace))
-    missing = [doc["id"] for _, doc in items if str(doc["id"]) not in samples]
-    if missing:
-        raise AdaFuseError(f"{len(missing)} items have no sample in any shard (first: {missing[0]!r})")
-    ordered = [samples[str(doc["id"])] for _, doc in items]
+    for shard, (run, results) in enumerate(shards):
+        expected = select_items(task, {**config, "shard": shard, "num_shards": len(shards)})
+        for record in shard_samples(run, shard, expected):
+            samples[str(record["id"])] = record
+        trace.extend(shard_trace(run, shard, {str(doc["id"]) for _, doc in expected}))
     trace.sort(key=lambda row: (row["item"], row["round"]))
+    return config, task, items, samples, trace
+
+
+def merge_group(shards: list[tuple[RunDir, dict]], out_dir: Path) -> tuple[dict, list[dict], list[dict]]:
+    """results.json, samples and trace of the merged run, checked; nothing is written."""
+    config, task, items, samples, trace = gather(shards)
+    ordered = [samples[str(doc["id"])] for _, doc in items]
     scored = score_samples(task, items, samples)
     first = shards[0][1]
-    results = {
-        "status": "complete",
-        "task": first.get("task"),
-        "run_dir": str(out_dir),
-        "merged_from": [str(run.path) for run, _ in shards],
-        "main_metric": scored.main_metric or None,
-        "main": scored.metrics.get(scored.main_metric) if scored.main_metric else None,
-        "metrics": scored.metrics,
-        "n_items": len(items),
-        "n_missing": scored.n_missing,
-        "shard": {"index": 0, "count": 1},
-        "cost": _totals(ordered, [m["name"] for m in first.get("models", [])]),
-        "models": first.get("models"),
-        "finished": datetime.now().isoformat(timespec="seconds"),
-        "config": config,
-        "versions": first.get("versions"),
-        "git": first.get("git"),
-    }
-    out = RunDir(out_dir)
-    out.path.mkdir(parents=True, exist_ok=True)
-    for path, records in ((out.samples, ordered), (out.trace, trace)):
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    out.write_results(results)
-    return results
+    # one job would prefill the shared prefix once: the first shard's entry (None: shards
+    # written before it had one, whose first items carry it each)
+    cost = Results(first, str(shards[0][0].results)).cost
+    totals = runfolder.totals(ordered, [m["name"] for m in first.get("models") or []],
+                              cost.shared_prefix if cost else None)
+    head = runfolder.header(config=config, task=first.get("task"), versions=first.get("versions"),
+                            git=first.get("git"), run_dir=str(out_dir), sweep_dir=None,
+                            started=first.get("started"))
+    results = runfolder.complete_results(
+        head, finished=datetime.now().isoformat(timespec="seconds"),
+        main_metric=scored.main_metric, metrics=scored.metrics, n_items=len(items),
+        n_missing=scored.n_missing, shard={"index": 0, "count": 1}, cost=totals.to_json(),
+        models=first.get("models"), merged_from=[str(run.path) for run, _ in shards])
+    return results, ordered, trace
 
 
-def merge(sweep_dir: Path, out: Optional[Path] = None) -> list[tuple[Path, dict]]:
+def write_merged(out_dir: Path, results: dict, samples: list[dict], trace: list[dict],
+                 replace: bool) -> None:
+    """Write one merged folder, holding its lock; each file replaced whole."""
+    with runfolder.hold(out_dir):
+        check_target(out_dir, replace)
+        for name in RUN_FILES:  # replace=true: nothing of the old run may contradict the new
+            path = out_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        # results.json last: a folder whose merge was cut short has no results, never old ones
+        runfolder.write_jsonl_atomic(out_dir / SAMPLES, samples)
+        runfolder.write_jsonl_atomic(out_dir / TRACE, trace)
+        runfolder.write_json_atomic(out_dir / RESULTS, results)
+
+
+def check_target(out_dir: Path, replace: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AdaFuseError(f"out={out_dir} is a file; give a folder")
+    held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if held and not replace:
+        raise AdaFuseError(f"{out_dir} already holds a run ({', '.join(held)}); choose another "
+                           "out=, or pass replace=true to replace it")
+
+
+def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) -> list[tuple[Path, dict]]:
     if not sweep_dir.is_dir():
         raise AdaFuseError(f"no such folder: {sweep_dir}")
     runs = find_runs(sweep_dir)
@@ -128,21 +176,37 @@ def merge(sweep_dir: Path, out: Optional[Path] = None) -> list[tuple[Path, dict]
         raise AdaFuseError(f"{sweep_dir}: no sharded runs (num_shards > 1) to merge")
     checked = [check_complete(g) for g in groups]  # all groups checked before anything is written
     base = out or sweep_dir / "merged"
-    merged = []
-    for k, shards in enumerate(checked):
-        target = base if len(checked) == 1 else base.with_name(f"{base.name}_{k}")
-        merged.append((target, merge_group(shards, target)))
-    return merged
+    targets = [base if len(checked) == 1 else base.with_name(f"{base.name}_{k}") for k in range(len(checked))]
+    for target in targets:
+        check_target(target, replace)
+    # every shard read and checked before the first folder is written
+    prepared = [merge_group(shards, target) for target, shards in zip(targets, checked)]
+    for target, (results, samples, trace) in zip(targets, prepared):
+        write_merged(target, results, samples, trace, replace)
+    return [(target, results) for target, (results, _, _) in zip(targets, prepared)]
+
+
+def parse_args(args: list[str]) -> tuple[Path, Optional[Path], bool]:
+    paths = [a for a in args if "=" not in a]
+    options = dict(a.split("=", 1) for a in args if "=" in a)
+    if len(paths) != 1 or set(options) - {"out", "replace"}:
+        raise AdaFuseError(USAGE)
+    replace = options.get("replace", "false").lower()
+    if replace not in ("true", "false"):
+        raise AdaFuseError(f"replace={options['replace']!r}; allowed: true, false")
+    if "out" in options and not options["out"]:
+        raise AdaFuseError("out= is empty; give a folder")
+    return Path(paths[0]), Path(options["out"]) if "out" in options else None, replace == "true"
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(args):
+        print(f"{USAGE}\n\n{__doc__.strip()}")
+        return 0
     try:
-        paths = [a for a in args if "=" not in a]
-        options = dict(a.split("=", 1) for a in args if "=" in a)
-        if len(paths) != 1 or set(options) - {"out"}:
-            raise AdaFuseError(USAGE)
-        merged = merge(Path(paths[0]), Path(options["out"]) if "out" in options else None)
+        sweep_dir, out, replace = parse_args(args)
+        merged = merge(sweep_dir, out, replace)
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

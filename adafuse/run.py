@@ -64,18 +64,28 @@ def run(cfg: DictConfig) -> dict:
 def remove_unused(output_dir: Path, hydra_subdir: str | None) -> None:
     """After bad input: remove what this invocation created and nothing else, i.e. the
     folder of a run that never started (only Hydra's files in it), or the .hydra/reruns/
-    entry it added to an existing run."""
+    entry it added to an existing run. A folder that another process holds (refused by its
+    lock, this one did not create it: its holder may still be loading models, with nothing
+    written yet) is left alone; a folder is removed while holding its lock, so no run starts
+    in it meanwhile."""
+    from adafuse import runfolder
+
     if hydra_subdir and hydra_subdir.startswith(".hydra/reruns/"):
         shutil.rmtree(output_dir / hydra_subdir, ignore_errors=True)
         return
-    if output_dir.is_dir() and all(p.name in (".hydra", ".lock") or p.suffix == ".log"
-                                     for p in output_dir.iterdir()):
-        shutil.rmtree(output_dir, ignore_errors=True)
-        for parent in (output_dir.parent, output_dir.parent.parent):  # runs/<task>, runs
-            try:
-                parent.rmdir()  # only when empty
-            except OSError:
-                break
+    try:
+        with runfolder.hold(output_dir, create=False) as held:
+            if not held or not all(p.name in (".hydra", runfolder.LOCK) or p.suffix == ".log"
+                                   for p in output_dir.iterdir()):
+                return
+            shutil.rmtree(output_dir, ignore_errors=True)
+    except runfolder.FolderInUse:
+        return
+    for parent in (output_dir.parent, output_dir.parent.parent):  # runs/<task>, runs
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
 
 
 def one_line(exc: BaseException) -> str:

@@ -59,6 +59,9 @@ class Decoder:
         self.mode = mode
         self._shared_prefix: str | None = None
         self._prefixes: dict[tuple[int, str], PrefixCache] = {}
+        # what prefilling the shared prefixes cost, per model, over this decoder's life: a
+        # run's own cost entry, never an item's (a resumed run would pay it again)
+        self.prefix_costs: list[ModelCost] = [ModelCost(m.name) for m in models]
         # real forwards of the last generate call per model (a batched forward counts once)
         self.last_totals: list[ModelCost] = []
 
@@ -91,7 +94,8 @@ class Decoder:
     def _prefix_cache(self, engine: CachedEngine, index: int, prompt_text: str, cost: ModelCost):
         """The encoded shared prefix, prefilled once per model and reused for every item.
 
-        Its prefill is counted in the cost of the item that first needs it."""
+        Its prefill is counted in `prefix_costs`, not in any item's cost: which item first
+        needs it depends on where a run was resumed."""
         shared = self._shared_prefix
         if not shared:
             return None
@@ -102,7 +106,7 @@ class Decoder:
         key = (index, text)
         if key not in self._prefixes:
             self._prefixes = {k: v for k, v in self._prefixes.items() if k[0] != index}
-            self._prefixes[key] = engine.prefill(self.models[index].encode(text), cost)
+            self._prefixes[key] = engine.prefill(self.models[index].encode(text), self.prefix_costs[index])
         return self._prefixes[key]
 
     def generate(self, prompt: str, *, max_new_tokens: int = 256, stop: Sequence[str] = ()) -> Output:

@@ -16,9 +16,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from adafuse.decoding.base import MODES, check_range
+from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
 from adafuse.runner.items import PromptTask, make_sample, shard_slice, trace_rows
@@ -108,6 +109,14 @@ def select_items(task, config: dict) -> list[tuple[int, dict]]:
     except OSError as exc:
         raise AdaFuseError(f"cannot read the data of task {task.name!r}: {exc}") from None
     part = shard_slice(len(docs), config["shard"], config["num_shards"])
+    if not part:  # a run of no items would be "complete" with a metric over nothing
+        if spec.get("limit") == 0:
+            raise AdaFuseError("limit=0 selects no items; give limit >= 1 (or leave it out for all)")
+        if not docs:
+            raise AdaFuseError(f"task {task.name!r} has no items: its data "
+                               f"({getattr(task, 'source', None) or 'the bundled file'}) is empty")
+        raise AdaFuseError(f"shard={config['shard']} of num_shards={config['num_shards']} holds no "
+                           f"items (the task has {len(docs)}); use num_shards <= {len(docs)}")
     return [(i, docs[i]) for i in part]
 
 
@@ -150,34 +159,14 @@ def _progress(total: int, done: int, desc: str, enabled: bool):
                 file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
-def _totals(samples: list[dict], model_names: list[str]) -> dict[str, Any]:
-    """Cost totals of a run, from its samples."""
-    per_model = {n: {"forwards": 0, "tokens_fed": 0, "seconds": 0.0} for n in model_names}
-    for s in samples:
-        for name, cost in s["cost"]["models"].items():
-            entry = per_model.setdefault(name, {"forwards": 0, "tokens_fed": 0, "seconds": 0.0})
-            entry["forwards"] += cost["forwards"]
-            entry["tokens_fed"] += cost["tokens_fed"]
-            entry["seconds"] += s["seconds"]["models"].get(name) or 0.0
-    n = len(samples) or 1
-    decode_seconds = sum(s["seconds"]["decode"] for s in samples)
-    spans = [w for s in samples for w in s["span_words"]]
-    shares = [s["uncertain_share"] for s in samples if s["uncertain_share"] is not None]
-    return {
-        "forwards": sum(s["cost"]["forwards"] for s in samples),
-        "tokens_fed": sum(s["cost"]["tokens_fed"] for s in samples),
-        "rounds": sum(s["rounds"] for s in samples),
-        "words": sum(s["words"] for s in samples),
-        "new_tokens": sum(s["new_tokens"] for s in samples),
-        "boundary_merges": sum(s["boundary_merges"] for s in samples),
-        "near_ties": sum(s["near_ties"] for s in samples),
-        "decode_seconds": round(decode_seconds, 3),
-        "seconds_per_item": round(decode_seconds / n, 3),
-        "forwards_per_item": round(sum(s["cost"]["forwards"] for s in samples) / n, 2),
-        "mean_span_words": round(sum(spans) / len(spans), 3) if spans else None,
-        "mean_uncertain_share": round(sum(shares) / len(shares), 4) if shares else None,
-        "per_model": {k: {**v, "seconds": round(v["seconds"], 3)} for k, v in per_model.items()},
-    }
+RESCORE_EVERY = 50  # the running metric is the corpus metric, rescored this often (and at the end)
+
+
+def rescore_due(count: int, total: int) -> bool:
+    """Whether the running metric is rescored after the count-th item of `total`: at 1, 2, 4,
+    8, ... items, every RESCORE_EVERY items, and at the last. Rescoring all finished items
+    after every one would cost O(n²) (a corpus BLEU an item on FLORES)."""
+    return count == total or count % RESCORE_EVERY == 0 or count & (count - 1) == 0
 
 
 def score_samples(task, items: list[tuple[int, dict]], samples: dict[str, dict]):
@@ -205,6 +194,7 @@ class Experiment:
 
     def run(self) -> dict:
         with RunDir(self.ctx.run_dir).lock() as store:
+            self.store = store
             store.check_config(self.config)
             finished = store.finished()
             if finished:
@@ -245,15 +235,12 @@ class Experiment:
 
     def header(self, store: RunDir) -> dict:
         """What results.json holds from the start: enough to continue the run later."""
-        return {
-            "config": self.config,
-            "task": {**self.task.describe(), "stop": self.stop, "max_new_tokens": self.max_new_tokens},
-            "versions": provenance.versions(),
-            "git": provenance.git_state(),
-            "run_dir": str(store.path),
-            "sweep_dir": str(self.ctx.sweep_dir) if self.ctx.sweep_dir else None,
-            "started": self.started_at,
-        }
+        return runfolder.header(
+            config=self.config,
+            task={**self.task.describe(), "stop": self.stop, "max_new_tokens": self.max_new_tokens},
+            versions=provenance.versions(), git=provenance.git_state(), run_dir=str(store.path),
+            sweep_dir=str(self.ctx.sweep_dir) if self.ctx.sweep_dir else None,
+            started=self.started_at)
 
     def decode(self, finished: dict[str, dict], logger) -> dict[str, dict]:
         """Decode the unfinished items, `batch_size` at a time; each item is written (and
@@ -266,10 +253,15 @@ class Experiment:
         seconds, count = 0.0, 0
         self.last_output = None
         prompts = [task.prompt(doc) for _, doc in todo]
+        so_far = [(i, d) for i, d in items if str(d["id"]) in done]  # finished, appended as they end
+        self.shared_prefix = self.store.shared_prefix()  # recorded by an earlier sitting
 
         def write(position: int, out) -> None:
             nonlocal seconds, count
             index, doc = todo[position]
+            if self.shared_prefix is None:  # recorded before the sitting's first item is written
+                self.shared_prefix = runfolder.prefix_totals(self.decoder.prefix_costs)
+                self.store.record_shared_prefix(self.shared_prefix)
             sample = make_sample(index, doc, prompts[position], out, task.score([out.text], [doc]))
             logger.log_sample(sample, trace_rows(index, doc, out))
             done[str(doc["id"])] = sample
@@ -277,8 +269,8 @@ class Experiment:
             running = {"items_done": len(items) - len(todo) + count,
                        "seconds_per_item": seconds / count}
             postfix = {"s/item": f"{seconds / count:.2f}"}
-            if main:
-                so_far = [(i, d) for i, d in items if str(d["id"]) in done]
+            so_far.append((index, doc))
+            if main and rescore_due(count, len(todo)):
                 value = score_samples(task, so_far, done).metrics.get(main)
                 running[f"running/{main}"] = value
                 if value is not None:
@@ -300,25 +292,18 @@ class Experiment:
     def results(self, header: dict, finished: dict, done: dict) -> tuple[dict, list[dict]]:
         scored = score_samples(self.task, self.items, done)
         ordered = [done[str(doc["id"])] for _, doc in self.items]
-        main = scored.main_metric
-        results = {
-            "status": "complete",
-            **{k: header[k] for k in ("task", "run_dir", "sweep_dir", "started")},
-            "finished": datetime.now().isoformat(timespec="seconds"),
-            "wall_seconds": round(time.perf_counter() - self.started, 3),
-            "main_metric": main or None,
-            "main": scored.metrics.get(main) if main else None,
-            "metrics": scored.metrics,
-            "n_items": len(self.items),
-            "n_missing": scored.n_missing,
-            "resumed_items": len(finished),
-            "shard": {"index": self.config["shard"], "count": self.config["num_shards"]},
-            "cost": _totals(ordered, [m.name for m in self.models]),
-            "models": [provenance.model_record(lm) for lm in self.models],
-            "config": self.config,
-            "versions": header["versions"],
-            "git": header["git"],
-        }
+        # the shared prefix once per run: as recorded by the first sitting that decoded
+        shared = self.shared_prefix
+        if shared is None:
+            shared = runfolder.prefix_totals(self.decoder.prefix_costs)
+        cost = runfolder.totals(ordered, [m.name for m in self.models], shared)
+        results = runfolder.complete_results(
+            header, finished=datetime.now().isoformat(timespec="seconds"),
+            wall_seconds=round(time.perf_counter() - self.started, 3),
+            main_metric=scored.main_metric, metrics=scored.metrics, n_items=len(self.items),
+            n_missing=scored.n_missing, resumed_items=len(finished),
+            shard={"index": self.config["shard"], "count": self.config["num_shards"]},
+            cost=cost.to_json(), models=[provenance.model_record(lm) for lm in self.models])
         return results, ordered
 
     def report(self, store: RunDir, results: dict, samples: list[dict]) -> None:

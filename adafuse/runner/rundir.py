@@ -9,80 +9,25 @@
 An item is finished when its line is in samples.jsonl; its trace lines are written just
 before it. Reopening a folder keeps the finished items and drops what a killed run left
 half-written: a truncated last line, and trace lines of an item with no sample line.
+The records, the lock and the atomic writes are adafuse.runfolder's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
+from adafuse import runfolder
 from adafuse.errors import AdaFuseError
-
-RESULTS = "results.json"
-SAMPLES = "samples.jsonl"
-TRACE = "trace.jsonl"
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl, write_json_atomic  # noqa: F401
 
 # settings that may change when a run is continued: they do not change its outputs
-RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir")
+RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir",
+                  "threads")  # threads: CPU threads change speed, not outputs
 # top-level shortcuts: compared where they are interpolated to (decoder.*, task.*, models.*),
 # so a difference is reported once, and not at all where it has no effect (θ for greedy)
 SHORTCUTS = ("theta_delta", "max_words", "num_candidates", "limit", "seed", "device", "dtype")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader (or a crash) sees the old
-    file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a team
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_jsonl(path: Path, repair: bool = False) -> list[dict]:
-    """The records of a JSONL file. A last line cut short by a killed writer is dropped (and,
-    with `repair`, cut from the file); a bad line anywhere else is an error."""
-    if not path.is_file():
-        return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    records, good_bytes = [], 0
-    for number, line in enumerate(lines, 1):
-        last = number == len(lines)
-        if not line.strip():
-            good_bytes += len(line) + (0 if last else 1)
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            # the last line, or the one before a final empty "line" after its newline
-            if last or (number == len(lines) - 1 and not lines[-1].strip()):
-                break
-            raise AdaFuseError(f"{path}:{number}: not a JSON object; the file is damaged") from None
-        records.append(record)
-        good_bytes += len(line) + (0 if last else 1)
-    if repair and good_bytes != len(data):
-        with open(path, "r+b") as fh:
-            fh.truncate(good_bytes)
-    if repair and good_bytes and not data[:good_bytes].endswith(b"\n"):
-        with open(path, "ab") as fh:  # a complete last record whose newline was lost
-            fh.write(b"\n")
-    return records
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -132,34 +77,15 @@ class RunDir:
         self.trace = self.path / TRACE
 
     @contextlib.contextmanager
-    def lock(self):
+    def lock(self) -> Iterator["RunDir"]:
         """Hold the folder for one run at a time: two processes appending to one
-        samples.jsonl would decode items twice. The OS drops the lock when the holder dies,
-        `kill -9` included."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "?"
-                raise AdaFuseError(f"{self.path} is in use by another run (pid {holder})") from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
-            try:
-                yield self
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        samples.jsonl would decode items twice (adafuse.runfolder.lock)."""
+        with runfolder.hold(self.path):
+            yield self
 
     def read_results(self) -> dict | None:
-        if not self.results.is_file():
-            return None
-        try:
-            return json.loads(self.results.read_text(encoding="utf-8"))
-        except ValueError:
-            raise AdaFuseError(f"{self.results}: not valid JSON; the file is damaged") from None
+        data = runfolder.read_json(self.results)
+        return None if data is None else runfolder.Results(data, str(self.results)).to_json()
 
     def check_config(self, config: dict) -> None:
         """Refuse to continue a run that was started with a different config."""
@@ -179,40 +105,42 @@ class RunDir:
     def finished(self) -> dict[str, dict]:
         """The finished items by id, after repairing what a killed run left behind."""
         samples: dict[str, dict] = {}
-        for record in read_jsonl(self.samples, repair=True):
-            samples.setdefault(str(record["id"]), record)  # never count an item twice
+        for n, record in enumerate(read_jsonl(self.samples, repair=True), 1):
+            sample = runfolder.Sample(record, f"{self.samples}:{n}")
+            samples.setdefault(sample.key, record)  # never count an item twice
         # trace lines of unfinished items (written just before a kill) would be duplicated
         # when the item is decoded again: keep only those of finished items
         if self.trace.is_file():
             rows = read_jsonl(self.trace, repair=True)
             kept = [r for r in rows if str(r.get("id")) in samples]
             if len(kept) != len(rows):
-                self._rewrite_jsonl(self.trace, kept)
+                runfolder.write_jsonl_atomic(self.trace, kept)
         return samples
-
-    def _rewrite_jsonl(self, path: Path, records: list[dict]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     def append_item(self, sample: dict, trace_rows: list[dict]) -> None:
         """Trace lines, then the sample line (the mark of a finished item); each file written
         in one call, flushed and synced."""
         self.path.mkdir(parents=True, exist_ok=True)
-        if trace_rows:
-            with open(self.trace, "a", encoding="utf-8") as fh:
-                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in trace_rows))
-                fh.flush()
-                os.fsync(fh.fileno())
-        with open(self.samples, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(sample, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        runfolder.append_jsonl(self.trace, trace_rows)
+        runfolder.append_jsonl(self.samples, [sample])
 
     def write_results(self, results: dict) -> None:
         write_json_atomic(self.results, results)
+
+    def shared_prefix(self) -> dict | None:
+        """The shared prefix's prefill cost recorded by an earlier sitting of this run, as
+        {model: ModelTotals}; None when none was recorded."""
+        stored = (self.read_results() or {}).get("cost")
+        prefix = stored.get("shared_prefix") if isinstance(stored, dict) else None
+        if not isinstance(prefix, dict):
+            return None
+        return {k: runfolder.ModelTotals(v.get("forwards", 0), v.get("tokens_fed", 0),
+                                         v.get("seconds", 0.0)) for k, v in prefix.items()}
+
+    def record_shared_prefix(self, prefix: dict) -> None:
+        """Keep the shared prefix's cost in results.json before the first item of a sitting is
+        written, so a later sitting (which may prefill nothing) reports the same cost."""
+        results = self.read_results() or {}
+        cost = results.get("cost") if isinstance(results.get("cost"), dict) else {}
+        results["cost"] = {**cost, "shared_prefix": {k: v.to_json() for k, v in prefix.items()}}
+        self.write_results(results)
