@@ -236,7 +236,7 @@ def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
     """Score a finished run's samples again with its task's current rules and rewrite them."""
     results = run.read_results()
     described = results.get("task") or {}
-    if not described.get("name"):
+    if not (results.get("config") or {}).get("task") or not described.get("name"):
         return {"run": str(run.path), "skipped": "prompt mode: nothing to score"}
     n_missing = results.get("n_missing") or 0
     if n_missing:  # its metrics count the missing items as wrong, which its samples cannot say

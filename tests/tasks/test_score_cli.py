@@ -199,10 +199,14 @@ def test_rescoring_a_runs_samples_gives_its_own_metrics(tmp_path, capsys, offlin
 def test_rescore_rewrites_run_folders_with_the_current_rules(tmp_path, capsys):
     runs = _table1_runs(tmp_path, {"squad", "triviaqa"})
     before = {r: json.loads((r / "results.json").read_text()) for r in runs}
+    prompt_run = tmp_path / "table1_embedded" / "prompt"  # prompt mode: no task, nothing to score
+    prompt_run.mkdir()
+    (prompt_run / "results.json").write_text(json.dumps(
+        {"status": "complete", "task": {"name": "prompt"}, "config": {"task": None}, "metrics": {}}))
     rc, out, err = _run(capsys, f"rescore={tmp_path / 'table1_embedded'}")
     assert rc == 0, err
     report = {Path(row["run"]): row for row in json.loads(out)}
-    assert set(report) == set(runs)
+    assert set(report) == {*runs, prompt_run} and report[prompt_run]["skipped"].startswith("prompt mode")
     for run in runs:
         results = json.loads((run / "results.json").read_text())
         samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
