@@ -10,6 +10,7 @@ boundaries the way real ones do. `build(kind, folder, seed)` saves a loadable mo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,27 @@ def assert_same_choices(a, b):
         for pa, pb in zip(ra.proposals, rb.proposals):
             assert pa.nll == pytest.approx(pb.nll, abs=1e-3)
     assert a.text == b.text and len(a.trace) == len(b.trace)
+
+
+def agreement(a, b, tie_nats: float) -> dict:
+    """How closely decode `a` follows decode `b` (the oracle) in reduced precision, where every
+    NLL moves a little: rounds compared (up to the first round whose proposals or winner
+    differ, after which the texts part), rounds with the same winner, the largest |dNLL| seen,
+    and the differing winner, if any, as a near-tie (`b`'s two best scores < tie_nats apart)
+    or a disagreement."""
+    out = {"rounds": 0, "same": 0, "max_dnll": 0.0, "ties": 0, "disagree": 0,
+           "same_text": int(a.text == b.text)}
+    for ra, rb in zip(a.trace, b.trace):
+        if [p.key for p in ra.proposals] != [p.key for p in rb.proposals]:
+            break
+        out["rounds"] += 1
+        for pa, pb in zip(ra.proposals, rb.proposals):
+            diffs = [abs(x - y) for x, y in zip(pa.nll, pb.nll) if math.isfinite(x) and math.isfinite(y)]
+            out["max_dnll"] = max([out["max_dnll"], *diffs])
+        if ra.winner == rb.winner:
+            out["same"] += 1
+            continue
+        scores = sorted(p.score for p in rb.proposals)
+        out["ties" if scores[1] - scores[0] < tie_nats else "disagree"] += 1
+        break
+    return out
