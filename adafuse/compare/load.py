@@ -245,7 +245,9 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
     results, problem = _read_results(path)
     config = (results or {}).get("config") or _hydra_config(path)
     if config is None:
-        return None, f"{problem or 'results.json has no config'} and no .hydra/config.yaml; skipped"
+        hydra = ("its .hydra/config.yaml is not plain YAML data" if (path / ".hydra" / "config.yaml").is_file()
+                 else "no .hydra/config.yaml")
+        return None, f"{problem or 'results.json has no config'} and {hydra}; skipped"
     if not well_formed(config):
         return None, "its config is not one adafuse.run writes (models, task, decoder); skipped"
     task = (config.get("task") or {}).get("name") or ((results or {}).get("task") or {}).get("name") or "prompt"

@@ -32,3 +32,28 @@ def test_the_report_renders_in_chromium(sweep, tmp_path, capsys):
     assert requests == [report.as_uri()]
     png = (tmp_path / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_the_table1_report_in_chromium_shows_results_md_averages(tmp_path, capsys):
+    """The committed Table-1 runs: what Chromium lays out in the report's grid is what RESULTS.md
+    prints, both written here from the same runs."""
+    from grid_views import extract_table1, markdown_grid
+
+    from adafuse.compare.results import main as results_main
+
+    root = extract_table1(tmp_path / "runs")
+    out = tmp_path / "RESULTS.md"
+    assert results_main([str(root), "--out", str(out), "--resamples", "20", "--no-png"]) == 0
+    report = tmp_path / "results" / "report.html"
+    with Chromium(CHROMIUM, tmp_path / "profile") as page:
+        page.open(report.as_uri())
+        shown = page.evaluate("""Array.from(document.querySelectorAll('#grid tr')).slice(1).map(tr => {
+            const cells = tr.querySelectorAll('td');
+            return [cells[0].innerText, cells[cells.length - 2].innerText, cells[cells.length - 1].innerText];
+        })""")
+        page.screenshot(tmp_path / "table1.png")
+        errors = page.console_errors
+    assert errors == []
+    expected = markdown_grid(out.read_text())
+    assert {label.replace(" (best single)", ""): (avg, gain) for label, avg, gain in shown} == expected
+    assert len(expected) == 11
