@@ -1,14 +1,17 @@
 """Comparing runs: `python -m adafuse.compare <run or sweep folders> [--html out.html] [--wandb]`.
 
-load.py        run folders into `Run`s (partial and damaged ones too, with a note)
+load.py        run folders into `Run`s, read as data (partial and damaged ones too, with a note)
+grid.py        the Table-1 grid (tasks × systems on 0-100, averages, gain over the best single
+               model): the one every view below prints
 table.py       runs per task sorted by the main metric, the best marked, Pareto fronts, the
-               Table-1 grid (tasks × systems, averages, gain over the best single model)
+               terminal report
 disagree.py    per-item disagreements between two runs and the rounds where they part
 svg.py         the charts, drawn as inline SVG
 html.py        the self-contained HTML report
 wandb_table.py the grid and the runs as W&B tables
-results.py     RESULTS.md for Table 1 (`python -m adafuse.compare.results`): the grid with
-               bootstrap intervals, paired gains, cost, the report and its main plot
+bootstrap.py   bootstrap intervals for the grid's cells, paired differences
+markdown.py    RESULTS.md's text; facts.py its computed facts; plot.py its report and main plot
+results.py     RESULTS.md for Table 1 (`python -m adafuse.compare.results`): the command line
 """
 
 from adafuse.compare.load import Run, load_runs
