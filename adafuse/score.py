@@ -64,9 +64,8 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     for key in ("task", "predictions"):
         if key not in args:
             raise TaskError(f"missing {key}=...; {USAGE}")
-    for key in ("only_predicted",):
-        if key in args and args[key] not in BOOLS:
-            raise TaskError(f"{key} must be true or false, got {args[key]!r}")
+    if args.get("only_predicted", "false") not in BOOLS:
+        raise TaskError(f"only_predicted must be true or false, got {args['only_predicted']!r}")
     if args.get("gold", "file") not in ("file", "task"):
         raise TaskError(f"gold must be file or task, got {args['gold']!r}")
     return args
@@ -127,7 +126,7 @@ def has_gold(rows: list[tuple[int, dict]], path: Path) -> bool:
     return bool(with_gold)
 
 
-def items_from_file(rows: list[tuple[int, dict]], path: Path, limit: Optional[int]):
+def items_from_file(rows: list[tuple[int, dict]], limit: Optional[int]):
     """(docs, predictions, lines) of a file that carries its gold: one item a line; a repeated
     id keeps its first line, as a run folder does."""
     docs, preds, lines, seen = [], [], [], set()
@@ -189,7 +188,7 @@ def score_file(args: dict[str, str]) -> dict:
     path = Path(args["predictions"])
     rows = read_predictions(path)
     if has_gold(rows, path) and args.get("gold", "file") == "file":
-        docs, preds, lines = items_from_file(rows, path, limit)
+        docs, preds, lines = items_from_file(rows, limit)
         origin = {"gold": "file"}
     else:
         docs = task.docs(limit=limit)
