@@ -110,19 +110,14 @@ class Output:
         }
 
     def summary(self, model_names: list[str] | None = None, max_rounds: int = 12) -> str:
-        """A short human-readable trace: one line a round."""
-        lines = []
-        for r in self.trace[:max_rounds]:
-            win = r.proposals[r.winner]
-            who = "+".join(
-                (model_names[i] if model_names else f"m{i}") for i in win.proposers
-            )
-            modes = "".join("E" if e else "C" for e in r.explored)
-            end = f" [{win.terminal}]" if win.terminal else ""
-            lines.append(
-                f"round {r.index:>2} {modes} {len(r.proposals)} proposals -> {win.text!r}{end}"
-                f" by {who} (score {win.score:.3f})"
-            )
+        """One line a round, in words: what each model did (explored how many branches, or
+        was confident, and its top-1 margin Δ), how many proposals, the winner and who
+        proposed it, e.g. "round  0: smollm2 explored 3 (Δ 0.16), gemma3 confident, 2 words
+        (Δ 0.85); 4 proposals; winner ' George V' from gemma3 (score 0.842)"."""
+        from adafuse.traceview import round_line
+
+        names = model_names or [m.name for m in self.stats.models]
+        lines = [round_line(r.to_dict(), names) for r in self.trace[:max_rounds]]
         if len(self.trace) > max_rounds:
             lines.append(f"... {len(self.trace) - max_rounds} more rounds")
         return "\n".join(lines)

@@ -68,15 +68,26 @@ def uncertain_share(out: Output) -> Optional[float]:
     return sum(any(r.explored) for r in out.trace) / len(out.trace)
 
 
+def model_names(out: Output) -> list[str]:
+    """The models that decoded `out`, in index order (one, for a single-model decoder)."""
+    return [m.name for m in out.stats.models]
+
+
 def make_sample(index: int, doc: dict, prompt: str, out: Output, scored: ScoreResult) -> dict:
     """The samples.jsonl line of one finished item. Timings sit under `seconds` alone, so two
-    runs of the same config give the same lines once `seconds` is left out."""
+    runs of the same config give the same lines once `seconds` is left out.
+
+    `question` is the item's own text (the doc's `question` field, without the task's
+    instructions and few-shot examples) and `models` names the models that decoded it, so
+    that the line reads without the task's data or the run's config at hand."""
     stats = out.stats
     main = scored.main_metric
     per_item = scored.per_item[0] if scored.per_item else {}
     return _finite({
         "index": index,
         "id": doc["id"],
+        "question": doc.get("question"),
+        "models": model_names(out),
         "prompt": prompt,
         "response": out.text,
         "finish_reason": out.finish_reason,
@@ -101,11 +112,17 @@ def make_sample(index: int, doc: dict, prompt: str, out: Output, scored: ScoreRe
 
 
 def trace_rows(index: int, doc: dict, out: Output) -> list[dict]:
-    """The trace.jsonl lines of one item: one a round, its decisions and every model's NLL."""
+    """The trace.jsonl lines of one item: one a round, its decisions and every model's NLL.
+
+    Per-model lists (`margins`, `explored`, each proposal's `nll`) follow the order of the
+    row's `models`; each proposal's `proposers` (indices) come with `proposer_names`."""
+    names = model_names(out)
     rows = []
     for r in out.trace:
         decisions = r.to_dict()
-        row = {"id": doc["id"], "item": index, "round": decisions.pop("index"), **decisions,
-               "winner_text": r.proposals[r.winner].text}
+        for proposal in decisions["proposals"]:
+            proposal["proposer_names"] = [names[i] for i in proposal["proposers"]]
+        row = {"id": doc["id"], "item": index, "round": decisions.pop("index"), "models": names,
+               **decisions, "winner_text": r.proposals[r.winner].text}
         rows.append(_finite(row))
     return rows

@@ -13,9 +13,9 @@ from adafuse.tasks import get_task, list_tasks
 from adafuse.tasks.metrics import spbleu
 from run_helpers import read_jsonl, without_timings
 
-SAMPLE_KEYS = {"index", "id", "prompt", "response", "finish_reason", "extracted", "gold", "scores",
-               "main_score", "rounds", "words", "new_tokens", "span_words", "uncertain_share",
-               "boundary_merges", "near_ties", "cost", "seconds"}
+SAMPLE_KEYS = {"index", "id", "question", "models", "prompt", "response", "finish_reason",
+               "extracted", "gold", "scores", "main_score", "rounds", "words", "new_tokens",
+               "span_words", "uncertain_share", "boundary_merges", "near_ties", "cost", "seconds"}
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +53,7 @@ def test_each_task_end_to_end(adafuse_run, tmp_path, task):
     for s, doc in zip(samples, docs):
         assert set(s) == SAMPLE_KEYS
         assert s["prompt"] == card.prompt(doc) and s["gold"] == doc["answer"]
+        assert s["question"] == doc["question"] and s["models"] == [m["name"] for m in results["models"]]
         assert s["extracted"] == card.extract(s["response"])
         assert results["main_metric"] in s["scores"] or task.startswith("flores")
     trace = read_jsonl(run_dir / "trace.jsonl")
@@ -60,6 +61,8 @@ def test_each_task_end_to_end(adafuse_run, tmp_path, task):
     assert {r["id"] for r in trace} <= {s["id"] for s in samples}
     first = trace[0]
     assert {"margins", "explored", "proposals", "winner", "winner_text", "round", "item"} <= set(first)
+    assert first["models"] == samples[0]["models"] and all(
+        p["proposer_names"] == [first["models"][i] for i in p["proposers"]] for p in first["proposals"])
     assert (run_dir / ".hydra" / "config.yaml").is_file()
 
 
