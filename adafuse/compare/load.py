@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from adafuse.errors import AdaFuseError
-from adafuse.runner.rundir import RESULTS, SAMPLES, TRACE, read_jsonl
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl
 
 # decoder settings that change how fast a run goes, not what it decodes
 PLUMBING = ("name", "mode", "batch_size")
@@ -281,7 +281,8 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
     main_metric, metrics, how = score_partial(task, results, samples)
     limit = (config.get("task") or {}).get("limit")
     n_items = limit if isinstance(limit, int) else None
-    cost, lacking = cost_totals(samples)
+    stored = header.get("cost") if isinstance(header.get("cost"), dict) else {}
+    cost, lacking = cost_totals(samples, stored.get("shared_prefix"))
     note = (f"{problem or 'not finished'}: partial, {len(samples)}"
             f"{f' of {n_items}' if n_items else ''} items, {how}"
             + "".join(f"; {line}" for line in lacking))
@@ -414,9 +415,13 @@ SAMPLE_COSTS = {"forwards": ("cost", "forwards"), "words": ("words",), "rounds":
                 "decode_seconds": ("seconds", "decode")}
 
 
-def cost_totals(samples: list[dict]) -> tuple[dict[str, Any], list[str]]:
+def cost_totals(samples: list[dict], shared_prefix: Any = None) -> tuple[dict[str, Any], list[str]]:
     """(totals, what is missing): the cost totals of a run from its samples, with the keys of
-    results.json's "cost". A total some sample does not record is None, and a line says so."""
+    results.json's "cost", and the forwards of the shared prefix's prefill once when the run
+    recorded it (`cost.shared_prefix` of its header, {model: {"forwards": ...}}; older runs
+    charged it to their first item). A total some sample does not record is None, and a line
+    says so. Compare's reader of costs: it tolerates folders of older versions, where the
+    runner's `adafuse.runfolder.totals` requires every field."""
     totals: dict[str, Any] = {}
     lacking = []
     for name, keys in SAMPLE_COSTS.items():
@@ -425,6 +430,13 @@ def cost_totals(samples: list[dict]) -> tuple[dict[str, Any], list[str]]:
         totals[name] = None if missing or not samples else sum(values)
         if missing:
             lacking.append(f"{missing} of {len(samples)} samples record no {'.'.join(keys)}, so no {name}")
+    if isinstance(shared_prefix, dict) and totals["forwards"] is not None:
+        prefix = [_number(v, "forwards") for v in shared_prefix.values() if isinstance(v, dict)]
+        if None in prefix:
+            lacking.append("its shared_prefix records no forwards, so no forwards")
+            totals["forwards"] = None
+        else:
+            totals["forwards"] += sum(prefix)
     n = len(samples)
     seconds, forwards = totals["decode_seconds"], totals["forwards"]
     totals["seconds_per_item"] = seconds / n if seconds is not None and n else None

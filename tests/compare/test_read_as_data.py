@@ -107,3 +107,15 @@ def test_html_into_a_folder_or_an_unwritable_path_is_one_line_and_exit_2(sweep, 
         err = capsys.readouterr().err.splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: --html {target}: {why}"), err
         assert "Traceback" not in err[0]
+
+
+def test_a_partial_run_counts_its_recorded_shared_prefix_once(tmp_path):
+    samples = [make_sample(i, " Paris", ["Paris"], 1.0, [1], 0.5, forwards=10) for i in range(2)]
+    path = make_run(tmp_path / "p", status=None, n_items=4, samples=samples)
+    assert load_run(path)[0].cost["forwards"] == 20
+    header = json.loads((path / "results.json").read_text())
+    header["cost"] = {"shared_prefix": {"a": {"forwards": 1, "tokens_fed": 40, "seconds": 0.5},
+                                        "b": {"forwards": 1, "tokens_fed": 41, "seconds": 0.7}}}
+    (path / "results.json").write_text(json.dumps(header))
+    run, _ = load_run(path)
+    assert run.cost["forwards"] == 22 and run.cost["forwards_per_item"] == 11
