@@ -113,6 +113,18 @@ def wall_clock(runs: Sequence[Run]) -> str:
     return f"{decode / 3600:.2f} h of decoding summed over the {len(known)} runs' items{missing}{span}"
 
 
+def prefix_note(runs: Sequence[Run]) -> str:
+    """Where the few-shot prefix's prefill is counted: runs of older versions charged it to each
+    job's first item; newer ones record it once per run as `cost.shared_prefix`."""
+    recorded = sum(isinstance((r.header.get("cost") or {}).get("shared_prefix"), dict) for r in runs)
+    if recorded == 0:
+        return "each job's first item carries its few-shot prefill"
+    once = "the few-shot prefix's prefill is counted once per run, in forwards, as cost.shared_prefix"
+    if recorded == len(runs):
+        return once
+    return f"{once}, in {recorded} runs; in the other {len(runs) - recorded} each job's first item carries it"
+
+
 def provenance(runs: Sequence[Run]) -> str:
     commits, versions = set(), set()
     for run in runs:
@@ -180,7 +192,7 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
         "",
         "## Cost",
         "",
-        ("Seconds of decoding per item (each job's first item carries its few-shot prefill) and "
+        (f"Seconds of decoding per item ({prefix_note(runs)}) and "
          "forwards of all models per word of the response, on the machine that ran them."),
         "",
         cost_section(res),

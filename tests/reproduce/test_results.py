@@ -239,3 +239,17 @@ def test_the_reading_in_words_is_kept_and_marked_stale_when_the_numbers_change(t
 def test_a_missing_reading_file_is_one_error_line(table1, tmp_path, capsys):
     code = main([str(table1), "--out", str(tmp_path / "R.md"), "--reading", str(tmp_path / "nope.md")])
     assert code == 2 and "--reading" in capsys.readouterr().err and not (tmp_path / "R.md").exists()
+
+
+def test_the_cost_section_says_where_the_shared_prefix_is_counted(table1, tmp_path):
+    out = tmp_path / "RESULTS.md"
+    args = [str(table1), "--out", str(out), "--resamples", "20", "--no-png", "--no-html"]
+    assert main(args) == 0
+    assert "each job's first item carries its few-shot prefill" in out.read_text()  # older runs
+    adafuse_run = table1 / "triviaqa" / "adafuse" / "results.json"
+    data = json.loads(adafuse_run.read_text())
+    data["cost"]["shared_prefix"] = {"smollm2-135m-instruct": {"forwards": 1, "tokens_fed": 30, "seconds": 0.1}}
+    adafuse_run.write_text(json.dumps(data))
+    assert main(args) == 0
+    assert ("counted once per run, in forwards, as cost.shared_prefix, in 1 runs; in the other 9 each "
+            "job's first item carries it") in out.read_text()
