@@ -25,16 +25,15 @@ task (after a scoring rule changed; no decoding): the samples' `extracted`, `sco
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
 from adafuse.errors import AdaFuseError
+from adafuse.runfolder import RESULTS, read_jsonl as read_run_jsonl, write_json_atomic, write_jsonl_atomic
 from adafuse.runner.provenance import git_state
-from adafuse.runner.rundir import RESULTS, RunDir, read_jsonl as read_run_jsonl, write_json_atomic
+from adafuse.runner.rundir import RunDir
 from adafuse.tasks import ScoreResult, Task, TaskError, get_task
 from adafuse.tasks.loaders import read_jsonl
 
@@ -258,22 +257,9 @@ def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
     results["rescored"] = {"at": datetime.now().isoformat(timespec="seconds"), "git": git_state(),
                            "previous": (results.get("rescored") or {}).get("previous", previous)}
     with run.lock():
-        _write_jsonl_atomic(run.samples, samples)
+        write_jsonl_atomic(run.samples, samples)
         write_json_atomic(run.results, results)
     return {"run": str(run.path), "main_metric": main, "before": previous["main"], "after": results["main"]}
-
-
-def _write_jsonl_atomic(path: Path, records: list[dict]) -> None:
-    # a temporary file beside `path`, then a rename: a reader sees the old samples or the new
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def rescore(args: dict[str, str]) -> list[dict[str, Any]]:
