@@ -1,0 +1,57 @@
+"""Runs started at the same moment on one folder: exactly one decodes, the others are refused
+with one line and leave the folder alone, and the folder holds each item once (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from run_helpers import FAST, REPO, read_jsonl
+
+ROUNDS, PROCESSES = 3, 3
+TASK = ["task=triviaqa", "limit=3", "logger=none"]
+
+# imports first; then, once every process is ready (a file each in the barrier folder), all
+# start the run at the same instant
+STARTER = """
+import os, sys, time
+from pathlib import Path
+import adafuse.run, adafuse.runner.experiment, transformers  # the slow part, before the start
+barrier, count, argv = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+(barrier / str(os.getpid())).touch()
+while len(list(barrier.iterdir())) < count:
+    time.sleep(0.005)
+sys.argv = ["adafuse.run", *argv]
+adafuse.run.main()
+"""
+
+
+def test_runs_started_together_on_one_folder_decode_each_item_once(tiny_conf, tmp_path):
+    for round_ in range(ROUNDS):
+        folder = tmp_path / f"run{round_}"
+        argv = [f"hydra.searchpath=[file://{tiny_conf}]", *FAST, *TASK, f"hydra.run.dir={folder}"]
+        barrier = tmp_path / f"barrier{round_}"
+        barrier.mkdir()
+        procs = [subprocess.Popen([sys.executable, "-c", STARTER, str(barrier), str(PROCESSES), *argv], cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=dict(os.environ))
+                 for _ in range(PROCESSES)]
+        outs = [(p.wait(300), p.stderr.read()) for p in procs]
+        codes = [code for code, _ in outs]
+        refused = [err for code, err in outs if code == 2]
+        assert all(code in (0, 2) for code in codes), outs
+        assert refused, f"no process was refused: they did not run together ({codes})"
+        assert all(err.strip().startswith("error: ") and "is in use by another run" in err
+                   and len(err.strip().splitlines()) == 1 for err in refused), refused
+        # one decoded; one that came after it had finished found nothing left to do
+        decoded = [err for code, err in outs if code == 0 and "already done" not in err]
+        assert len(decoded) == 1, outs
+        ids = [s["id"] for s in read_jsonl(folder / "samples.jsonl")]
+        assert sorted(ids) == sorted(set(ids)) and len(ids) == 3, ids
+        rounds = [(r["item"], r["round"]) for r in read_jsonl(folder / "trace.jsonl")]
+        assert len(rounds) == len(set(rounds)), "trace rounds written twice"
+        results = json.loads((folder / "results.json").read_text())
+        assert results["status"] == "complete" and results["n_items"] == 3
+        assert (folder / ".hydra" / "config.yaml").is_file()  # the winner's folder was never removed
