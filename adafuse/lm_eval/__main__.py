@@ -1,8 +1,10 @@
 """python -m adafuse.lm_eval <lm-eval's own arguments>: lm-eval's CLI with `--model adafuse`.
 
 lm-eval 0.4.x finds models only in its own registry, so this registers `adafuse` there and
-then runs lm-eval's command line on the same arguments. Bad adafuse input (a model_args key,
-a model, a decoder parameter) prints one `error:` line and exits with status 2.
+then runs lm-eval's command line on the same arguments. With `--model adafuse`, the model
+arguments are checked first (keys, values, model specs, decoder parameters: no weights are
+loaded), so a typo fails in a second rather than after lm-eval has indexed its tasks. Bad
+adafuse input prints one `error:` line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,16 +16,24 @@ from adafuse.errors import AdaFuseError
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        from lm_eval.__main__ import cli_evaluate
+        from lm_eval._cli import HarnessCLI
+        from lm_eval.utils import setup_logging
     except ImportError:
         print("error: lm-eval is not installed; pip install 'adafuse[lm-eval]'", file=sys.stderr)
         raise SystemExit(2) from None
     import adafuse.lm_eval.model  # noqa: F401  registers `adafuse`
+    from adafuse.lm_eval import args as model_args
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    # what lm_eval.__main__.cli_evaluate does, with the check between parsing and running
+    setup_logging()
+    parser = HarnessCLI()
+    parsed = parser.parse_args()
     try:
-        cli_evaluate()
+        if getattr(parsed, "model", None) == "adafuse":
+            model_args.check(dict(getattr(parsed, "model_args", None) or {}))
+        parser.execute(parsed)
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

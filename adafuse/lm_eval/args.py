@@ -1,8 +1,9 @@
 """`--model_args` for the `adafuse` lm-eval model: key=value pairs into models and a decoder.
 
 lm-eval splits `--model_args` at commas and casts each value (numbers, true/false), so a list
-here is written with `+`: `models=smollm2-135m-instruct+gemma3-270m,weights=1+2`.
-Every key is checked; a bad one raises AdaFuseError with one line naming it.
+here is written with `+`: `models=smollm2-135m-instruct+gemma3-270m,weights=1+2` (lm-eval
+0.4.13's own CLI also keeps `[a,b]` whole). Every key is checked; a bad one raises
+AdaFuseError with one line naming it. `check` runs all of it without loading a model.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def presets() -> list[str]:
 
 
 def _split(value: Any) -> list[str]:
-    return [part.strip() for part in str(value).split(LIST_SEPARATOR) if part.strip()]
+    """A list value: `a+b`, lm-eval's bracketed `[a,b]` (kept whole by its CLI), or a list."""
+    if isinstance(value, (list, tuple)):
+        return [str(part).strip() for part in value if str(part).strip()]
+    text = str(value).strip()
+    parts = text[1:-1].split(",") if text.startswith("[") and text.endswith("]") else text.split(LIST_SEPARATOR)
+    return [part.strip() for part in parts if part.strip()]
 
 
 def model_specs(models: Any, device: str, dtype: str, chat_template: bool | None) -> list[dict]:
@@ -119,3 +125,25 @@ def _index(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise AdaFuseError(f"model_index={value!r} is not allowed; model_index must be an integer >= 0")
     return value
+
+
+def check(args: dict[str, Any]) -> None:
+    """Everything `AdaFuseLM(**args)` would reject before loading weights: the keys and values,
+    each model spec (`check_spec`: names, files, device, dtype) and the decoder's parameters
+    (its constructor, given stand-ins for the models)."""
+    from types import SimpleNamespace
+
+    from adafuse.decoding import build_decoder
+    from adafuse.models import check_spec
+
+    specs, decoder, _ = parse(args)
+    checked = [check_spec(spec) for spec in specs]
+    # what a decoder's constructor reads of a model (the base class asks for these attributes)
+    stand_ins = [SimpleNamespace(name=spec.name, weight=spec.weight, tokenizer=None, encode=None)
+                 for spec in checked]
+    try:
+        build_decoder(decoder, stand_ins)
+    except AdaFuseError:
+        raise
+    except Exception:  # noqa: BLE001 - a constructor that needs a real model: checked when it loads
+        pass

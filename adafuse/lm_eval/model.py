@@ -81,8 +81,11 @@ class AdaFuseLM(LM):
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict, additional_config=None):
-        # lm-eval's own --batch_size / --device come here too; a key in --model_args wins
+        # lm-eval's own --batch_size / --device come here too; a key in --model_args wins.
+        # Its --device defaults to cuda:0: without CUDA that means `auto`, as for its `hf` model
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        if str(extra.get("device", "")).startswith("cuda") and not torch.cuda.is_available():
+            extra.pop("device")
         return cls(**arg_dict, **extra)
 
     @property

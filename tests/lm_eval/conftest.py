@@ -18,7 +18,9 @@ QUESTIONS = [
     ("Which British king married Mary of Teck?", "George V", ["Edward VII", "George V", "Henry VIII"], 1),
     ("What is the capital of France?", "Paris", ["Rome", "Madrid", "Paris"], 2),
 ]
-SHOTS = [("What is two plus two?", "4"), ("Who painted the Mona Lisa?", "Leonardo da Vinci")]
+# the few-shot split: same columns as the items (datasets reads both files as one table)
+SHOTS = [("What is two plus two?", "4", ["3", "4", "5"], 1),
+         ("Who painted the Mona Lisa?", "Leonardo da Vinci", ["Leonardo da Vinci", "Picasso", "Monet"], 0)]
 
 GENERATE_TASK = """\
 task: tiny_generate
@@ -69,6 +71,11 @@ metric_list:
 """
 
 
+def write_jsonl(path: Path, rows) -> None:
+    path.write_text("".join(json.dumps({"question": q, "answer": a, "choices": c, "label": k}) + "\n"
+                            for q, a, c, k in rows), encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("lm-eval-tiny")
@@ -82,11 +89,9 @@ def task_dir(tmp_path_factory) -> Path:
     (multiple_choice), both on JSONL files beside their YAMLs."""
     root = tmp_path_factory.mktemp("lm-eval-tasks")
     items = root / "items.jsonl"
-    items.write_text("".join(json.dumps({"question": q, "answer": a, "choices": c, "label": k}) + "\n"
-                             for q, a, c, k in QUESTIONS), encoding="utf-8")
+    write_jsonl(items, QUESTIONS)
     shots = root / "shots.jsonl"
-    shots.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in SHOTS),
-                     encoding="utf-8")
+    write_jsonl(shots, SHOTS)
     (root / "tiny_generate.yaml").write_text(GENERATE_TASK.format(shots=shots, items=items), encoding="utf-8")
     (root / "tiny_choice.yaml").write_text(CHOICE_TASK.format(items=items), encoding="utf-8")
     return root
