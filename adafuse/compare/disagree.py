@@ -124,7 +124,7 @@ def default_pair(runs: list[Run]) -> tuple[Run, Run] | None:
 
     candidates = []
     for group in by_task(runs).values():
-        scored = [r for r in group if r.main is not None]
+        scored = [r for r in group if r.main is not None and r.n_done]  # never a run of 0 items
         if len(scored) < 2:
             continue
         ensemble = [r for r in scored if not r.is_single]

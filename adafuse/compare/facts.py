@@ -6,13 +6,9 @@ they mean; a person writes that in words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from adafuse.compare.bootstrap import average_replicates, percentile_interval
+from adafuse.compare.bootstrap import Results, average_replicates, percentile_interval
 from adafuse.compare.grid import System, fmt_interval, fmt_score
-
-if TYPE_CHECKING:
-    from adafuse.compare.bootstrap import Results
 
 
 def overlaps(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool | None:
@@ -21,7 +17,7 @@ def overlaps(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bo
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def reading_facts(res: "Results") -> list[str]:
+def reading_facts(res: Results) -> list[str]:
     """Computed statements only: no judgement of what they mean."""
     facts = []
     avgs = [(s.average(res.tasks), s) for s in res.systems if len(s.tasks(res.tasks)) == len(res.tasks)]
@@ -72,7 +68,7 @@ def names(systems: Sequence[System]) -> str:
     return labels[0] if len(labels) == 1 else f"{', '.join(labels)} (tied)"
 
 
-def same_rule_facts(res: "Results") -> list[str]:
+def same_rule_facts(res: Results) -> list[str]:
     """AdaFuse at θ_Δ = 0 and fixed_span with k = max_words are one rule (fixed_span.py): do
     their responses agree item by item?"""
     facts = []

@@ -16,7 +16,7 @@ from html import escape
 
 from adafuse.compare import svg
 from adafuse.compare.disagree import Disagreement, Divergence, disagreements
-from adafuse.compare.grid import MISSING, build_grid, fmt_gain, fmt_score, item_warnings, pick, scaled
+from adafuse.compare.grid import build_grid, fmt_gain, fmt_score, item_warnings, pick, scaled
 from adafuse.compare.load import Run, format_value
 from adafuse.compare.table import COSTS, best, by_task, pareto_front, task_rows
 

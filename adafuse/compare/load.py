@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adafuse.compare.costs import COST_FIELDS, cost_totals
+from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl
 
@@ -31,8 +32,6 @@ PLUMBING = ("name", "mode", "batch_size")
 # short names of the decoder settings, for labels
 SHORT = {"theta_delta": "θ", "max_words": "w", "num_candidates": "B"}
 SKIPPED_DIRS = (".hydra", "wandb")
-# the cost totals the comparison reads (results.json's "cost", or summed from the samples)
-COST_FIELDS = ("forwards", "words", "decode_seconds", "seconds_per_item")
 
 
 @dataclass
@@ -243,7 +242,7 @@ def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
 def load_run(path: Path) -> tuple[Run | None, str | None]:
     """(run, note): the run, or None when it cannot be shown; a note when something is off."""
     results, problem = _read_results(path)
-    config = (results or {}).get("config") or _hydra_config(path)
+    config = (results or {}).get("config") or hydra_config(path)
     if config is None:
         hydra = ("its .hydra/config.yaml is not plain YAML data" if (path / ".hydra" / "config.yaml").is_file()
                  else "no .hydra/config.yaml")
@@ -311,60 +310,6 @@ def _read_results(path: Path) -> tuple[dict | None, str | None]:
     return data, None
 
 
-def _hydra_config(path: Path) -> dict | None:
-    """The composed config Hydra saved (a run killed before its first item has no config in
-    results.json), as plain YAML data: interpolations stay unresolved text."""
-    file = path / ".hydra" / "config.yaml"
-    if not file.is_file():
-        return None
-    try:
-        import yaml
-
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - YAML or OS errors alike: no usable config
-        return None
-    return resolve_references(data) if isinstance(data, dict) else None
-
-
-REFERENCE = re.compile(r"\$\{([A-Za-z_][\w]*(?:\.[\w]+)*)\}")
-
-
-def resolve_references(config: dict) -> dict:
-    """The config with its plain references (`${theta_delta}`, `${task.name}`: another key of
-    the same config) replaced by their values; anything else in `${...}`, a resolver call
-    such as `${oc.env:HOME}` among them, and a reference to a missing key stay as text."""
-
-    def lookup(path: str, depth: int) -> Any:
-        node: Any = config
-        for part in path.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                raise KeyError(path)
-        return resolve(node, depth + 1)
-
-    def resolve(node: Any, depth: int) -> Any:
-        if depth > 20:  # a reference cycle: left as it is
-            return node
-        if isinstance(node, dict):
-            return {k: resolve(v, depth) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v, depth) for v in node]
-        if not isinstance(node, str) or "${" not in node:
-            return node
-        whole = REFERENCE.fullmatch(node)
-        try:
-            if whole:
-                return lookup(whole.group(1), depth)
-            return REFERENCE.sub(lambda m: str(lookup(m.group(1), depth)), node)
-        except KeyError:
-            return node
-
-    return resolve(config, 0)
-
-
 def _sweep_name(path: Path, results: dict | None, task: str) -> str | None:
     sweep_dir = (results or {}).get("sweep_dir")
     if sweep_dir:
@@ -402,47 +347,3 @@ def score_partial(task: str, results: dict | None, samples: list[dict]) -> tuple
     if main not in metrics:
         main = names[0] if len(names) == 1 else main
     return main, metrics, "mean of per-item scores" if metrics else "no scores"
-
-
-def _number(sample: dict, *keys: str) -> float | None:
-    value: Any = sample
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-SAMPLE_COSTS = {"forwards": ("cost", "forwards"), "words": ("words",), "rounds": ("rounds",),
-                "decode_seconds": ("seconds", "decode")}
-
-
-def cost_totals(samples: list[dict], shared_prefix: Any = None) -> tuple[dict[str, Any], list[str]]:
-    """(totals, what is missing): the cost totals of a run from its samples, with the keys of
-    results.json's "cost", and the forwards of the shared prefix's prefill once when the run
-    recorded it (`cost.shared_prefix` of its header, {model: {"forwards": ...}}; older runs
-    charged it to their first item). A total some sample does not record is None, and a line
-    says so. Compare's reader of costs: it tolerates folders of older versions, where the
-    runner's `adafuse.runfolder.totals` requires every field."""
-    totals: dict[str, Any] = {}
-    lacking = []
-    for name, keys in SAMPLE_COSTS.items():
-        values = [_number(s, *keys) for s in samples]
-        missing = sum(v is None for v in values)
-        totals[name] = None if missing or not samples else sum(values)
-        if missing:
-            lacking.append(f"{missing} of {len(samples)} samples record no {'.'.join(keys)}, so no {name}")
-    if isinstance(shared_prefix, dict) and totals["forwards"] is not None:
-        prefix = [_number(v, "forwards") for v in shared_prefix.values() if isinstance(v, dict)]
-        if None in prefix:
-            lacking.append("its shared_prefix records no forwards, so no forwards")
-            totals["forwards"] = None
-        else:
-            totals["forwards"] += sum(prefix)
-    n = len(samples)
-    seconds, forwards = totals["decode_seconds"], totals["forwards"]
-    totals["seconds_per_item"] = seconds / n if seconds is not None and n else None
-    totals["forwards_per_item"] = forwards / n if forwards is not None and n else None
-    spans = [w for s in samples for w in s.get("span_words") or []]
-    shares = [s["uncertain_share"] for s in samples if s.get("uncertain_share") is not None]
-    totals["mean_span_words"] = sum(spans) / len(spans) if spans else None
-    totals["mean_uncertain_share"] = sum(shares) / len(shares) if shares else None
-    return totals, lacking

@@ -9,7 +9,9 @@ import sys
 from compare_helpers import make_run, make_sample
 
 from adafuse.compare.__main__ import main
-from adafuse.compare.load import cost_totals, load_run, resolve_references
+from adafuse.compare.costs import cost_totals
+from adafuse.compare.hydra_config import resolve_references
+from adafuse.compare.load import load_run
 
 
 def hydra_only_run(path, config_yaml: str):
