@@ -102,3 +102,20 @@ def test_sampling_is_refused(loaded):
     ours = AdaFuseLM(models=[loaded["llama"]])
     with pytest.raises(AdaFuseError, match="do_sample"):
         ours.generate_until(requests("generate_until", [("Q:", {"until": ["\n"], "do_sample": True})]))
+
+
+def test_registered_and_declared_as_an_entry_point():
+    """`adafuse` is in lm-eval's registry beside its own models, and pyproject's entry point
+    names that class (for an lm-eval that loads models from entry points)."""
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    from lm_eval.api.registry import get_model
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    module, _, name = pyproject["project"]["entry-points"]["lm_eval.models"]["adafuse"].partition(":")
+    from importlib import import_module
+
+    assert getattr(import_module(module), name) is get_model("adafuse") is AdaFuseLM
+    assert get_model("hf") is HFLM
