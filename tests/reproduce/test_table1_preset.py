@@ -143,3 +143,9 @@ def test_the_preset_runs_resumes_and_reports(run_preset, tmp_path, capsys):
     text = out.read_text()
     assert "| system | triviaqa<br>" in text and "flores_en_de<br>" in text
     assert "| **AdaFuse** |" in text and "fixed_span k=3" in text
+    # folders the runner writes today load with every cost field compare reads, and no note
+    from adafuse.compare import load_runs
+
+    runs, notes = load_runs([sweep])
+    assert notes == [] and len(runs) == len(folders)
+    assert all(r.forwards_per_word is not None and r.seconds_per_item is not None for r in runs)
