@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.reading and not args.reading.is_file():
         print(f"error: --reading {args.reading}: no such file", file=sys.stderr)
         return 2
+    if args.out.is_dir():
+        print(f"error: --out {args.out}: is a folder; give a file name, e.g. RESULTS.md", file=sys.stderr)
+        return 2
     runs, notes = load_runs(args.paths)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -74,11 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     assets_dir = args.assets or args.out.parent / "results"
     reading_path = args.reading or assets_dir / "reading.md"
     reading = reading_path.read_text(encoding="utf-8") if reading_path.is_file() else None
-    assets = write_assets(res, runs, notes, args.out, assets_dir, html=not args.no_html, png=not args.no_png)
     command = "python -m adafuse.compare.results " + " ".join(map(str, args.paths)) + f" --out {args.out}"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    source = os.path.relpath(reading_path, args.out.parent)
-    args.out.write_text(render_markdown(res, runs, args.paths, assets, command, reading, source), encoding="utf-8")
+    try:
+        assets = write_assets(res, runs, notes, args.out, assets_dir, html=not args.no_html, png=not args.no_png)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        source = os.path.relpath(reading_path, args.out.parent)
+        args.out.write_text(render_markdown(res, runs, args.paths, assets, command, reading, source), encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write {exc.filename or args.out} ({exc.strerror or type(exc).__name__})",
+              file=sys.stderr)
+        return 2
     print(f"wrote {args.out}" + "".join(f", {v}" for k, v in assets.items() if k in ("html", "png")))
     return 0
 

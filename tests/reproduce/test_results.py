@@ -253,3 +253,13 @@ def test_the_cost_section_says_where_the_shared_prefix_is_counted(table1, tmp_pa
     assert main(args) == 0
     assert ("counted once per run, in forwards, as cost.shared_prefix, in 1 runs; in the other 9 each "
             "job's first item carries it") in out.read_text()
+
+
+def test_an_out_folder_or_unwritable_out_is_one_error_line(table1, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for out, start in ((tmp_path, f"error: --out {tmp_path}: is a folder"),
+                       (blocker / "RESULTS.md", "error: cannot write ")):
+        assert main([str(table1), "--out", str(out), "--resamples", "5", "--no-png", "--no-html"]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(start), err
