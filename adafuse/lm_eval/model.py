@@ -14,7 +14,7 @@
   log-probability is -mean NLL x tokens. The ensemble value is the weighted mean over models
   of these totals (the decoder's `weights`; with `decoder=greedy`, its `model_index` model
   alone). A total, not a mean: lm-eval's `acc` compares totals and its `acc_norm` divides by
-  the continuation's length in bytes itself, and a mean over each model's tokens would reward
+  the continuation's length in characters itself, and a mean over each model's tokens would reward
   the vocabulary that splits a choice into more tokens. A weighted mean of log-probabilities
   is the log of a weighted geometric mean of the models' probabilities (a product of
   experts), the rule the decoders' ensemble score applies per token.
