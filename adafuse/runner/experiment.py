@@ -159,14 +159,12 @@ def _progress(total: int, done: int, desc: str, enabled: bool):
                 file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
-RESCORE_EVERY = 50  # the running metric is the corpus metric, rescored this often (and at the end)
-
-
-def rescore_due(count: int, total: int) -> bool:
-    """Whether the running metric is rescored after the count-th item of `total`: at 1, 2, 4,
-    8, ... items, every RESCORE_EVERY items, and at the last. Rescoring all finished items
-    after every one would cost O(n²) (a corpus BLEU an item on FLORES)."""
-    return count == total or count % RESCORE_EVERY == 0 or count & (count - 1) == 0
+def next_rescore(finished: int) -> int:
+    """After the running metric was scored over `finished` items, the count of finished items
+    at which it is scored again (and always after the last): every 10% more. Rescoring all
+    finished items after each one costs O(n²) (a corpus BLEU an item on FLORES); this way
+    about 11 items are rescored per item decoded, however many there are."""
+    return finished + max(1, finished // 10)
 
 
 def score_samples(task, items: list[tuple[int, dict]], samples: dict[str, dict]):
@@ -254,10 +252,11 @@ class Experiment:
         self.last_output = None
         prompts = [task.prompt(doc) for _, doc in todo]
         so_far = [(i, d) for i, d in items if str(d["id"]) in done]  # finished, appended as they end
+        rescore_at, postfix = len(so_far) + 1, {}
         self.shared_prefix = self.store.shared_prefix()  # recorded by an earlier sitting
 
         def write(position: int, out) -> None:
-            nonlocal seconds, count
+            nonlocal seconds, count, rescore_at
             index, doc = todo[position]
             if self.shared_prefix is None:  # recorded before the sitting's first item is written
                 self.shared_prefix = runfolder.prefix_totals(self.decoder.prefix_costs)
@@ -268,9 +267,10 @@ class Experiment:
             seconds, count, self.last_output = seconds + out.stats.seconds, count + 1, out
             running = {"items_done": len(items) - len(todo) + count,
                        "seconds_per_item": seconds / count}
-            postfix = {"s/item": f"{seconds / count:.2f}"}
+            postfix["s/item"] = f"{seconds / count:.2f}"  # the metric shown stays until rescored
             so_far.append((index, doc))
-            if main and rescore_due(count, len(todo)):
+            if main and (len(so_far) >= rescore_at or count == len(todo)):
+                rescore_at = next_rescore(len(so_far))
                 value = score_samples(task, so_far, done).metrics.get(main)
                 running[f"running/{main}"] = value
                 if value is not None:
