@@ -81,11 +81,11 @@ def check_agreement(label, pair, prompts, max_new_tokens, tie_nats, stop=(), pre
                                                      stop=stop, shared_prefix=prefix)
     oracle = AdaFuse(pair, mode="recompute", **ADAFUSE)
     row = {"pair": label, "prompts": len(prompts), "rounds": 0, "same": 0, "max_dnll": 0.0,
-           "ties": 0, "disagree": 0, "same_text": 0}
+           "ties": 0, "proposals": 0, "disagree": 0, "same_text": 0}
     for prompt, a in zip(prompts, cached):
         b = oracle.generate(prompt, max_new_tokens=max_new_tokens, stop=stop)
         got = agreement(a, b, tie_nats)
-        for key in ("rounds", "same", "ties", "disagree", "same_text"):
+        for key in ("rounds", "same", "ties", "proposals", "disagree", "same_text"):
             row[key] += got[key]
         row["max_dnll"] = max(row["max_dnll"], got["max_dnll"])
     return row
@@ -192,11 +192,13 @@ def main(argv=None) -> int:
     print(f"\nmachine: {platform.node()}, {', '.join(names)}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads; devices {', '.join(str(d) for d in devs)}; bfloat16")
     print(f"\nagreement, cached vs recompute (a disagreement: other winner, oracle gap >= {args.tie_nats} nats)")
-    print(f"{'pair':<10} {'prompts':>7} {'rounds':>6} {'same':>5} {'ties':>5} {'disagree':>8} "
-          f"{'max|dNLL|':>9} {'same text':>9}")
+    print("(ties: the oracle's scores of the two winners are closer; proposals: a proposer's argmax or "
+          "margin gate flipped, so the winners were not both proposed)")
+    print(f"{'pair':<10} {'prompts':>7} {'rounds':>6} {'same':>5} {'ties':>5} {'proposals':>9} "
+          f"{'disagree':>8} {'max|dNLL|':>9} {'same text':>9}")
     for r in agree:
         print(f"{r['pair']:<10} {r['prompts']:>7} {r['rounds']:>6} {r['same']:>5} {r['ties']:>5} "
-              f"{r['disagree']:>8} {r['max_dnll']:>9.4f} {r['same_text']:>5}/{r['prompts']}")
+              f"{r['proposals']:>9} {r['disagree']:>8} {r['max_dnll']:>9.4f} {r['same_text']:>5}/{r['prompts']}")
     print("\nspeed (same prompts for every system of a batch size)")
     print(f"{'pair':<20} {'system':<30} {'batch':>5} {'prompts':>7} {'words':>6} {'ms/word':>8} "
           f"{'tok/s':>7} {'peak GB':>8}")

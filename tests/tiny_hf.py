@@ -127,23 +127,29 @@ def assert_same_choices(a, b):
 
 def agreement(a, b, tie_nats: float) -> dict:
     """How closely decode `a` follows decode `b` (the oracle) in reduced precision, where every
-    NLL moves a little: rounds compared (up to the first round whose proposals or winner
-    differ, after which the texts part), rounds with the same winner, the largest |dNLL| seen,
-    and the differing winner, if any, as a near-tie (`b`'s two best scores < tie_nats apart)
-    or a disagreement."""
-    out = {"rounds": 0, "same": 0, "max_dnll": 0.0, "ties": 0, "disagree": 0,
+    NLL moves a little. Rounds are compared until the winners differ (the texts part there):
+    `same` rounds with the same winner; `max_dnll` the largest |dNLL| of a proposal both made;
+    where the winners differ, a `ties` (b's scores of the two winners < tie_nats apart), a
+    `proposals` (one winner was not proposed in the other decode: a proposer's argmax or its
+    margin against theta flipped) or a `disagree` (the same proposals scored apart)."""
+    out = {"rounds": 0, "same": 0, "max_dnll": 0.0, "ties": 0, "proposals": 0, "disagree": 0,
            "same_text": int(a.text == b.text)}
     for ra, rb in zip(a.trace, b.trace):
-        if [p.key for p in ra.proposals] != [p.key for p in rb.proposals]:
-            break
         out["rounds"] += 1
-        for pa, pb in zip(ra.proposals, rb.proposals):
-            diffs = [abs(x - y) for x, y in zip(pa.nll, pb.nll) if math.isfinite(x) and math.isfinite(y)]
-            out["max_dnll"] = max([out["max_dnll"], *diffs])
-        if ra.winner == rb.winner:
+        theirs = {p.key: p for p in rb.proposals}
+        for pa in ra.proposals:
+            pb = theirs.get(pa.key)
+            if pb is not None:
+                diffs = [abs(x - y) for x, y in zip(pa.nll, pb.nll) if math.isfinite(x) and math.isfinite(y)]
+                out["max_dnll"] = max([out["max_dnll"], *diffs])
+        wa, wb = ra.proposals[ra.winner].key, rb.proposals[rb.winner].key
+        if wa == wb:
             out["same"] += 1
             continue
-        scores = sorted(p.score for p in rb.proposals)
-        out["ties" if scores[1] - scores[0] < tie_nats else "disagree"] += 1
+        if wa not in theirs:
+            out["proposals"] += 1
+        else:
+            gap = theirs[wa].score - rb.proposals[rb.winner].score
+            out["ties" if gap < tie_nats else "disagree"] += 1
         break
     return out

@@ -21,7 +21,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def _rows(stdout: str, section: str) -> list[list[str]]:
     """The data rows of one of the script's two tables."""
-    lines = stdout.split(section, 1)[1].strip().splitlines()[2:]
+    lines = stdout.split(section, 1)[1].strip().splitlines()
+    lines = lines[1 + next(i for i, line in enumerate(lines) if line.startswith("pair")):]
     rows = []
     for line in lines:
         if not line.strip():
@@ -35,7 +36,7 @@ def test_gpu_check_runs_on_cpu_and_prints_one_table():
     assert done.returncode == 0, done.stderr[-2000:]
     agree = _rows(done.stdout, "agreement, cached vs recompute")
     assert [r[0] for r in agree] == ["tiny"]
-    assert int(agree[0][2]) > 0 and agree[0][5] == "0"  # rounds compared, no disagreement
+    assert int(agree[0][2]) > 0 and agree[0][6] == "0"  # rounds compared, no disagreement
     speed = _rows(done.stdout, "speed (same prompts")
     systems = {(r[-7], int(r[-6])) for r in speed}  # (system's last word, batch)
     assert {("cached", 1), ("cached", 2), ("random-0", 1), ("random-1", 2)} <= systems

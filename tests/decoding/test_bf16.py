@@ -49,7 +49,7 @@ def test_cached_follows_recompute_in_bf16(tiny_bf16, theta, max_words, batch_siz
         got = agreement(a, b, TIE_NATS)
         assert got["disagree"] == 0, (a.summary(), b.summary())
         assert got["max_dnll"] < TIE_NATS / 2
-        if not got["ties"]:
+        if not (got["ties"] or got["proposals"]):
             assert got["same"] == got["rounds"] == len(b.trace) and a.text == b.text
         rounds += got["rounds"]
     assert rounds >= 2
