@@ -38,9 +38,13 @@ def test_one_model_loglikelihood_equals_lm_eval_hf(tiny_dirs, loaded, kind, bos)
     ours = AdaFuseLM(models=[loaded[kind]], batch_size=2)
     hf = HFLM(pretrained=str(tiny_dirs[kind]), device="cpu", dtype="float32", batch_size=2,
               **({"add_bos_token": bos} if bos else {}))
-    mine, theirs = ours.loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True), \
-        hf.loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True)
-    assert [g for _, g in mine] == [g for _, g in theirs]
+    # with the model's own greedy continuation, and that continuation followed by a word
+    # (greedy for its first tokens only): is_greedy is checked at every position
+    greedy = Greedy([loaded[kind]]).generate(PAIRS[0][0], max_new_tokens=4).text
+    pairs = [*PAIRS, (PAIRS[0][0], greedy), (PAIRS[0][0], greedy + " Paris")]
+    mine, theirs = ours.loglikelihood(requests("loglikelihood", pairs), disable_tqdm=True), \
+        hf.loglikelihood(requests("loglikelihood", pairs), disable_tqdm=True)
+    assert [g for _, g in mine] == [g for _, g in theirs] and mine[-2][1]
     assert [v for v, _ in mine] == pytest.approx([v for v, _ in theirs], abs=1e-4)
     rolling = [(t,) for t in TEXTS]
     hf_rolling = HFLM(pretrained=str(tiny_dirs[kind]), device="cpu", dtype="float32", add_bos_token=False)
@@ -64,6 +68,13 @@ def test_is_greedy_on_each_models_own_greedy_continuation(loaded):
             (_, greedy_other), = single.loglikelihood(requests("loglikelihood", [(context, other)]),
                                                       disable_tqdm=True)
             assert greedy_other is False
+        # batched with other contexts (a shared-prefix chunk, rows leaving at different steps)
+        mixed = [(context, own[kind]), *PAIRS, (context, own[kind][:-1])]
+        batched = AdaFuseLM(models=[lm], batch_size=4).loglikelihood(requests("loglikelihood", mixed),
+                                                                     disable_tqdm=True)
+        alone = [single.loglikelihood(requests("loglikelihood", [pair]), disable_tqdm=True)[0] for pair in mixed]
+        assert [g for _, g in batched] == [g for _, g in alone] and batched[0][1]
+        assert [v for v, _ in batched] == pytest.approx([v for v, _ in alone], abs=1e-4)
 
 
 def test_ensemble_value_is_weighted_mean_of_model_totals(loaded):
