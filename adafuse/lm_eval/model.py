@@ -47,9 +47,6 @@ from adafuse.lm_eval import args as model_args
 
 log = logging.getLogger(__name__)
 
-# generation keys every decoder honours; sampling is refused, the rest are ignored with a warning
-SAMPLING_KEYS = ("do_sample", "temperature")
-
 
 @register_model("adafuse")
 class AdaFuseLM(LM):
@@ -59,7 +56,7 @@ class AdaFuseLM(LM):
         super().__init__()
         loaded = kwargs.pop("models", "smol_gemma")
         if isinstance(loaded, (list, tuple)) and loaded and not isinstance(loaded[0], (str, dict)):
-            specs, config, self.batch_size = model_args.parse(kwargs)  # models already loaded
+            _, config, self.batch_size = model_args.parse(kwargs)  # models already loaded
             self.models = list(loaded)
         else:
             specs, config, self.batch_size = model_args.parse({**kwargs, "models": loaded})
@@ -116,7 +113,9 @@ class AdaFuseLM(LM):
         return texts
 
     def _generation(self, gen_kwargs) -> tuple[tuple[str, ...], int]:
-        """(stop strings, budget) of a request's generation arguments."""
+        """(stop strings, budget) of a request's generation arguments: `until` and
+        `max_gen_toks` are honoured, sampling is refused, anything else is ignored (one warning
+        per key)."""
         kwargs = dict(gen_kwargs or {})
         until = kwargs.pop("until", None) or ()
         until = (until,) if isinstance(until, str) else tuple(until)
