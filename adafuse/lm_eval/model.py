@@ -10,7 +10,7 @@
 - `loglikelihood(context, continuation)`: each model scores the continuation in its own
   tokenizer as the decoders score a span (`scoring.proposal_rows`: the tokens of
   encode(prompt_m + continuation) after the longest common prefix with encode(prompt_m), so a
-  merge across the boundary is scored too), through `CachedEngine.score`; its total
+  merge across the boundary is scored too), through the decoder's engine (`Engine.score`); its total
   log-probability is -mean NLL x tokens. The ensemble value is the weighted mean over models
   of these totals (the decoder's `weights`; with `decoder=greedy`, its `model_index` model
   alone). A total, not a mean: lm-eval's `acc` compares totals and its `acc_norm` divides by
@@ -37,11 +37,9 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from adafuse.decoding import Greedy, build_decoder
-from adafuse.decoding.backend import CachedEngine
+from adafuse.decoding import Greedy, ModelCost, Proposal, build_decoder
 from adafuse.decoding.base import ensemble_weights
-from adafuse.decoding.output import ModelCost, Proposal
-from adafuse.decoding.scoring import ensemble_score, proposal_rows
+from adafuse.decoding.scoring import proposal_rows
 from adafuse.errors import AdaFuseError
 from adafuse.lm_eval import args as model_args
 
@@ -161,10 +159,12 @@ class AdaFuseLM(LM):
             for at in tqdm(range(0, len(contexts), self.batch_size), desc=desc, disable=disable_tqdm):
                 members = [i for c in contexts[at : at + self.batch_size] for i in by_context[c]]
                 chunk = [pairs[i] for i in members]
-                scored = {m: score_continuations(self.models[m], chunk, greedy) for m in used}
+                scored = {m: score_continuations(self.decoder.open_engine(m, ModelCost(self.models[m].name)),
+                                                 chunk, greedy) for m in used}
+                total_weight = sum(self.weights[m] for m in used)
                 for j, i in enumerate(members):
-                    nlls = [-scored[m][j][0] if m in scored else float("nan") for m in range(len(self.models))]
-                    out[i] = (-ensemble_score(nlls, self.weights), all(scored[m][j][1] for m in used))
+                    value = sum(self.weights[m] * scored[m][j][0] for m in used) / total_weight
+                    out[i] = (value, all(scored[m][j][1] for m in used))
         return out
 
 
@@ -185,11 +185,12 @@ def _condition_id(lm) -> int:
     return int(bos if bos is not None else lm.eos_id)
 
 
-def score_continuations(lm, pairs, greedy: bool) -> list[tuple[float, bool]]:
-    """(total log-prob, greedy) of each (context, continuation) for one model, scored as the
-    decoders score a span, every row of the chunk in the cached engine's batched forwards."""
+def score_continuations(engine, pairs, greedy: bool) -> list[tuple[float, bool]]:
+    """(total log-prob, greedy) of each (context, continuation) for the engine's model, scored
+    as the decoders score a span: every row of the chunk in the engine's batched forwards (the
+    decoder's engine: cached, or the recompute oracle with `mode=recompute`)."""
+    lm = engine.lm
     cost = ModelCost(lm.name)
-    engine = CachedEngine(lm, ModelCost(lm.name))
     keys: dict[tuple[int, ...], int] = {}  # the ids before the scored tokens: one engine prompt each
     rows = []  # (key, row, start) per pair
     for context, continuation in pairs:
@@ -202,7 +203,8 @@ def score_continuations(lm, pairs, greedy: bool) -> list[tuple[float, bool]]:
         rows.append((key, row, start))
     prefixes = [list(ids) for ids in keys]
     common = len(commonprefix(prefixes)) if len(prefixes) > 1 else 0
-    prefix = engine.prefill(prefixes[0][:common], cost) if common >= 2 else None
+    # the cached engine encodes the chunk's common prefix once; the oracle re-encodes anyway
+    prefix = engine.prefill(prefixes[0][:common], cost) if common >= 2 and hasattr(engine, "prefill") else None
     engine.add_many([(key, ids, cost, prefix) for key, ids in enumerate(prefixes)])
     requests: dict[int, tuple[list, list]] = {}
     for key, row, start in rows:
@@ -221,7 +223,7 @@ def score_continuations(lm, pairs, greedy: bool) -> list[tuple[float, bool]]:
     return list(zip(totals, flags))
 
 
-def greedy_flags(engine: CachedEngine, rows) -> list[bool]:
+def greedy_flags(engine, rows) -> list[bool]:
     """Whether each row's tokens from `start` on are the model's argmax at every position,
     teacher-forced: branch rows fed one token a step, a row leaving at its first miss."""
     flags = []

@@ -91,6 +91,17 @@ def test_ensemble_value_is_weighted_mean_of_model_totals(loaded):
     assert [v for v, _ in picked] == pytest.approx([v for v, _ in alone[1]], abs=1e-4)
 
 
+def test_cached_engine_scores_as_the_recompute_oracle(loaded):
+    """mode=recompute (every forward re-encodes from scratch, one prompt at a time) gives the
+    same values and flags as the cached engine's batched, shared-prefix forwards."""
+    pair = [loaded["llama"], loaded["gemma"]]
+    cached = AdaFuseLM(models=pair, batch_size=4).loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True)
+    oracle = AdaFuseLM(models=pair, mode="recompute").loglikelihood(requests("loglikelihood", PAIRS),
+                                                                    disable_tqdm=True)
+    assert [g for _, g in cached] == [g for _, g in oracle]
+    assert [v for v, _ in cached] == pytest.approx([v for v, _ in oracle], abs=1e-4)
+
+
 def test_generate_until_gives_adafuse_text(loaded):
     """The same text as AdaFuse's own generate for each prompt, with lm-eval's `until` and
     `max_gen_toks`; prompts decoded together with their shared few-shot prefix."""
