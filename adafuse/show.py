@@ -208,7 +208,8 @@ def render_header(h: dict) -> list[str]:
     lines = [f"{'run':<10}{h['run_dir']}",
              f"{'status':<10}{h['status']}: {h['items_done']} of {planned} items"
              + ("" if h["status"] == "complete" else " finished (stopped early or still running)"),
-             f"{'task':<10}{task.get('name', '?')}" + (f" ({task['source']})" if task.get("source") else "")
+             f"{'task':<10}{task.get('name', '?')}"
+             + (f" ({task['source']})" if task.get("source") else "")
              + (f", stop {task['stop']!r}" if task.get("stop") else "")
              + (f", max_new_tokens {task['max_new_tokens']}" if task.get("max_new_tokens") else "")]
     if h["metric"]:

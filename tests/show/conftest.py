@@ -50,8 +50,8 @@ def _partial(run: Path, to: Path) -> Path:
     running), the first item's sample and trace lines, half of the next sample line."""
     shutil.copytree(run, to)
     results = json.loads((run / "results.json").read_text())
-    header = {"status": "running", **{k: results[k] for k in
-                                      ("config", "task", "versions", "git", "run_dir", "sweep_dir", "started")}}
+    kept = ("config", "task", "versions", "git", "run_dir", "sweep_dir", "started")
+    header = {"status": "running", **{k: results[k] for k in kept}}
     (to / "results.json").write_text(json.dumps(header))
     first, second = (run / "samples.jsonl").read_text().splitlines()[:2]
     (to / "samples.jsonl").write_text(first + "\n" + second[: len(second) // 2])
@@ -63,7 +63,8 @@ def _partial(run: Path, to: Path) -> Path:
 def _stripped(run: Path, to: Path) -> Path:
     """The run as an older version wrote it: no model names, no question in its records."""
     shutil.copytree(run, to)
-    samples = [{k: v for k, v in s.items() if k not in NEW_FIELDS} for s in read_jsonl(run / "samples.jsonl")]
+    samples = [{k: v for k, v in s.items() if k not in NEW_FIELDS}
+               for s in read_jsonl(run / "samples.jsonl")]
     rows = read_jsonl(run / "trace.jsonl")
     for row in rows:
         row.pop("models")
@@ -79,6 +80,8 @@ def old_runs(tmp_path_factory) -> dict[str, Path]:
     """Two folders of the Table-1 tarball (written before the records named their models)."""
     root = tmp_path_factory.mktemp("table1")
     with tarfile.open(TARBALL) as tar:
-        members = [m for m in tar.getmembers() if m.isfile() and any(m.name.startswith(p + "/") for p in OLD)]
-        tar.extractall(root, members=members, **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and any(m.name.startswith(p + "/") for p in OLD)]
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(root, members=members, **safe)
     return {Path(p).name: root / p for p in OLD}

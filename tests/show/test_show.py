@@ -4,6 +4,7 @@ stopped early and folders an older version wrote (the tiny models; conftest.py b
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -127,6 +128,22 @@ def test_older_folders_read_as_the_new_ones(runs, old_runs, capsys):
     assert out.count("\nround ") == samples[0]["rounds"]
     code, out, _ = run_show(capsys, old_runs["greedy_smol"], "item=0")
     assert code == 0 and "no rounds: greedy decodes with smollm2-135m-instruct alone" in out
+
+
+def test_prompt_mode_folder_and_its_round_lines(adafuse_run, tmp_path, capsys):
+    res = adafuse_run("logger=none", 'prompt="Question: Who wrote Emma?\\nAnswer:"',
+                      f"hydra.run.dir={tmp_path}")
+    assert res.code == 0, res.err
+    (sample,) = read_jsonl(tmp_path / "samples.jsonl")
+    # what `make run` prints a round: the models by name, what each did, who proposed the winner
+    lines = [ln for ln in res.out.splitlines() if ln.startswith("round ")]
+    assert len(lines) == min(sample["rounds"], 12) > 0
+    assert all(re.match(r"round +\d+: tiny-llama (explored \d+|confident, \d+ words?) \(Δ [\d.]+\), "
+                        r"tiny-gemma .*; \d+ proposals?; winner .* from tiny-", ln) for ln in lines), lines
+    code, out, _ = run_show(capsys, tmp_path, "item=0")
+    assert code == 0
+    assert "task      prompt" in out and "question  Question: Who wrote Emma?⏎ Answer:" in out
+    assert out.count("\nround ") == sample["rounds"]
 
 
 def test_compare_still_reads_both_forms(runs, old_runs):
