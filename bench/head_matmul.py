@@ -21,7 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from adafuse.decoding.cpu_linear import _linear_packed, head_matmul, packed_weight
+from adafuse.decoding.engine.cpu_linear import _linear_packed, head_matmul, packed_weight
 
 SHAPES = {"smollm2-135m head": (49152, 576), "gemma3-270m head": (262144, 640)}
 

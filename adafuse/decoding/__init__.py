@@ -1,5 +1,17 @@
 """Decoders: AdaFuse (the adaptive ensemble), the single-model greedy baseline and the
-ensemble baselines (fixed_span, union_topk, rerank), all behind one interface."""
+ensemble baselines (fixed_span, union_topk, rerank), all behind one interface.
+
+    base.py        the Decoder interface: models, validation, generate / generate_batch
+    ensemble.py    AdaFuse: a round's four steps, `propose`, `pool`, `score`, `commit`
+    proposals.py   step 1: one model's spans (margin gate, exploration); `Proposed`
+    pool.py        step 2: the union of the proposals
+    scoring.py     step 3: where a span is scored (own span, branch forward, scoring forward)
+    decide.py      where the winner is picked: ensemble score, winner, near-ties
+    greedy.py, fixed_span.py, union_topk.py, rerank.py: the baselines
+    output.py      what a decoder returns (Output, Round, Proposal, Stats, ModelCost)
+    text.py        words, stop strings, decoding continuations
+    engine/        the forwards: cached and recompute engines behind one protocol
+"""
 
 from adafuse.decoding.base import Decoder
 from adafuse.decoding.ensemble import AdaFuse

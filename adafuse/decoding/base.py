@@ -1,4 +1,7 @@
-"""What every decoder shares: its models, validation, engines and the generate() interface."""
+"""What every decoder shares: its models, validation, engines and the generate() interface.
+
+The engines (`adafuse.decoding.engine`) run the forwards; a decoder reaches them only through
+their protocol."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from adafuse.decoding.backend import CachedEngine, Engine, PrefixCache, RecomputeEngine
+from adafuse.decoding.engine import Engine, EngineOptions, open_engine
 from adafuse.decoding.output import ModelCost, Output
 from adafuse.errors import AdaFuseError
 
@@ -49,7 +52,7 @@ class Decoder:
 
     name = "decoder"
 
-    def __init__(self, models: Sequence, *, mode: str = "cached"):
+    def __init__(self, models: Sequence, *, mode: str = "cached", engine=None):
         models = list(models) if isinstance(models, (list, tuple)) else [models]
         if not models:
             raise AdaFuseError("no models given; a decoder needs at least one model")
@@ -57,8 +60,13 @@ class Decoder:
             raise AdaFuseError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         self.models = models
         self.mode = mode
+        # how the engines run (packed CPU weights, the prefix read in place, forward splits);
+        # None, an EngineOptions or a mapping of its fields; none of them changes a choice
+        self.engine_options = EngineOptions.of(engine)
+        # the oracle scores every proposal in its own scoring forward: no own-span shortcut
+        self.reuse_own_spans = mode != "recompute"
         self._shared_prefix: str | None = None
-        self._prefixes: dict[tuple[int, str], PrefixCache] = {}
+        self._prefixes: dict[tuple[int, str], object] = {}  # a model's encoded prefix, or None
         # what prefilling the shared prefixes cost, per model, over this decoder's life: a
         # run's own cost entry, never an item's (a resumed run would pay it again)
         self.prefix_costs: list[ModelCost] = [ModelCost(m.name) for m in models]
@@ -70,14 +78,11 @@ class Decoder:
         return [m.name for m in self.models]
 
     def open_engine(self, index: int, total: ModelCost) -> Engine:
-        lm = self.models[index]
-        return RecomputeEngine(lm, total) if self.mode == "recompute" else CachedEngine(lm, total)
+        return open_engine(self.models[index], total, self.mode, self.engine_options)
 
     def add_prompt(self, engine: Engine, index: int, key, prompt_text: str, cost: ModelCost) -> None:
         """Model `index` starts on prompt_text (its formatted prompt) under `key`."""
-        prefix = None
-        if isinstance(engine, CachedEngine):
-            prefix = self._prefix_cache(engine, index, prompt_text, cost)
+        prefix = self._prefix_cache(engine, index, prompt_text)
         engine.add(key, self.models[index].encode(prompt_text), cost, prefix)
 
     def add_prompts(self, engine: Engine, index: int, entries) -> None:
@@ -85,14 +90,13 @@ class Decoder:
         the engine may prefill them in one forward."""
         batch = []
         for key, prompt_text, cost in entries:
-            prefix = None
-            if isinstance(engine, CachedEngine):
-                prefix = self._prefix_cache(engine, index, prompt_text, cost)
+            prefix = self._prefix_cache(engine, index, prompt_text)
             batch.append((key, self.models[index].encode(prompt_text), cost, prefix))
         engine.add_many(batch)
 
-    def _prefix_cache(self, engine: CachedEngine, index: int, prompt_text: str, cost: ModelCost):
-        """The encoded shared prefix, prefilled once per model and reused for every item.
+    def _prefix_cache(self, engine: Engine, index: int, prompt_text: str):
+        """The encoded shared prefix, prefilled once per model and reused for every item
+        (None where the engine reuses none: the recompute oracle).
 
         Its prefill is counted in `prefix_costs`, not in any item's cost: which item first
         needs it depends on where a run was resumed."""

@@ -4,8 +4,10 @@
     pair = [load_model("smollm2-135m-instruct"), load_model("gemma3-270m")]
     out = AdaFuse(pair, theta_delta=0.7).generate("Question: ...\\nAnswer:", stop=["\\n"])
 
-The algorithm is `../shared/docs/adafuse.md`; each step lives in its own module:
-proposals.py (step 1), the pool below (step 2), scoring.py (step 3), the commit below (step 4).
+The algorithm is `../shared/docs/adafuse.md`. `AdaFuse._round` calls its four steps in order,
+each a method named after it: `propose` (proposals.py), `pool` (pool.py), `score`
+(scoring.py) and `commit` (below), with the winner picked by `decide` (decide.py) between the
+last two.
 """
 
 from __future__ import annotations
@@ -16,37 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adafuse.decoding.base import Decoder, check_range, ensemble_weights
+from adafuse.decoding.decide import Decision, decide
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
-from adafuse.decoding.proposals import propose
-from adafuse.decoding.scoring import ensemble_score, proposal_rows
+from adafuse.decoding.pool import pool_proposals
+from adafuse.decoding.proposals import ModelProposals, propose
+from adafuse.decoding.scoring import ModelScores, proposal_rows, score_pools
 from adafuse.decoding.text import find_stop, word_count
-
-NEAR_TIE_NATS = 1e-4
-
-
-def pool_proposals(per_model: Sequence[Sequence[Proposal]]) -> list[Proposal]:
-    """Union keyed by (text, terminal kind), in order of first appearance (the tie-break)."""
-    pool: dict[tuple[str, str | None], Proposal] = {}
-    for proposals in per_model:
-        for p in proposals:
-            if p.key in pool:
-                merged = pool[p.key]
-                for m in p.proposers:
-                    if m not in merged.proposers:
-                        merged.proposers.append(m)
-            else:
-                pool[p.key] = Proposal(p.text, p.terminal, list(p.proposers), p.kind,
-                                       p.first_token_prob)
-    return list(pool.values())
-
-
-def pick_winner(proposals: Sequence[Proposal]) -> int:
-    """Lowest ensemble score; ties go to the earliest proposal."""
-    best = 0
-    for i, p in enumerate(proposals):
-        if p.score < proposals[best].score:
-            best = i
-    return best
 
 
 class AdaFuse(Decoder):
@@ -63,8 +40,9 @@ class AdaFuse(Decoder):
         num_candidates: int = 3,
         weights: Sequence[float] | None = None,
         mode: str = "cached",
+        engine=None,
     ):
-        super().__init__(models, mode=mode)
+        super().__init__(models, mode=mode, engine=engine)
         check_range("theta_delta", theta_delta, 0, 1)
         check_range("max_words", max_words, 1, integer=True)
         check_range("num_candidates", num_candidates, 1, integer=True)
@@ -127,26 +105,26 @@ class AdaFuse(Decoder):
     def _round(self, states, engines, stop, tail_len, max_new_tokens) -> list:
         """One round for every prompt of the batch; returns the keys that finished."""
         keys = list(states)
-        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
-        proposed = self._propose(engines, keys, tails, stop, states=states)
-        pools = {k: pool_proposals([proposed[m][k][0] for m in range(len(engines))]) for k in keys}
-        nlls, merged = self._score(states, engines, keys, proposed, pools)
-        return self._commit(states, engines, keys, proposed, pools, nlls, merged, stop, tail_len,
-                            max_new_tokens)
+        proposed = self.propose(engines, states, keys, stop, tail_len)
+        pools = {k: self.pool([proposed[m].by_key[k].proposals for m in range(len(engines))]) for k in keys}
+        scores = self.score(engines, states, pools, proposed)
+        decisions = {k: decide(pools[k], [s[k].nll for s in scores], self.weights) for k in keys}
+        return self.commit(states, engines, proposed, scores, decisions, stop, tail_len, max_new_tokens)
 
-    def _propose(self, engines, keys, tails, stop, states=None) -> list[dict]:
-        """Step 1, per model: {key: (proposals, margins, explored, own spans or None)}.
+    def propose(self, engines, states, keys, stop, tail_len) -> list[ModelProposals]:
+        """Step 1, per model: what it proposes for every prompt (`proposals.propose`).
 
         The models propose in turn, and each scores the proposals of the models before it in
         its first branch forward, so the last model needs no scoring forward of its own.
         A subclass with another proposal rule (a baseline) overrides this step only."""
-        proposed: list[dict] = []
+        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
+        proposed: list[ModelProposals] = []
         for m, engine in enumerate(engines):
             score = None
-            if m and states is not None:
+            if m:
                 score = {}
                 for k in keys:
-                    earlier = pool_proposals([proposed[j][k][0] for j in range(m)])
+                    earlier = self.pool([proposed[j].by_key[k].proposals for j in range(m)])
                     context = states[k].prompts[m] + states[k].response
                     score[k] = proposal_rows(engine.lm, engine.ids[k], context, earlier)
             proposed.append(propose(engine, keys, m, tails, theta=self.theta_delta,
@@ -154,81 +132,48 @@ class AdaFuse(Decoder):
                                     stop=stop, score=score))
         return proposed
 
-    def _score(self, states, engines, keys, proposed, pools) -> tuple[list[dict], dict]:
-        """Step 3: every model's mean NLL of every pooled proposal, one batched forward per model.
+    @staticmethod
+    def pool(per_model) -> list[Proposal]:
+        """Step 2: the union of the models' proposals (`pool.pool_proposals`)."""
+        return pool_proposals(per_model)
 
-        Returns ({key: [nll per proposal]} per model, {key: models whose scoring re-tokenised
-        across the commit boundary})."""
-        nlls: list[dict] = []
-        merged: dict = {k: [] for k in keys}
+    def score(self, engines, states, pools, proposed) -> list[dict[object, ModelScores]]:
+        """Step 3: every model's mean NLL of every pooled proposal ({key: ModelScores} per
+        model, `scoring.score_pools`): from its own span where it generated it (not in the
+        recompute oracle), from its first branch forward where it scored it there, the rest in
+        one batched scoring forward per model."""
+        scores = []
         for m, engine in enumerate(engines):
-            nll_m: dict = {}
-            requests = {}
-            for k in keys:
-                committed = engine.ids[k]
-                context = states[k].prompts[m] + states[k].response
-                rows, starts = proposal_rows(engine.lm, committed, context, pools[k])
-                if any(s < len(committed) for s in starts):
-                    merged[k].append(m)
-                nll_m[k] = [None] * len(rows)
-                spans = proposed[m][k][3]
-                if engine.reuses_own_spans and spans is not None:
-                    # a model's own span was scored while it was generated: same tokens, same
-                    # context, so only the other proposals need a forward
-                    own = {(p.text, p.terminal): span for p, span in zip(proposed[m][k][0], spans)}
-                    for i, (p, row, start) in enumerate(zip(pools[k], rows, starts)):
-                        if p.key in own and start == len(committed):
-                            nll_m[k][i] = own[p.key].nll(row[start:])
-                ahead = engine.prescored.get(k, {})
-                for i, (row, start) in enumerate(zip(rows, starts)):
-                    if nll_m[k][i] is None:
-                        nll_m[k][i] = ahead.get((tuple(row), start))
-                todo = [i for i, v in enumerate(nll_m[k]) if v is None]
-                if todo:
-                    requests[k] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)
-            if requests:
-                scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
-                for k, (_, _, todo) in requests.items():
-                    for i, v in zip(todo, scored[k]):
-                        nll_m[k][i] = v
-            nlls.append(nll_m)
-        return nlls, merged
+            contexts = {k: states[k].prompts[m] + states[k].response for k in pools}
+            own = None
+            if self.reuse_own_spans:
+                own = {k: proposed[m].by_key[k].spans_by_key() for k in pools}
+            scores.append(score_pools(engine, contexts, pools, own, proposed[m].folded))
+        return scores
 
-    def _commit(self, states, engines, keys, proposed, pools, nlls, merged, stop, tail_len,
-                max_new_tokens) -> list:
-        """Steps 2 and 4: the winner of each pool is appended for every model."""
+    def commit(self, states, engines, proposed, scores, decisions: dict[object, Decision], stop,
+               tail_len, max_new_tokens) -> list:
+        """Step 4: each prompt's round goes into its trace and its winner is appended to R for
+        every model (`_append`); returns the keys that finished (a terminal or empty winner,
+        or the budget spent)."""
         finished, commits = [], {}
-        for k in keys:
-            state, pool = states[k], pools[k]
-            for i, p in enumerate(pool):
-                p.nll = [nlls[m][k][i] for m in range(len(engines))]
-                p.score = ensemble_score(p.nll, self.weights)
-            winner = pick_winner(pool)
-            scores = sorted(p.score for p in pool)
+        for k, decision in decisions.items():
+            state = states[k]
             state.trace.append(Round(
                 index=len(state.trace),
-                margins=[proposed[m][k][1] for m in range(len(engines))],
-                explored=[proposed[m][k][2] for m in range(len(engines))],
-                proposals=pool, winner=winner, boundary_merge=merged[k],
-                near_tie=len(scores) > 1 and scores[1] - scores[0] < NEAR_TIE_NATS))
-            win = pool[winner]
-            new_response = state.response + win.text
-            if win.terminal == "stop":
-                cut = find_stop(new_response, max(0, len(state.response) - tail_len), stop)
-                state.response = new_response[: cut[0]] if cut else new_response
-                state.finish = "stop"
-            elif win.terminal == "eos":
-                state.response, state.finish = new_response, "eos"
-            elif not win.text:
-                state.finish = "length"  # nothing was added: another round would repeat this one
+                margins=[p.by_key[k].margins for p in proposed],
+                explored=[p.by_key[k].explored for p in proposed],
+                proposals=decision.pool, winner=decision.winner,
+                boundary_merge=[m for m, s in enumerate(scores) if s[k].boundary_merge],
+                near_tie=decision.near_tie))
+            if self._append(state, decision.chosen, stop, tail_len):
+                commits[k] = state.response
             else:
-                state.response = new_response
-                commits[k] = new_response
-                continue
-            finished.append(k)
+                finished.append(k)
         for m, engine in enumerate(engines):
             if commits:
-                engine.commit({k: engine.lm.encode(states[k].prompts[m] + r) for k, r in commits.items()})
+                engine.commit({k: engine.lm.encode(states[k].prompts[m] + r) for k, r in commits.items()},
+                              proposed[m].branches)
         for k in commits:
             # the budget is in the first model's tokens; each round adds at least one
             spent = len(engines[0].ids[k]) - states[k].prompt_len
@@ -236,6 +181,24 @@ class AdaFuse(Decoder):
                 states[k].finish = "length"
                 finished.append(k)
         return finished
+
+    @staticmethod
+    def _append(state, win: Proposal, stop, tail_len) -> bool:
+        """R <- R + the winner; False where the decode ends here (cut at a stop string, an
+        EOS, or nothing added: another round would repeat this one)."""
+        new_response = state.response + win.text
+        if win.terminal == "stop":
+            cut = find_stop(new_response, max(0, len(state.response) - tail_len), stop)
+            state.response = new_response[: cut[0]] if cut else new_response
+            state.finish = "stop"
+        elif win.terminal == "eos":
+            state.response, state.finish = new_response, "eos"
+        elif not win.text:
+            state.finish = "length"
+        else:
+            state.response = new_response
+            return True
+        return False
 
 
 @dataclass

@@ -29,8 +29,8 @@ class FixedSpan(AdaFuse):
     name = "fixed_span"
 
     def __init__(self, models: Sequence, *, span_words: int = 3,
-                 weights: Sequence[float] | None = None, mode: str = "cached"):
+                 weights: Sequence[float] | None = None, mode: str = "cached", engine=None):
         check_range("span_words", span_words, 1, integer=True)
         super().__init__(models, theta_delta=0.0, max_words=int(span_words), num_candidates=1,
-                         weights=weights, mode=mode)
+                         weights=weights, mode=mode, engine=engine)
         self.span_words = int(span_words)

@@ -21,8 +21,8 @@ class Greedy(Decoder):
 
     name = "greedy"
 
-    def __init__(self, models: Sequence, *, model_index: int = 0, mode: str = "cached"):
-        super().__init__(models, mode=mode)
+    def __init__(self, models: Sequence, *, model_index: int = 0, mode: str = "cached", engine=None):
+        super().__init__(models, mode=mode, engine=engine)
         if not isinstance(model_index, int) or not 0 <= model_index < len(self.models):
             raise AdaFuseError(
                 f"model_index={model_index!r} is out of range; allowed: 0..{len(self.models) - 1}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from adafuse.decoding.backend import Engine
+from adafuse.decoding.engine import Branches, Engine
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import ContinuationDecoder, complete_word_ends, find_stop
 
@@ -86,6 +86,35 @@ class OwnSpan:
         return -(sum(self.logprobs[: n - 1]) + last) / n
 
 
+@dataclass
+class Proposed:
+    """What one model proposed for one prompt in a round: its proposals, the margins it read
+    (Δ1, then the Δj read while extending a span), whether it explored (Δ1 < θ), and per
+    proposal what it computed generating it (None: a proposal rule without spans)."""
+
+    proposals: list[Proposal]
+    margins: list[float]
+    explored: bool
+    own_spans: list[OwnSpan] | None = None
+
+    def spans_by_key(self) -> dict:
+        """{(text, terminal): OwnSpan} of its proposals."""
+        if self.own_spans is None:
+            return {}
+        return {p.key: span for p, span in zip(self.proposals, self.own_spans)}
+
+
+@dataclass
+class ModelProposals:
+    """Step 1 of one model for every prompt of the batch: what it proposed per prompt, its
+    branch rows (a commit may adopt the winner's) and the NLLs of earlier models' proposals
+    it scored in its first branch forward ({key: {(row, start): NLL}}, `Rows.folded`)."""
+
+    by_key: dict
+    branches: Branches | None = None
+    folded: dict = field(default_factory=dict)
+
+
 def propose(
     engine: Engine,
     keys: Sequence,
@@ -97,9 +126,8 @@ def propose(
     num_candidates: int,
     stop: Sequence[str],
     score: dict | None = None,
-) -> dict:
-    """One model's proposals for each prompt `key`:
-    {key: (proposals, [Δ1, Δ2, ...], explored, [OwnSpan per proposal])}.
+) -> ModelProposals:
+    """One model's proposals for each prompt of `keys`.
 
     The branches of all prompts advance together, one forward per step. `tails` holds the
     end of each prompt's response, where a stop string may begin. `score`: other models'
@@ -156,7 +184,6 @@ def propose(
                 branches[i].pending = False
                 _read_margin(branches[i], margin, theta)
 
-    engine.remember_branches(rows, {b.row: (b.tokens, b.after) for b in branches})
     out = {}
     for key in keys:
         margin1, explore, context = head[key]
@@ -169,8 +196,9 @@ def propose(
         ]
         spans = [OwnSpan(b.tokens + ([b.eos_token] if b.result[1] == "eos" else []), b.logprobs,
                          b.after, context) for b in mine]
-        out[key] = (proposals, [margin1] + (mine[0].margins if not explore else []), explore, spans)
-    return out
+        out[key] = Proposed(proposals, [margin1] + (mine[0].margins if not explore else []), explore, spans)
+    fed = {b.row: (b.tokens, b.after) for b in branches}
+    return ModelProposals(out, Branches(rows, fed), rows.folded)
 
 
 def _advance(b: _Branch, token: int, token_margin: float, decode, lm, response_tail: str,

@@ -24,10 +24,11 @@ import time
 from collections.abc import Sequence
 
 from adafuse.decoding.base import Decoder, ensemble_weights
-from adafuse.decoding.ensemble import NEAR_TIE_NATS, pick_winner, pool_proposals
+from adafuse.decoding.decide import decide
 from adafuse.decoding.greedy import decode_chunk
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
-from adafuse.decoding.scoring import ensemble_score, proposal_rows
+from adafuse.decoding.pool import pool_proposals
+from adafuse.decoding.scoring import score_pools
 from adafuse.decoding.text import word_count
 
 
@@ -37,8 +38,8 @@ class Rerank(Decoder):
     name = "rerank"
 
     def __init__(self, models: Sequence, *, weights: Sequence[float] | None = None,
-                 mode: str = "cached"):
-        super().__init__(models, mode=mode)
+                 mode: str = "cached", engine=None):
+        super().__init__(models, mode=mode, engine=engine)
         self.weights = ensemble_weights(weights, self.models)
 
     def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
@@ -54,39 +55,30 @@ class Rerank(Decoder):
         # answers[m][k]: (model m's greedy output for prompt k, the stop string that ended it)
         answers = [decode_chunk(self, engines[m], m, prompts, max_new_tokens, stop, keep=True)
                    for m in models]
-        pools = [pool_proposals([[_candidate(m, *answers[m][k])] for m in models]) for k in range(n)]
+        pools = {k: pool_proposals([[_candidate(m, *answers[m][k])] for m in models]) for k in range(n)}
 
         started = time.perf_counter()
-        nlls, merged = [], [[] for _ in range(n)]
+        scores = []  # per model {k: ModelScores}, all from one scoring forward
         for m, engine in enumerate(engines):
-            requests = {}
-            for k in range(n):
-                committed = engine.ids[k]  # the prompt's ids: the decode left them committed
-                context = self.models[m].format_prompt(prompts[k])
-                rows, starts = proposal_rows(engine.lm, committed, context, pools[k])
-                if any(s < len(committed) for s in starts):
-                    merged[k].append(m)
-                requests[k] = (rows, starts)
-            nlls.append(engine.score(requests))  # charged to the cost of each prompt's decode
+            # the prompt's ids are committed (the decode left them); the scoring forward is
+            # charged to the cost of each prompt's decode
+            contexts = {k: self.models[m].format_prompt(prompts[k]) for k in range(n)}
+            scores.append(score_pools(engine, contexts, pools))
             for k in range(n):
                 engine.remove(k)
         share = (time.perf_counter() - started) / n
 
         outputs = []
         for k in range(n):
-            pool = pools[k]
-            for i, p in enumerate(pool):
-                p.nll = [nlls[m][k][i] for m in models]
-                p.score = ensemble_score(p.nll, self.weights)
-            winner = pick_winner(pool)
-            scores = sorted(p.score for p in pool)
+            decision = decide(pools[k], [s[k].nll for s in scores], self.weights)
+            merged = [m for m, s in enumerate(scores) if s[k].boundary_merge]
             trace = [Round(index=0, margins=[[] for _ in models], explored=[False for _ in models],
-                           proposals=pool, winner=winner, boundary_merge=merged[k],
-                           near_tie=len(scores) > 1 and scores[1] - scores[0] < NEAR_TIE_NATS)]
-            best, _ = answers[pool[winner].proposers[0]][k]
+                           proposals=decision.pool, winner=decision.winner, boundary_merge=merged,
+                           near_tie=decision.near_tie)]
+            best, _ = answers[decision.chosen.proposers[0]][k]
             stats = Stats(models=[ModelCost(lm.name) for lm in self.models], seconds=share,
                           rounds=1, words=word_count(best.text),
-                          boundary_merges=int(bool(merged[k])), near_ties=int(trace[0].near_tie))
+                          boundary_merges=int(bool(merged)), near_ties=int(decision.near_tie))
             for m in models:
                 decoded = answers[m][k][0].stats
                 stats.models[m].add(decoded.models[0])

@@ -3,15 +3,24 @@
 A proposal's tokens for model m are those of tokenize_m(prompt_m + R + c) beyond the longest
 common prefix with the committed ids; when a tokenizer merges across the boundary, that prefix
 is shorter than the committed ids and scoring covers the re-tokenised tail too.
+
+Each NLL comes from one of three places, recorded beside it:
+- OWN_SPAN: the proposer's own span, from the logits it was generated with (same tokens, same
+  context: no forward);
+- BRANCH_FORWARD: a later model scored an earlier model's proposal in its first branch
+  forward of step 1 (`Rows.folded`);
+- SCORING_FORWARD: the rest, in one batched scoring forward per model (`Engine.score`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import longest_common_prefix
+
+OWN_SPAN, BRANCH_FORWARD, SCORING_FORWARD = "own span", "branch forward", "scoring forward"
 
 
 def proposal_rows(lm, committed: Sequence[int], context_text: str, proposals: Sequence[Proposal]):
@@ -27,11 +36,43 @@ def proposal_rows(lm, committed: Sequence[int], context_text: str, proposals: Se
     return rows, starts
 
 
-def ensemble_score(nlls: Sequence[float], weights: Sequence[float]) -> float:
-    """Weighted mean of the finite NLLs; a model whose NLL is not finite is left out."""
-    total = weight = 0.0
-    for nll, w in zip(nlls, weights):
-        if math.isfinite(nll):
-            total += w * nll
-            weight += w
-    return total / weight if weight > 0 else math.inf
+@dataclass
+class ModelScores:
+    """One model's mean NLL of each pooled proposal of one prompt, and where each came from."""
+
+    nll: list = field(default_factory=list)
+    source: list = field(default_factory=list)
+    boundary_merge: bool = False  # some proposal re-tokenises committed ids
+
+
+def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = None,
+                folded: dict | None = None) -> dict:
+    """Step 3 for one model: {key: ModelScores} of every proposal of `pools` ({key: pool}).
+
+    contexts: {key: prompt_m + R}, the text the committed ids encode;
+    own_spans: {key: {(text, terminal): OwnSpan}} this model generated this round (None: no
+        shortcut, every NLL from a forward);
+    folded: `Rows.folded` of this model's branch rows this round (NLLs already computed)."""
+    out, requests = {}, {}
+    for key, pool in pools.items():
+        committed = engine.ids[key]
+        rows, starts = proposal_rows(engine.lm, committed, contexts[key], pool)
+        scores = out[key] = ModelScores([None] * len(pool), [None] * len(pool),
+                                        any(s < len(committed) for s in starts))
+        spans = (own_spans or {}).get(key, {})
+        ahead = (folded or {}).get(key, {})
+        for i, (p, row, start) in enumerate(zip(pool, rows, starts)):
+            nll = spans[p.key].nll(row[start:]) if p.key in spans and start == len(committed) else None
+            if nll is not None:
+                scores.nll[i], scores.source[i] = nll, OWN_SPAN
+            elif (tuple(row), start) in ahead:
+                scores.nll[i], scores.source[i] = ahead[(tuple(row), start)], BRANCH_FORWARD
+        todo = [i for i, v in enumerate(scores.nll) if v is None]
+        if todo:
+            requests[key] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)
+    if requests:
+        scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
+        for key, (_, _, todo) in requests.items():
+            for i, v in zip(todo, scored[key]):
+                out[key].nll[i], out[key].source[i] = v, SCORING_FORWARD
+    return out

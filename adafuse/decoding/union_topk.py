@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from adafuse.decoding.base import check_range
 from adafuse.decoding.ensemble import AdaFuse
 from adafuse.decoding.output import Proposal
-from adafuse.decoding.proposals import margin_and_top
+from adafuse.decoding.proposals import ModelProposals, Proposed, margin_and_top
 from adafuse.decoding.text import ContinuationDecoder, find_stop
 
 INCOMPLETE = "\ufffd"  # what a partial UTF-8 sequence decodes to
@@ -68,22 +68,24 @@ class UnionTopK(AdaFuse):
     name = "union_topk"
 
     def __init__(self, models: Sequence, *, top_k: int = 10,
-                 weights: Sequence[float] | None = None, mode: str = "cached"):
+                 weights: Sequence[float] | None = None, mode: str = "cached", engine=None):
         check_range("top_k", top_k, 1, integer=True)
         # θ, max_words and B are AdaFuse's; this decoder's proposal step does not read them
         super().__init__(models, theta_delta=0.0, max_words=1, num_candidates=1, weights=weights,
-                         mode=mode)
+                         mode=mode, engine=engine)
         self.top_k = int(top_k)
 
-    def _propose(self, engines, keys, tails, stop, states=None) -> list[dict]:
+    def propose(self, engines, states, keys, stop, tail_len) -> list[ModelProposals]:
+        """Step 1: each model's top-k pieces; no spans, so every piece is scored by a forward."""
+        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
         out = []
         for m, engine in enumerate(engines):
             per_key = {}
             for k in keys:
                 pieces, margin = token_pieces(engine, k, m, self.top_k, tails[k], stop)
-                per_key[k] = (pieces, [margin], False, None)  # no own spans: all pieces are scored
-            out.append(per_key)
+                per_key[k] = Proposed(pieces, [margin], explored=False)
+            out.append(ModelProposals(per_key))
         for k in keys:  # no piece at all: an empty proposal, which ends the decode
-            if not any(out[m][k][0] for m in range(len(engines))):
-                out[0][k][0].append(Proposal(text="", terminal=None, proposers=[0], kind="token"))
+            if not any(out[m].by_key[k].proposals for m in range(len(engines))):
+                out[0].by_key[k].proposals.append(Proposal(text="", terminal=None, proposers=[0], kind="token"))
         return out

@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import tiny_hf
-from tiny_hf import assert_same_choices
-from scripted import EOS, ScriptedLM
 
 from adafuse import AdaFuse, AdaFuseError, Greedy, build_decoder, load_model
 from adafuse.decoding import DECODERS, FixedSpan, Rerank, UnionTopK
+from tests import tiny_hf
+from tests.scripted import EOS, ScriptedLM
+from tests.tiny_hf import assert_same_choices
 
 WORDS = ["Q:", " w1", " w2", " w3", " w4", " w5", " x", " y", " z", "\n", ".", "\n\n"]
 

@@ -12,10 +12,10 @@ prompts, and the test asserts that the NLLs stay well inside it.
 from __future__ import annotations
 
 import pytest
-import tiny_hf
-from tiny_hf import agreement
 
 from adafuse import AdaFuse, Greedy, load_model
+from tests import tiny_hf
+from tests.tiny_hf import agreement
 
 TIE_NATS = 0.1
 PROMPTS = tiny_hf.PROMPTS

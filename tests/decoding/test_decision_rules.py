@@ -6,14 +6,15 @@ import math
 
 import pytest
 import torch
-from scripted import EOS, ScriptedLM
 
 from adafuse import AdaFuse, AdaFuseError, Greedy
-from adafuse.decoding.backend import CachedEngine, RecomputeEngine
-from adafuse.decoding.ensemble import pick_winner, pool_proposals
+from adafuse.decoding.decide import pick_winner
+from adafuse.decoding.engine import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost, Proposal
+from adafuse.decoding.pool import pool_proposals
 from adafuse.decoding.proposals import margin_and_top, propose
 from adafuse.decoding.text import complete_word_ends, find_stop
+from tests.scripted import EOS, ScriptedLM
 
 WORDS = ["Q:", " w1", " w2", " w3", " w4", " w5", " x", " y", " z", "\n", ".", "\n\n"]
 
@@ -22,7 +23,8 @@ def proposals_of(lm, prompt="Q:", engine=CachedEngine, **kw):
     kw = {"theta": 0.5, "max_words": 3, "num_candidates": 3, "stop": (), **kw}
     eng = engine(lm)
     eng.add("p", lm.encode(prompt), ModelCost(lm.name))
-    return propose(eng, ["p"], 0, {"p": ""}, **kw)["p"][:3]
+    proposed = propose(eng, ["p"], 0, {"p": ""}, **kw).by_key["p"]
+    return proposed.proposals, proposed.margins, proposed.explored
 
 
 def chain(margins_by_word):

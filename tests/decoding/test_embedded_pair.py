@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from adafuse import AdaFuse, load_model
+from adafuse.decoding.engine import shares_prefix
 from adafuse.tasks import get_task
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_cached_and_recompute_choose_the_same_winners(pair):
                                     shared_prefix=task.shared_prefix)
         many = cached.generate_batch(prompts, max_new_tokens=24, stop=task.stop,
                                      shared_prefix=task.shared_prefix, batch_size=8)
-        assert all(getattr(lm.model, "_adafuse_shared_prefix", False) for lm in pair), \
+        assert all(shares_prefix(lm) for lm in pair), \
             "both models should read the shared prefix in place"
         recompute = AdaFuse(pair, theta_delta=0.7, max_words=3, num_candidates=3, mode="recompute")
         for prompt, a, c in zip(prompts, one, many):

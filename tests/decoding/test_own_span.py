@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from adafuse.decoding.backend import mean_nll
+from adafuse.decoding.engine import mean_nll
 from adafuse.decoding.proposals import OwnSpan
 
 

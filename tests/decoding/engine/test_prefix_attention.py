@@ -9,23 +9,16 @@ back into the prefix, and commits that roll back into it.
 from __future__ import annotations
 
 import pytest
-import tiny_hf
 import torch
 
-from adafuse import AdaFuse, load_model
-from adafuse.decoding import prefix_attention
-from adafuse.decoding.backend import CachedEngine, RecomputeEngine, Runner
+from adafuse import AdaFuse
+from adafuse.decoding.engine import Branches, CachedEngine, RecomputeEngine, prefix_attention
+from adafuse.decoding.engine.executor import cache_arg
 from adafuse.decoding.output import ModelCost
+from tests import tiny_hf
 
 PREFIX = tiny_hf.PROMPTS[1][: tiny_hf.PROMPTS[1].index("Question: Who")]
 ITEMS = ["Question: Who wrote Emma?\nAnswer:", "Question: What is the capital of Peru?\nAnswer:"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_prefix")
-    return {kind: load_model(str(tiny_hf.build(kind, root / kind, seed=0)), device="cpu")
-            for kind in ("llama", "gemma")}
 
 
 def _recompute(lm, contexts):
@@ -62,7 +55,7 @@ def _assert_logits_of(lm, logits, contexts_fed):
 def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypatch):
     lm = tiny[name]
     model = lm.model
-    assert prefix_attention.check(model, Runner._cache_arg(model))
+    assert prefix_attention.check(model, cache_arg(model))
 
     def blind(self, window, device):  # forget the prefix: the check must notice
         pre, tail = original(self, window, device)
@@ -70,7 +63,7 @@ def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypa
 
     original = prefix_attention.PrefixContext.masks
     monkeypatch.setattr(prefix_attention.PrefixContext, "masks", blind)
-    assert not prefix_attention.check(model, Runner._cache_arg(model))
+    assert not prefix_attention.check(model, cache_arg(model))
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
@@ -110,11 +103,11 @@ def test_first_branch_step_with_scoring_and_branch_adoption(tiny, name):
     _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[1] + [6], contexts[1] + [7]])
     want = ref.score(requests)
     for k in contexts:
-        assert engine.prescored[k][(tuple(contexts[k] + [3, 4]), len(contexts[k]))] == pytest.approx(want[k][0], abs=1e-4)
+        assert rows.folded[k][(tuple(contexts[k] + [3, 4]), len(contexts[k]))] == pytest.approx(want[k][0], abs=1e-4)
     after = rows.extend([0, 2], [8, 9])
-    engine.remember_branches(rows, {0: ([5, 8], [logits[0], after[0]]), 2: ([7, 9], [logits[2], after[1]])})
+    branches = Branches(rows, {0: ([5, 8], [logits[0], after[0]]), 2: ([7, 9], [logits[2], after[1]])})
     committed = {0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]}
-    engine.commit(committed)
+    engine.commit(committed, branches)
     _assert_logits_of(lm, [engine.context_logits(k) for k in committed], committed.values())
     # and the adopted caches carry on correctly
     rows = engine.open_rows([0, 1])
@@ -122,13 +115,12 @@ def test_first_branch_step_with_scoring_and_branch_adoption(tiny, name):
     _assert_logits_of(lm, logits, [committed[0] + [10], committed[1] + [11]])
 
 
-def test_decoding_with_the_prefix_read_in_place_chooses_what_copies_choose(tiny, monkeypatch):
+def test_decoding_with_the_prefix_read_in_place_chooses_what_copies_choose(tiny):
     models = [tiny["llama"], tiny["gemma"]]
     prompts = [PREFIX + item for item in ITEMS + ["Question: Who painted the Mona Lisa?\nAnswer:"]]
-    dec = AdaFuse(models, theta_delta=0.3)
-    shared = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
-    monkeypatch.setattr(CachedEngine, "share_prefix", False)
-    copied = dec.generate_batch(prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
+    shared = AdaFuse(models, theta_delta=0.3).generate_batch(
+        prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
+    copied = AdaFuse(models, theta_delta=0.3, engine={"share_prefix": False}).generate_batch(prompts, max_new_tokens=12, stop=["\n"], shared_prefix=PREFIX, batch_size=2)
     for a, b in zip(shared, copied):
         tiny_hf.assert_same_choices(a, b)
         assert a.text == b.text

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adafuse.decoding.cpu_linear import fp32_cpu_head, head_logits, head_matmul, packed_weight
+from adafuse.decoding.engine.cpu_linear import fp32_cpu_head, head_logits, head_matmul, packed_weight
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 13])
@@ -53,7 +53,7 @@ def test_packed_weight_is_made_once_and_remade_when_the_weight_changes():
 
 
 def test_packed_product_that_disagrees_on_the_probe_is_not_used(monkeypatch):
-    import adafuse.decoding.cpu_linear as backend
+    import adafuse.decoding.engine.cpu_linear as backend
 
     head = torch.nn.Linear(32, 500, bias=False)
     monkeypatch.setattr(backend, "_linear_packed", lambda x, packed, bias: torch.zeros(x.shape[0], 500))
@@ -66,7 +66,7 @@ def test_packed_product_that_disagrees_on_the_probe_is_not_used(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory):
     """Two loads of each tiny model: one to route through the packed product, one left as is."""
-    import tiny_hf
+    from tests import tiny_hf
 
     from adafuse import load_model
 
@@ -77,7 +77,7 @@ def tiny_pair(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["llama", "gemma"])
 def test_packed_model_gives_the_logits_of_the_plain_model(tiny_pair, kind):
-    from adafuse.decoding.cpu_linear import pack_model
+    from adafuse.decoding.engine.cpu_linear import pack_model
 
     packed, plain = (lm.model for lm in tiny_pair[kind])
     assert pack_model(packed)
@@ -98,21 +98,19 @@ def test_packed_model_gives_the_logits_of_the_plain_model(tiny_pair, kind):
     packed.zero_grad(set_to_none=True)
 
 
-def test_runner_packs_only_when_asked(tiny_pair, monkeypatch):
-    from adafuse.decoding.backend import Runner
+def test_executor_packs_only_when_asked(tiny_pair):
+    from adafuse.decoding.engine import Executor
     from adafuse.decoding.output import ModelCost
 
     _, plain = tiny_pair["llama"]
-    monkeypatch.setattr(Runner, "pack_cpu_weights", False)
-    Runner(plain, ModelCost(plain.name))
+    Executor(plain, ModelCost(plain.name), pack_cpu_weights=False)
     assert not any("forward" in m.__dict__ for m in plain.model.modules())
 
 
 def test_a_model_whose_copies_do_not_fit_stays_dense(tmp_path, monkeypatch):
-    import tiny_hf
-
     from adafuse import load_model
-    from adafuse.decoding import cpu_linear
+    from adafuse.decoding.engine import cpu_linear
+    from tests import tiny_hf
 
     lm = load_model(str(tiny_hf.build("llama", tmp_path / "llama", seed=0)), device="cpu")
     need = sum(m.weight.numel() * 4 for m in lm.model.modules() if type(m) is torch.nn.Linear)
