@@ -17,6 +17,7 @@ PAIRS = [
     ("Question: Who wrote Emma?\nAnswer:", " Charles Dickens"),
     ("Question: What is the capital of France?\nAnswer:", " Paris."),
     ("The capital of France is", " Paris"),
+    ("Question: Who wrote Emma?\nAnswer: ", "Jane Austen"),  # the space merges into the continuation
 ]
 TEXTS = ["Question: Who wrote Emma?\nAnswer: Jane Austen", "Paris is the capital of France."]
 
@@ -141,3 +142,23 @@ def test_registered_and_declared_as_an_entry_point():
 
     assert getattr(import_module(module), name) is get_model("adafuse") is AdaFuseLM
     assert get_model("hf") is HFLM
+
+
+def test_boundary_merge_scores_the_retokenised_tail(loaded):
+    """A continuation that merges with the end of the context (its trailing space joins the
+    continuation's first word, which lm-eval's own models handle by moving the space): the scored tokens
+    are those of encode(context + continuation) after its common prefix with encode(context),
+    as the decoders score a span; checked against the model's own full forward."""
+    import torch
+
+    for lm in loaded.values():
+        context, continuation = "Question: Who wrote Emma?\nAnswer: ", "Jane Austen"
+        whole, ctx = lm.encode(context + continuation), lm.encode(context)
+        start = next(i for i, (a, b) in enumerate(zip(whole, ctx + [-1])) if a != b)
+        assert start < len(ctx)  # the tokenizer merges across the boundary
+        with torch.no_grad():
+            logprobs = torch.log_softmax(lm.model(torch.tensor([whole])).logits[0].float(), -1)
+        expected = sum(float(logprobs[t - 1, whole[t]]) for t in range(start, len(whole)))
+        (value, _), = AdaFuseLM(models=[lm]).loglikelihood(requests("loglikelihood", [(context, continuation)]),
+                                                          disable_tqdm=True)
+        assert value == pytest.approx(expected, abs=1e-4)
