@@ -9,18 +9,26 @@ the same dot products (the results agree to float32 rounding):
   the weight is unchanged: a second copy of the weight, and the fastest from 3 rows on for
   the LM head and from 1 row on for the layers inside the model (`bench/head_matmul.py`).
 `head_logits` picks between them for the LM head; `pack_model` routes every other linear
-layer of a CPU float32 model through the packed product.
+layer of a CPU float32 model through the packed product, by setting that layer's `forward`
+(visible as `is_packed(model)`, undone by `unpack_model(model)`; an engine built with
+`EngineOptions(pack_cpu_weights=False)` never does it). The packed copies are kept here,
+keyed weakly by the layer, not stored on it.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
 
 # below this many rows the dense head product is as fast as the packed one (bench/head_matmul.py)
 PACKED_MIN_ROWS = 3
+
+# {linear: (weight key, packed copy or None)} and {model: whether pack_model routed it}
+_PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PACKED_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def fp32_cpu_head(hidden: torch.Tensor, head) -> bool:
@@ -46,13 +54,13 @@ def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 def packed_weight(linear: torch.nn.Linear) -> torch.Tensor | None:
     """A oneDNN-blocked copy of a float32 CPU linear layer's weight, made on first use and
-    kept on the module while the weight is unchanged (as much memory again as the weight:
+    kept while the weight is unchanged (as much memory again as the weight:
     0.63 GB for Gemma 3's head). None where this torch has no oneDNN, or where oneDNN's
     product does not agree with the dense one on a probe (say, a reduced-precision fp32
     mode was switched on)."""
     weight = linear.weight
     key = (weight.data_ptr(), weight._version, tuple(weight.shape))
-    cached = linear.__dict__.get("_adafuse_packed")
+    cached = _PACKED.get(linear)
     if cached is not None and cached[0] == key:
         return cached[1]
     packed = None
@@ -68,7 +76,7 @@ def packed_weight(linear: torch.nn.Linear) -> torch.Tensor | None:
                     packed = None
         except (RuntimeError, NotImplementedError):
             packed = None
-    linear.__dict__["_adafuse_packed"] = (key, packed)
+    _PACKED[linear] = (key, packed)
     return packed
 
 
@@ -130,9 +138,8 @@ def pack_model(model: torch.nn.Module, budget: float = 0.5) -> bool:
     `forward`) are left alone."""
     if not isinstance(model, torch.nn.Module):
         return False
-    decided = getattr(model, "_adafuse_packed_model", None)
-    if decided is not None:
-        return decided
+    if model in _PACKED_MODELS:
+        return _PACKED_MODELS[model]
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     layers = [m for m in model.modules() if _routable(m, head)]
     need = sum(m.weight.numel() * m.weight.element_size() for m in layers)
@@ -143,5 +150,25 @@ def pack_model(model: torch.nn.Module, budget: float = 0.5) -> bool:
     if packed:
         for module in layers:
             module.forward = functools.partial(_packed_forward, module)
-    model._adafuse_packed_model = packed
+    _PACKED_MODELS[model] = packed
     return packed
+
+
+def _routed(module: torch.nn.Module) -> bool:
+    forward = module.__dict__.get("forward")
+    return isinstance(forward, functools.partial) and forward.func is _packed_forward
+
+
+def is_packed(model: torch.nn.Module) -> bool:
+    """Whether `pack_model` routed this model's linear layers through the packed product."""
+    return any(_routed(m) for m in model.modules())
+
+
+def unpack_model(model: torch.nn.Module) -> None:
+    """Undo `pack_model`: every routed layer computes its own forward again, and the packed
+    copies of this model's weights are dropped."""
+    for module in model.modules():
+        if _routed(module):
+            del module.forward
+        _PACKED.pop(module, None)
+    _PACKED_MODELS.pop(model, None)

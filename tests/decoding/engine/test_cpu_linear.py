@@ -89,13 +89,28 @@ def test_packed_model_gives_the_logits_of_the_plain_model(tiny_pair, kind):
     ids = torch.randint(0, packed.config.vocab_size, (3, 11), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         got, want = packed(input_ids=ids).logits, plain(input_ids=ids).logits
-        assert all("_adafuse_packed" in m.__dict__ for m in linears if m is not head)
+        assert all(packed_weight(m) is not None for m in linears if m is not head)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     # with gradients on, the layers compute F.linear and can be trained through
     loss = packed(input_ids=ids[:1]).logits.sum()
     loss.backward()
     assert linears[0].weight.grad is not None
     packed.zero_grad(set_to_none=True)
+
+
+def test_unpack_model_gives_the_layers_back(tmp_path):
+    from adafuse import load_model
+    from adafuse.decoding.engine import cpu_linear
+    from tests import tiny_hf
+
+    model = load_model(str(tiny_hf.build("llama", tmp_path / "llama", seed=0)), device="cpu").model
+    assert not cpu_linear.is_packed(model)
+    assert cpu_linear.pack_model(model) and cpu_linear.is_packed(model)
+    assert not any(k.startswith("_adafuse") for m in model.modules() for k in m.__dict__)
+    cpu_linear.unpack_model(model)
+    assert not cpu_linear.is_packed(model)
+    assert not any("forward" in m.__dict__ for m in model.modules())
+    assert cpu_linear.pack_model(model)  # decided again
 
 
 def test_executor_packs_only_when_asked(tiny_pair):
