@@ -99,8 +99,12 @@ class Results(Record):
 
     @property
     def cost(self) -> Optional["CostTotals"]:
+        """The cost totals of a complete run; None while it runs (its `cost` then holds only
+        the shared prefix's entry, once known)."""
         cost = self.data.get("cost")
-        return CostTotals.from_json(cost) if isinstance(cost, dict) else None
+        if not self.complete or not isinstance(cost, dict):
+            return None
+        return CostTotals.from_json(cost, self.where)
 
 
 def header(*, config: dict, task: dict, versions: dict, git: dict, run_dir: str,

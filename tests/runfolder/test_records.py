@@ -64,6 +64,11 @@ def test_extra_fields_are_kept_and_missing_ones_are_named():
         runfolder.TraceRow({"id": 0, "item": 0}, "t:1")
     with pytest.raises(AdaFuseError, match=r"cost has no 'rounds'"):
         runfolder.CostTotals.from_json({"forwards": 1, "tokens_fed": 2})
+    running = {"status": "running", "config": {}, "cost": {"shared_prefix": {}}}
+    assert runfolder.Results(running).cost is None  # a run in progress has no totals yet
+    with pytest.raises(AdaFuseError, match=r"^r: cost has no 'rounds'"):
+        _ = runfolder.Results({**running, "status": "complete",
+                               "cost": {"forwards": 1, "tokens_fed": 2}}, "r").cost
 
 
 def _sample(i: int, forwards: int, tokens: int) -> dict:
