@@ -1,5 +1,3 @@
-import sys
-from pathlib import Path
-
-# test helpers (scripted models, tiny real models) live beside the tests
-sys.path.insert(0, str(Path(__file__).parent))
+"""tests/ is a package: helpers are imported as `tests.tiny_hf` and `tests.scripted` (tiny
+real models, scripted toy models), with no sys.path edits; pytest puts the project root on
+sys.path for this package."""

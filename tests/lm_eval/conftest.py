@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import tiny_hf
+from tests import tiny_hf
 
 pytest.importorskip("lm_eval", reason="lm-eval is an optional extra: pip install 'adafuse[lm-eval]'")
 

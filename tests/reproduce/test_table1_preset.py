@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import tiny_hf
+
+from tests import tiny_hf
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"

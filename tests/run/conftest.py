@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import tiny_hf
 from run_helpers import FAST, Result
+
+from tests import tiny_hf
 
 
 @pytest.fixture(scope="session")
