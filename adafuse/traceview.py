@@ -101,8 +101,8 @@ def round_view(row: dict, names: list[str], gated: bool = True) -> dict[str, Any
 
 
 def round_line(row: dict, names: list[str], gated: bool = True) -> str:
-    """The round in one line of words, e.g. "round  3: smollm2 explored 3 (Δ 0.03), gemma3
-    confident, 2 words (Δ 0.91); 4 proposals; winner ' George' from gemma3 (score 0.842)"."""
+    """The round in one line of words, e.g. "round  0: smollm2 explored 3 (Δ 0.04), gemma3
+    explored 3 (Δ 0.01); 6 proposals; winner ' Henry' from gemma3 (score 2.452)"."""
     view = round_view(row, names, gated)
     acts = []
     for m in view["models"]:

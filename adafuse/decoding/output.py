@@ -112,8 +112,9 @@ class Output:
     def summary(self, model_names: list[str] | None = None, max_rounds: int = 12) -> str:
         """One line a round, in words: what each model did (explored how many branches, or
         was confident, and its top-1 margin Δ), how many proposals, the winner and who
-        proposed it, e.g. "round  0: smollm2 explored 3 (Δ 0.16), gemma3 confident, 2 words
-        (Δ 0.85); 4 proposals; winner ' George V' from gemma3 (score 0.842)"."""
+        proposed it; the README's example printed "round  1: smollm2 confident, 1 word
+        (Δ 0.82), gemma3 explored 3 (Δ 0.09); 3 proposals; winner ' VIII\\n' [stop] from
+        smollm2+gemma3 (score 1.376)". Names default to the models' in `stats`."""
         from adafuse.traceview import round_line
 
         names = model_names or [m.name for m in self.stats.models]
