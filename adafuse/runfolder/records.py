@@ -186,8 +186,7 @@ class CostTotals:
 
     @classmethod
     def from_json(cls, data: dict, where: str = "cost") -> "CostTotals":
-        record = Record(data, where)
-        record.kind = "cost"
+        record = _CostRecord(data, where)
 
         def models(value: Any) -> dict[str, ModelTotals]:
             return {k: ModelTotals(v.get("forwards", 0), v.get("tokens_fed", 0), v.get("seconds", 0.0))
@@ -201,6 +200,10 @@ class CostTotals:
                    mean_uncertain_share=data.get("mean_uncertain_share"),
                    per_model=models(data.get("per_model")),
                    shared_prefix=None if prefix is None else models(prefix))
+
+
+class _CostRecord(Record):
+    kind = "cost"
 
 
 def prefix_totals(costs: Sequence[Any]) -> dict[str, ModelTotals]:
