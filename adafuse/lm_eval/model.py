@@ -146,26 +146,17 @@ class AdaFuseLM(LM):
         return results
 
     def _ensemble(self, pairs, greedy: bool, desc: str, disable_tqdm: bool) -> list[tuple[float, bool]]:
-        """(weighted mean of the models' total log-probs, every model greedy) per pair; the
-        pairs go in chunks of `batch_size` distinct contexts (a multiple-choice item's
-        continuations share theirs)."""
-        by_context: dict[str, list[int]] = {}
-        for i, (context, _) in enumerate(pairs):
-            by_context.setdefault(context, []).append(i)
-        contexts = sorted(by_context)  # neighbours share more of their few-shot prefix
-        out: list[tuple[float, bool]] = [(0.0, True)] * len(pairs)
+        """(weighted mean of the models' total log-probs, every model greedy) per pair."""
         used = [m for m, w in enumerate(self.weights) if w > 0]
+        total_weight = sum(self.weights[m] for m in used)
+        scored = {}
         with torch.inference_mode():
-            for at in tqdm(range(0, len(contexts), self.batch_size), desc=desc, disable=disable_tqdm):
-                members = [i for c in contexts[at : at + self.batch_size] for i in by_context[c]]
-                chunk = [pairs[i] for i in members]
-                scored = {m: score_continuations(self.decoder.open_engine(m, ModelCost(self.models[m].name)),
-                                                 chunk, greedy) for m in used}
-                total_weight = sum(self.weights[m] for m in used)
-                for j, i in enumerate(members):
-                    value = sum(self.weights[m] * scored[m][j][0] for m in used) / total_weight
-                    out[i] = (value, all(scored[m][j][1] for m in used))
-        return out
+            for m in used:
+                engine = self.decoder.open_engine(m, ModelCost(self.models[m].name))
+                scored[m] = score_continuations(engine, pairs, greedy, self.batch_size,
+                                                desc=f"{desc} ({self.models[m].name})", disable_tqdm=disable_tqdm)
+        return [(sum(self.weights[m] * scored[m][i][0] for m in used) / total_weight,
+                 all(scored[m][i][1] for m in used)) for i in range(len(pairs))]
 
 
 def shared_text(prompts: Sequence[str]) -> str | None:
@@ -185,13 +176,19 @@ def _condition_id(lm) -> int:
     return int(bos if bos is not None else lm.eos_id)
 
 
-def score_continuations(engine, pairs, greedy: bool) -> list[tuple[float, bool]]:
+def score_continuations(engine, pairs, greedy: bool, batch_size: int = 1, desc: str = "",
+                         disable_tqdm: bool = True) -> list[tuple[float, bool]]:
     """(total log-prob, greedy) of each (context, continuation) for the engine's model, scored
-    as the decoders score a span: every row of the chunk in the engine's batched forwards (the
-    decoder's engine: cached, or the recompute oracle with `mode=recompute`)."""
+    as the decoders score a span, in the engine's batched forwards (the decoder's engine: cached,
+    or the recompute oracle with `mode=recompute`).
+
+    Each distinct context (the ids before a row's scored tokens) is one engine prompt, so a
+    multiple-choice item's continuations share one; `batch_size` of them are scored together.
+    The cached engine encodes the ids all contexts share (a task's few-shot examples) once and
+    every prompt reads them in place."""
     lm = engine.lm
     cost = ModelCost(lm.name)
-    keys: dict[tuple[int, ...], int] = {}  # the ids before the scored tokens: one engine prompt each
+    keys: dict[tuple[int, ...], int] = {}
     rows = []  # (key, row, start) per pair
     for context, continuation in pairs:
         text = lm.format_prompt(context)
@@ -199,28 +196,30 @@ def score_continuations(engine, pairs, greedy: bool) -> list[tuple[float, bool]]
                                          [Proposal(text=continuation, terminal=None, proposers=[], kind="continuation")])
         if start == 0:  # nothing to condition on: an empty context and no BOS, or a merge with all of it
             row, start = [_condition_id(lm), *row], 1
-        key = keys.setdefault(tuple(row[:start]), len(keys))
-        rows.append((key, row, start))
-    prefixes = [list(ids) for ids in keys]
-    common = len(commonprefix(prefixes)) if len(prefixes) > 1 else 0
-    # the cached engine encodes the chunk's common prefix once; the oracle re-encodes anyway
-    prefix = engine.prefill(prefixes[0][:common], cost) if common >= 2 and hasattr(engine, "prefill") else None
-    engine.add_many([(key, ids, cost, prefix) for key, ids in enumerate(prefixes)])
-    requests: dict[int, tuple[list, list]] = {}
-    for key, row, start in rows:
-        requests.setdefault(key, ([], []))
-        requests[key][0].append(row)
-        requests[key][1].append(start)
-    nlls = engine.score(requests)
-    seen: dict[int, int] = {}
-    totals = []
-    for key, row, start in rows:
-        nll = nlls[key][seen.get(key, 0)]
-        seen[key] = seen.get(key, 0) + 1
-        n = len(row) - start
-        totals.append(-nll * n if n > 0 else 0.0)
-    flags = greedy_flags(engine, rows) if greedy else [False] * len(rows)
-    return list(zip(totals, flags))
+        rows.append((keys.setdefault(tuple(row[:start]), len(keys)), row, start))
+    contexts = [list(ids) for ids in keys]
+    common = len(commonprefix(contexts)) if len(contexts) > 1 else 0
+    prefix = engine.prefill(contexts[0][:common], cost) if common >= 2 and hasattr(engine, "prefill") else None
+    by_key: dict[int, list[int]] = {}
+    for i, (key, _, _) in enumerate(rows):
+        by_key.setdefault(key, []).append(i)
+    order = sorted(by_key, key=lambda k: contexts[k])  # neighbours share more of their ids
+    out: list[tuple[float, bool]] = [(0.0, True)] * len(rows)
+    for at in tqdm(range(0, len(order), batch_size), desc=desc, disable=disable_tqdm):
+        chunk = order[at : at + batch_size]
+        engine.add_many([(key, contexts[key], cost, prefix) for key in chunk])
+        members = [i for key in chunk for i in by_key[key]]
+        nlls = engine.score({key: ([rows[i][1] for i in by_key[key]], [rows[i][2] for i in by_key[key]])
+                             for key in chunk})
+        flags = greedy_flags(engine, [rows[i] for i in members]) if greedy else [False] * len(members)
+        for j, i in enumerate(members):
+            key, row, start = rows[i]
+            n = len(row) - start
+            nll = nlls[key][by_key[key].index(i)]
+            out[i] = (-nll * n if n > 0 else 0.0, flags[j])
+        for key in chunk:
+            engine.remove(key)
+    return out
 
 
 def greedy_flags(engine, rows) -> list[bool]:

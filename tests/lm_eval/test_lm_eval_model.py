@@ -92,12 +92,17 @@ def test_ensemble_value_is_weighted_mean_of_model_totals(loaded):
     assert [v for v, _ in picked] == pytest.approx([v for v, _ in alone[1]], abs=1e-4)
 
 
-def test_cached_engine_scores_as_the_recompute_oracle(loaded):
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_cached_engine_scores_as_the_recompute_oracle(loaded, batch_size):
     """mode=recompute (every forward re-encodes from scratch, one prompt at a time) gives the
-    same values and flags as the cached engine's batched, shared-prefix forwards."""
+    same values and flags as the cached engine's batched forwards, whose contexts read their
+    common prefix (a few-shot example) in place, chunk after chunk."""
     pair = [loaded["llama"], loaded["gemma"]]
-    cached = AdaFuseLM(models=pair, batch_size=4).loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True)
-    oracle = AdaFuseLM(models=pair, mode="recompute").loglikelihood(requests("loglikelihood", PAIRS),
+    shots = "Question: What is two plus two?\nAnswer: 4\n\n"
+    pairs = [(shots + context, continuation) for context, continuation in PAIRS]
+    cached = AdaFuseLM(models=pair, batch_size=batch_size).loglikelihood(requests("loglikelihood", pairs),
+                                                                         disable_tqdm=True)
+    oracle = AdaFuseLM(models=pair, mode="recompute").loglikelihood(requests("loglikelihood", pairs),
                                                                     disable_tqdm=True)
     assert [g for _, g in cached] == [g for _, g in oracle]
     assert [v for v, _ in cached] == pytest.approx([v for v, _ in oracle], abs=1e-4)
