@@ -16,14 +16,16 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from adafuse.errors import AdaFuseError
+from adafuse.errors import AdaFuseError, Interrupted
 from adafuse.runner import schema
 
 log = logging.getLogger("adafuse.run")
@@ -49,16 +51,48 @@ def run(cfg: DictConfig) -> dict:
     hc = HydraConfig.get()
     run_dir = Path(cfg.resume) if cfg.resume else Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
+    again = continue_command([*hc.overrides.hydra, *hc.overrides.task], run_dir, sweep_dir)
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
-        return run_experiment(config, RunContext(run_dir=run_dir, sweep_dir=sweep_dir))
-    except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return run_experiment(config, RunContext(run_dir=run_dir, sweep_dir=sweep_dir,
+                                                 continue_command=again))
+    except (AdaFuseError, OSError) as exc:
+        print(f"error: {exc if isinstance(exc, AdaFuseError) else os_error(exc)}", file=sys.stderr)
         remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir))
         if sweep_dir is None:
             raise SystemExit(2) from None
         # in a sweep the other jobs go on; Hydra names the failed one, main() exits with 2
         raise RunFailed(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        if (run_dir / "results.json").is_file():
+            print(f"interrupted; the run folder is {run_dir}; continue it with: {again}",
+                  file=sys.stderr)
+        else:  # stopped while loading: nothing was decoded, nothing to continue
+            remove_unused(Path(hc.runtime.output_dir),
+                          schema.written_hydra_subdir(hc.runtime.output_dir))
+            print("interrupted before the first item; nothing was written", file=sys.stderr)
+        raise SystemExit(code) from None
+
+
+def continue_command(overrides: list[str], run_dir: Path, sweep_dir: Path | None) -> str:
+    """The command that continues this run (a sweep: the whole sweep) where it stopped."""
+    if sweep_dir is not None:
+        args = [a for a in sys.argv[1:] if not a.startswith("hydra.sweep.dir=")]
+        args = args if {"-m", "--multirun"} & set(args) else ["-m", *args]
+        args.append(f"hydra.sweep.dir={sweep_dir}")
+    else:
+        args = [o for o in overrides if not o.startswith(("resume=", "hydra.run.dir="))]
+        args.append(f"resume={run_dir}")
+    return "python -m adafuse.run " + " ".join(shlex.quote(a) for a in args)
+
+
+def os_error(exc: OSError) -> str:
+    """A failed read or write (a full disk, a read-only folder), naming the path once."""
+    where = exc.filename if exc.filename is not None else "a file of the run"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return f"{where}: {exc.strerror}; a run folder must be a folder (or a new path), not a file"
+    return f"{where}: {exc.strerror or exc}"
 
 
 def remove_unused(output_dir: Path, hydra_subdir: str | None) -> None:
@@ -90,8 +124,13 @@ def remove_unused(output_dir: Path, hydra_subdir: str | None) -> None:
 
 def one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages, as one line."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
 
+    if isinstance(exc, OverrideParseException):
+        why = next((ln.strip() for ln in str(exc.message).splitlines() if ln.strip()), "")
+        why = why.replace("LexerNoViableAltException: ", "cannot read ")
+        return (f"cannot parse the override {exc.override!r} ({why}); a list is written [a,b], "
+                "and a value holding a comma, a bracket, '=' or a space goes in quotes")
     missing = getattr(exc, "missing_cfg_file", None) or ""
     if missing.startswith("schema/launcher/"):
         return (f"hydra/launcher={missing.rpartition('/')[2]} needs hydra-submitit-launcher: "
@@ -140,6 +179,7 @@ def main() -> None:
     # let Hydra raise instead of printing a multi-line report and exiting with 1
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ[schema.SWEEP_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
+    handlers = catch_signals()
     try:
         run()
     except RunFailed:
@@ -147,15 +187,44 @@ def main() -> None:
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # before a run started (composing the config)
+        print("interrupted", file=sys.stderr)
+        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(2)
+    except (OSError, ValueError) as exc:
+        # Hydra creating a folder where a file is (hydra.run.dir=<file>), or its run.log in a
+        # folder that cannot be written (logging wraps that OSError in a ValueError)
+        cause = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        print(f"error: {os_error(cause)}", file=sys.stderr)
+        sys.exit(2)
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
         if not full_error:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         os.environ.pop(schema.SWEEP_KEYS_ENV, None)
+
+
+def catch_signals() -> dict:
+    """Ctrl-C and SIGTERM raise Interrupted, so a run ends cleanly (results.json says
+    `interrupted`, the lock is let go) and says how to continue; returns the old handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum, frame):
+        for each in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up
+            signal.signal(each, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 def swept_keys(argv: list[str]) -> list[str]:

@@ -35,10 +35,42 @@ def check_range(name: str, value, low=None, high=None, integer=False) -> None:
         raise AdaFuseError(f"{name}={value!r} is not allowed; {name} must be {kind} {bounds}".rstrip())
 
 
+def check_stop(stop) -> list[str]:
+    """Stop strings as a list: one string or a list of non-empty strings ('' would stop nothing)."""
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) and s for s in stop):
+        raise AdaFuseError(f"stop={stop!r} is not allowed; stop must be a list of non-empty "
+                           "strings, e.g. ['\\n']")
+    return list(stop)
+
+
+def check_prompts(prompts) -> list[str]:
+    """Prompts as a list of non-empty strings; one string is refused (each character would
+    become a prompt): generate(prompt) takes one."""
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+        raise AdaFuseError(f"prompts must be a list of strings, got {type(prompts).__name__} "
+                           f"{str(prompts)[:40]!r}; for one prompt use generate(prompt)")
+    for i, prompt in enumerate(prompts):
+        check_prompt(prompt, f"prompts[{i}]")
+    return list(prompts)
+
+
+def check_prompt(prompt, name: str = "prompt") -> None:
+    if not isinstance(prompt, str):
+        raise AdaFuseError(f"{name}={prompt!r} is not allowed; {name} must be a string")
+    if not prompt.strip():
+        raise AdaFuseError(f"{name}={prompt!r} is empty; give the text to continue")
+
+
 def ensemble_weights(weights: Sequence[float] | None, models: Sequence) -> list[float]:
     """Per-model weights of the ensemble score; None: each model's own `weight` (default 1)."""
     if weights is None:
         weights = [getattr(m, "weight", 1.0) for m in models]
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        raise AdaFuseError(f"weights={weights!r} is not allowed; weights must be a list of "
+                           f"{len(models)} numbers, one per model")
     weights = [float(w) for w in weights]
     if len(weights) != len(models):
         raise AdaFuseError(f"weights={weights} has {len(weights)} entries for {len(models)} models")
@@ -58,6 +90,10 @@ class Decoder:
             raise AdaFuseError("no models given; a decoder needs at least one model")
         if mode not in MODES:
             raise AdaFuseError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+        for i, m in enumerate(models):
+            if not (hasattr(m, "tokenizer") and hasattr(m, "encode")):
+                raise AdaFuseError(f"models[{i}] is a {type(m).__name__} ({str(m)[:40]!r}), not a "
+                                   "loaded model; pass adafuse.load_model(...) results")
         self.models = models
         self.mode = mode
         # how the engines run (packed CPU weights, the prefix read in place, forward splits);
@@ -114,6 +150,7 @@ class Decoder:
         return self._prefixes[key]
 
     def generate(self, prompt: str, *, max_new_tokens: int = 256, stop: Sequence[str] = ()) -> Output:
+        check_prompt(prompt)
         return self.generate_batch([prompt], max_new_tokens=max_new_tokens, stop=stop)[0]
 
     def generate_batch(
@@ -137,10 +174,13 @@ class Decoder:
         """
         check_range("max_new_tokens", max_new_tokens, 1, integer=True)
         check_range("batch_size", batch_size, 1, integer=True)
-        stop = [stop] if isinstance(stop, str) else list(stop)
-        if shared_prefix is not None and not all(p.startswith(shared_prefix) for p in prompts):
+        stop = check_stop(stop)
+        prompts = check_prompts(prompts)
+        if shared_prefix is not None and not (isinstance(shared_prefix, str) and all(
+                p.startswith(shared_prefix) for p in prompts)):
             raise AdaFuseError("shared_prefix is not a prefix of every prompt")
-        prompts = list(prompts)
+        if on_output is not None and not callable(on_output):
+            raise AdaFuseError(f"on_output={on_output!r} is not callable")
 
         def finished(index: int, out: Output) -> None:
             out.prompt = prompts[index]

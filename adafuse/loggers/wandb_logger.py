@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("adafuse.loggers.wandb")
 
+RUN_ID_FILE = "run-id"  # in <run folder>/wandb/
 TABLE_COLUMNS = ("id", "response", "extracted", "gold", "score", "rounds", "words",
                  "uncertain_share", "forwards", "seconds")
 
@@ -70,7 +73,10 @@ class WandbLogger:
             import wandb
 
             self.wandb = wandb
+            run_id, resumed = self.run_id()
             self.run = wandb.init(
+                id=run_id,
+                resume="allow",  # a continued run folder continues its W&B run
                 project=self.settings.get("project") or "adafuse",
                 entity=self.settings.get("entity"),
                 group=self.settings.get("group") or self.group,
@@ -92,11 +98,24 @@ class WandbLogger:
         except Exception as exc:  # wandb raises its own errors, timeouts among them
             self._failed("init", exc)
             return
+        if resumed:
+            log.info("wandb: continuing run %s", run_id)
         if mode == "offline":
             where = Path(self.run.dir).parent
             log.info("wandb: offline (%s); sync later with: wandb sync %s", why, where)
         else:
             log.info("wandb: %s", getattr(self.run, "url", None) or mode)
+
+    def run_id(self) -> tuple[str, bool]:
+        """(id, whether it is an earlier one): one W&B run per run folder, its id kept in the
+        folder (wandb/run-id), so a continued run logs into the same W&B run, online or not."""
+        path = self.run_dir / "wandb" / RUN_ID_FILE
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip(), True
+        run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id + "\n")
+        return run_id, False
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self.run is None:

@@ -18,12 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from adafuse.decoding.base import MODES, check_range
+from adafuse.decoding.base import MODES, check_prompt, check_range, check_stop, ensemble_weights
 from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
 from adafuse.runner.items import PromptTask, make_sample, shard_slice, trace_rows
 from adafuse.runner.rundir import RunDir
+from adafuse.runner.threads import apply_threads, check_threads
 
 log = logging.getLogger("adafuse.run")
 
@@ -37,21 +38,25 @@ class RunContext:
     run_dir: Path
     sweep_dir: Optional[Path] = None  # the sweep folder, in a multirun
     name: str = ""  # the W&B run name; default <task>/<run folder>
+    continue_command: str = ""  # the command that continues this run, shown at start and on Ctrl-C
 
 
 # --- checks, before anything is loaded or written --------------------------------------------
 
 
 def check_config(config: dict) -> None:
-    from adafuse.models import DTYPES, resolve_device
+    from adafuse.models import DTYPES, check_spec
 
     models = config.get("models") or []
     if not models:
         raise AdaFuseError("models is empty; a run needs at least one model")
     for i, spec in enumerate(models):
-        resolve_device(spec.get("device", "auto"))  # CUDA asked for without CUDA fails here
         if spec.get("dtype", "auto") not in DTYPES:
             raise AdaFuseError(f"models.{i}.dtype={spec['dtype']!r}; allowed: {', '.join(DTYPES)}")
+        try:  # paths, GGUF headers, hub ids (offline: the cache), devices: all before any load
+            check_spec(spec)
+        except AdaFuseError as exc:
+            raise AdaFuseError(f"models.{i}: {exc}") from None
     decoder = config.get("decoder") or {}
     name = decoder.get("name")
     if name not in DECODERS:
@@ -71,7 +76,10 @@ def check_config(config: dict) -> None:
         check_range("span_words", decoder.get("span_words", 3), 1, integer=True)
     elif name == "union_topk":
         check_range("top_k", decoder.get("top_k", 10), 1, integer=True)
+    if decoder.get("weights") is not None:
+        ensemble_weights(decoder["weights"], [None] * len(models))
     check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
+    check_threads(config.get("threads", "auto"))
     check_range("num_shards", config["num_shards"], 1, integer=True)
     check_range("shard", config["shard"], 0, config["num_shards"] - 1, integer=True)
     task = config.get("task") or {}
@@ -80,8 +88,12 @@ def check_config(config: dict) -> None:
         if value is not None:
             check_range(key, value, 0 if key == "limit" else 1, integer=True)
     stop = task.get("stop", config.get("stop"))
-    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+    if stop is not None and not isinstance(stop, list):
         raise AdaFuseError(f"stop={stop!r} must be a list of strings, e.g. stop='[\"\\n\"]'")
+    if stop is not None:
+        check_stop(stop)
+    if not task:
+        check_prompt(config.get("prompt"))
 
 
 def open_task(config: dict):
@@ -198,13 +210,22 @@ class Experiment:
             if finished:
                 log.info("continuing %s: %d of %d items already done", store.path, len(finished),
                          len(self.items))
+            todo = sum(str(doc["id"]) not in finished for _, doc in self.items)
+            log.info("decoding %d item%s into %s%s", todo, "" if todo == 1 else "s", store.path,
+                     f"; if stopped, continue with: {self.ctx.continue_command}"
+                     if self.ctx.continue_command and todo > 1 else "")
+            apply_threads(self.config.get("threads", "auto"))
             self.models = load_models(self.config["models"])
             self.decoder, self.batch_size = self.build_decoder()
             logger = self.build_logger(store)
             try:
                 header = self.header(store)
                 logger.log_config(header)
-                done = self.decode(finished, logger)
+                try:
+                    done = self.decode(finished, logger)
+                except KeyboardInterrupt:
+                    mark_interrupted(store)
+                    raise
                 results, samples = self.results(header, finished, done)
                 logger.log_results(results, samples)
             finally:
@@ -316,6 +337,14 @@ class Experiment:
         log.info("%s: %s = %s over %d items, %.2f s/item; %s", self.task.name,
                  results["main_metric"], shown, len(self.items),
                  results["cost"]["seconds_per_item"], store.results)
+
+
+def mark_interrupted(store: RunDir) -> None:
+    """results.json says the run was stopped (Ctrl-C, SIGTERM) and when; items stay as written."""
+    current = store.read_results()
+    if current is not None and current.get("status") != "complete":
+        store.write_results({**current, "status": "interrupted",
+                             "interrupted": datetime.now().isoformat(timespec="seconds")})
 
 
 def _print_prompt_answer(task, sample: dict, out, decoder) -> None:

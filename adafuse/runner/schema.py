@@ -142,12 +142,13 @@ class RunConfig:
     shard: int = 0  # this job decodes shard `shard` of `num_shards` contiguous slices
     num_shards: int = 1
     progress: bool = True
+    threads: Any = "auto"  # CPU threads: auto (free usable cores; OMP_NUM_THREADS wins) or N
 
 
 # --- resolvers used by conf/config.yaml ------------------------------------------------------
 
 
-def run_dir(resume: Optional[str], fresh: str) -> str:
+def run_dir(resume: Optional[str], fresh: str, runs_dir: Optional[str] = None) -> str:
     """hydra.run.dir: the run to resume, or a new folder. A resume path is checked here,
     before Hydra creates the folder, so a mistyped one leaves nothing behind. A new folder is
     claimed with an atomic mkdir: two runs started in the same second (a shell loop of jobs)
@@ -155,15 +156,24 @@ def run_dir(resume: Optional[str], fresh: str) -> str:
     if resume:
         if not (Path(resume) / "results.json").is_file():
             raise AdaFuseError(f"resume={resume!r}: no run there (a run folder holds results.json)")
+        from adafuse.runner.rundir import RunDir
+
+        RunDir(resume).read_results()  # a damaged one fails before anything is written there
         return str(resume)
-    Path(fresh).parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        candidate = fresh if n == 1 else f"{fresh}_{n}"
-        try:
-            Path(candidate).mkdir()
-            return candidate
-        except FileExistsError:
-            continue
+    try:
+        Path(fresh).parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            candidate = fresh if n == 1 else f"{fresh}_{n}"
+            try:
+                Path(candidate).mkdir()
+                return candidate
+            except FileExistsError:
+                if not Path(candidate).is_dir():
+                    raise
+    except OSError as exc:
+        where = f"runs_dir={runs_dir!r}" if runs_dir is not None else "the run folder"
+        raise AdaFuseError(f"{where}: cannot create {exc.filename or fresh}: {exc.strerror}; "
+                           "give runs_dir= a folder that can be written") from None
     raise AdaFuseError(f"{fresh}: 999 runs started in this second; pass hydra.run.dir=...")
 
 
@@ -173,6 +183,10 @@ _hydra_subdirs: dict[str, str] = {}  # output dir -> the subdir Hydra was last t
 def hydra_subdir(output_dir: str) -> str:
     """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
     inside it, so the first invocation's saved config is never overwritten."""
+    if (Path(output_dir) / "results.json").is_file():  # a damaged one fails before .hydra is written
+        from adafuse.runner.rundir import RunDir
+
+        RunDir(output_dir).read_results()
     if not (Path(output_dir) / ".hydra" / "config.yaml").is_file():
         subdir = ".hydra"
     else:
@@ -200,6 +214,49 @@ def job_dir(num: int, overrides, *, _root_) -> str:
     picked = [str(o) for o in overrides if str(o).split("=", 1)[0].lstrip("+~") in keys]
     name = f"{num}_" + ",".join(picked) if picked else str(num)
     return re.sub(r"[/\\\s]+", "_", name)[:120]  # one folder, whatever the values hold
+
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+HELP_SKIP = {"hydra/help"}  # groups that are no choice of a user's
+SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt"}
+
+
+def help_groups() -> str:
+    """--help's config groups: every folder of conf/ (hydra/launcher among them) with the
+    options it holds, the default of conf/config.yaml first."""
+    defaults: dict[str, Any] = {}
+    for entry in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml")).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                defaults[key.replace("override ", "").strip()] = value
+    lines = []
+    for folder in sorted(p for p in CONF.rglob("*") if p.is_dir()):
+        group = folder.relative_to(CONF).as_posix()
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if not options or group in HELP_SKIP:
+            continue
+        if group in defaults:  # task: null; hydra/launcher: basic, Hydra's own
+            first = "none" if defaults[group] is None else str(defaults[group])
+            options = [f"{first} (default)"] + [o for o in options if o != first]
+        prefix = "+" if group in ("sweep", "experiment", "system") else ""  # not in the defaults
+        lines.append(f"  {prefix}{group}: {', '.join(options)}")
+    return "\n".join(lines) + "\n"
+
+
+def help_shortcuts(*, _root_) -> str:
+    """--help's top-level keys with their values, from RunConfig and the composed config."""
+    names = [n for n in RunConfig.__dataclass_fields__ if n not in SHORTCUT_SKIP]
+    pairs = []
+    for name in names:
+        value = OmegaConf.select(_root_, name, throw_on_resolution_failure=False)
+        pairs.append(f"{name}={'null' if value is None else value}")
+    lines, line = [], " "
+    for pair in pairs:
+        if len(line) + len(pair) > 92:
+            lines.append(line)
+            line = " "
+        line += " " + pair
+    return "\n".join(lines + [line]) + "\n"
 
 
 def register() -> None:
@@ -230,7 +287,8 @@ def register() -> None:
     except ImportError:
         pass
     for name, fn in {"adafuse.run_dir": run_dir, "adafuse.hydra_subdir": hydra_subdir,
-                     "adafuse.job_dir": job_dir}.items():
+                     "adafuse.job_dir": job_dir, "adafuse.help_groups": help_groups,
+                     "adafuse.help_shortcuts": help_shortcuts}.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

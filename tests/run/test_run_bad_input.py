@@ -71,7 +71,7 @@ def test_cuda_without_cuda(adafuse_run, tmp_path):
     res = adafuse_run("models.1.device=cuda:0", "logger=none", f"runs_dir={tmp_path}/runs")
     assert res.code == 2
     assert res.err_lines == [
-        f"error: device='cuda:0' asked for CUDA, but this torch ({torch.__version__}) sees no CUDA "
+        f"error: models.1: device='cuda:0' asked for CUDA, but this torch ({torch.__version__}) sees no CUDA "
         "device; use device=cpu or device=auto"]
 
 
