@@ -45,6 +45,9 @@ from adafuse.lm_eval import args as model_args
 
 log = logging.getLogger(__name__)
 
+# most continuation tokens one context's rows score in one chunk (a longer row goes alone)
+SCORED_POSITIONS = 1024
+
 
 @register_model("adafuse")
 class AdaFuseLM(LM):
@@ -183,7 +186,8 @@ def score_continuations(engine, pairs, greedy: bool, batch_size: int = 1, desc: 
     or the recompute oracle with `mode=recompute`).
 
     Each distinct context (the ids before a row's scored tokens) is one engine prompt, so a
-    multiple-choice item's continuations share one; `batch_size` of them are scored together.
+    multiple-choice item's continuations share one (up to `SCORED_POSITIONS` tokens of them:
+    loglikelihood_rolling's texts all follow the same BOS); `batch_size` are scored together.
     The cached engine encodes the ids all contexts share (a task's few-shot examples) once and
     every prompt reads them in place."""
     lm = engine.lm
@@ -203,22 +207,34 @@ def score_continuations(engine, pairs, greedy: bool, batch_size: int = 1, desc: 
     by_key: dict[int, list[int]] = {}
     for i, (key, _, _) in enumerate(rows):
         by_key.setdefault(key, []).append(i)
-    order = sorted(by_key, key=lambda k: contexts[k])  # neighbours share more of their ids
+    # units: a context's rows, cut where they would score more than SCORED_POSITIONS tokens
+    # together (the scoring forward gathers logits over the whole vocabulary at each)
+    units: list[tuple[int, list[int]]] = []
+    for key in sorted(by_key, key=lambda k: contexts[k]):  # neighbours share more of their ids
+        group, size = [], 0
+        for i in by_key[key]:
+            n = len(rows[i][1]) - rows[i][2]
+            if group and size + n > SCORED_POSITIONS:
+                units.append((key, group))
+                group, size = [], 0
+            group.append(i)
+            size += n
+        units.append((key, group))
     out: list[tuple[float, bool]] = [(0.0, True)] * len(rows)
-    for at in tqdm(range(0, len(order), batch_size), desc=desc, disable=disable_tqdm):
-        chunk = order[at : at + batch_size]
-        engine.add_many([(key, contexts[key], cost, prefix) for key in chunk])
-        members = [i for key in chunk for i in by_key[key]]
-        nlls = engine.score({key: ([rows[i][1] for i in by_key[key]], [rows[i][2] for i in by_key[key]])
-                             for key in chunk})
-        flags = greedy_flags(engine, [rows[i] for i in members]) if greedy else [False] * len(members)
-        for j, i in enumerate(members):
-            key, row, start = rows[i]
+    for at in tqdm(range(0, len(units), batch_size), desc=desc, disable=disable_tqdm):
+        chunk = range(at, min(at + batch_size, len(units)))  # engine keys: unit indices
+        engine.add_many([(u, contexts[units[u][0]], cost, prefix) for u in chunk])
+        nlls = engine.score({u: ([rows[i][1] for i in units[u][1]], [rows[i][2] for i in units[u][1]])
+                             for u in chunk})
+        members = [(u, i) for u in chunk for i in units[u][1]]
+        flags = (greedy_flags(engine, [(u, rows[i][1], rows[i][2]) for u, i in members]) if greedy
+                 else [False] * len(members))
+        for (u, i), flag in zip(members, flags):
+            _, row, start = rows[i]
             n = len(row) - start
-            nll = nlls[key][by_key[key].index(i)]
-            out[i] = (-nll * n if n > 0 else 0.0, flags[j])
-        for key in chunk:
-            engine.remove(key)
+            out[i] = (-nlls[u][units[u][1].index(i)] * n if n > 0 else 0.0, flag)
+        for u in chunk:
+            engine.remove(u)
     return out
 
 

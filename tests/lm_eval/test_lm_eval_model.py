@@ -167,3 +167,19 @@ def test_boundary_merge_scores_the_retokenised_tail(loaded):
         (value, _), = AdaFuseLM(models=[lm]).loglikelihood(requests("loglikelihood", [(context, continuation)]),
                                                           disable_tqdm=True)
         assert value == pytest.approx(expected, abs=1e-4)
+
+
+def test_rows_of_one_context_split_across_chunks(loaded, monkeypatch):
+    """loglikelihood_rolling's texts share one context (BOS); a context's rows are cut into
+    several engine prompts past SCORED_POSITIONS tokens, with the same values."""
+    import adafuse.lm_eval.model as module
+
+    lm = AdaFuseLM(models=[loaded["llama"], loaded["gemma"]], batch_size=2)
+    rolling = requests("loglikelihood_rolling", [(t,) for t in TEXTS * 2])
+    whole = lm.loglikelihood_rolling(rolling, disable_tqdm=True)
+    choices = lm.loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True)
+    monkeypatch.setattr(module, "SCORED_POSITIONS", 3)
+    assert lm.loglikelihood_rolling(rolling, disable_tqdm=True) == pytest.approx(whole, abs=1e-4)
+    split = lm.loglikelihood(requests("loglikelihood", PAIRS), disable_tqdm=True)
+    assert [g for _, g in split] == [g for _, g in choices]
+    assert [v for v, _ in split] == pytest.approx([v for v, _ in choices], abs=1e-4)
