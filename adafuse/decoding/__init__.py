@@ -10,6 +10,7 @@ ensemble baselines (fixed_span, union_topk, rerank), all behind one interface.
     greedy.py, fixed_span.py, union_topk.py, rerank.py: the baselines
     output.py      what a decoder returns (Output, Round, Proposal, Stats, ModelCost)
     text.py        words, stop strings, decoding continuations
+    registry.py    decoders by name (or `_target_`), their parameters declared once, checks
     engine/        the forwards: cached and recompute engines behind one protocol
 """
 
@@ -18,6 +19,7 @@ from adafuse.decoding.ensemble import AdaFuse
 from adafuse.decoding.fixed_span import FixedSpan
 from adafuse.decoding.greedy import Greedy
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
+from adafuse.decoding.registry import DECODERS, build_decoder, register_decoder
 from adafuse.decoding.rerank import Rerank
 from adafuse.decoding.union_topk import UnionTopK
 
@@ -35,21 +37,7 @@ __all__ = [
     "Stats",
     "UnionTopK",
     "build_decoder",
+    "register_decoder",
 ]
 
-# decoder= choices: the config's `name` picks the class
-DECODERS = {cls.name: cls for cls in (AdaFuse, Greedy, FixedSpan, UnionTopK, Rerank)}
-
-
-def build_decoder(config: dict, models) -> Decoder:
-    """A decoder from its config node: `name` picks the class, the rest are its arguments."""
-    from adafuse.errors import AdaFuseError
-
-    config = dict(config)
-    name = config.pop("name", "adafuse")
-    if name not in DECODERS:
-        raise AdaFuseError(f"unknown decoder {name!r}; allowed: {', '.join(sorted(DECODERS))}")
-    try:
-        return DECODERS[name](models, **config)
-    except TypeError as exc:
-        raise AdaFuseError(f"decoder {name!r}: {exc}") from exc
+# each decoder class registers itself (registry.register_decoder) where it is defined

@@ -17,19 +17,22 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from adafuse.decoding.base import Decoder, check_range, ensemble_weights
+from adafuse.decoding.base import Decoder, ensemble_weights
 from adafuse.decoding.decide import Decision, decide
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.pool import pool_proposals
 from adafuse.decoding.proposals import ModelProposals, propose
+from adafuse.decoding.registry import check_parameters, register_decoder
 from adafuse.decoding.scoring import ModelScores, proposal_rows, score_pools
 from adafuse.decoding.text import find_stop, word_count
 
 
+@register_decoder
 class AdaFuse(Decoder):
     """Adaptive span-level ensemble of one or more causal LMs (any tokenizers)."""
 
     name = "adafuse"
+    bounds = {"theta_delta": (0, 1), "max_words": (1, None), "num_candidates": (1, None)}
 
     def __init__(
         self,
@@ -43,9 +46,8 @@ class AdaFuse(Decoder):
         engine=None,
     ):
         super().__init__(models, mode=mode, engine=engine)
-        check_range("theta_delta", theta_delta, 0, 1)
-        check_range("max_words", max_words, 1, integer=True)
-        check_range("num_candidates", num_candidates, 1, integer=True)
+        check_parameters(AdaFuse, {"theta_delta": theta_delta, "max_words": max_words,
+                                   "num_candidates": num_candidates}, len(self.models))
         weights = ensemble_weights(weights, self.models)
         self.theta_delta = float(theta_delta)
         self.max_words = int(max_words)

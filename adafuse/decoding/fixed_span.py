@@ -19,18 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adafuse.decoding.base import check_range
 from adafuse.decoding.ensemble import AdaFuse
+from adafuse.decoding.registry import check_parameters, register_decoder
 
 
+@register_decoder
 class FixedSpan(AdaFuse):
     """Span-level ensemble with a fixed span of `span_words` words per proposal."""
 
     name = "fixed_span"
+    bounds = {"span_words": (1, None)}
 
     def __init__(self, models: Sequence, *, span_words: int = 3,
                  weights: Sequence[float] | None = None, mode: str = "cached", engine=None):
-        check_range("span_words", span_words, 1, integer=True)
+        check_parameters(FixedSpan, {"span_words": span_words})
         super().__init__(models, theta_delta=0.0, max_words=int(span_words), num_candidates=1,
                          weights=weights, mode=mode, engine=engine)
         self.span_words = int(span_words)

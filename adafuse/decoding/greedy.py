@@ -12,21 +12,20 @@ from collections.abc import Sequence
 from adafuse.decoding.base import Decoder
 from adafuse.decoding.output import ModelCost, Output, Stats
 from adafuse.decoding.proposals import margin_and_top
+from adafuse.decoding.registry import LAST_MODEL, check_parameters, register_decoder
 from adafuse.decoding.text import ContinuationDecoder, find_stop, word_count
-from adafuse.errors import AdaFuseError
 
 
+@register_decoder
 class Greedy(Decoder):
     """Argmax decoding with one model (`model_index` picks it from a list)."""
 
     name = "greedy"
+    bounds = {"model_index": (0, LAST_MODEL)}
 
     def __init__(self, models: Sequence, *, model_index: int = 0, mode: str = "cached", engine=None):
         super().__init__(models, mode=mode, engine=engine)
-        if not isinstance(model_index, int) or not 0 <= model_index < len(self.models):
-            raise AdaFuseError(
-                f"model_index={model_index!r} is out of range; allowed: 0..{len(self.models) - 1}"
-            )
+        check_parameters(Greedy, {"model_index": model_index}, len(self.models))
         self.model_index = model_index
         self.lm = self.models[model_index]
 

@@ -28,10 +28,12 @@ from adafuse.decoding.decide import decide
 from adafuse.decoding.greedy import decode_chunk
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.pool import pool_proposals
+from adafuse.decoding.registry import register_decoder
 from adafuse.decoding.scoring import score_pools
 from adafuse.decoding.text import word_count
 
 
+@register_decoder
 class Rerank(Decoder):
     """Picks, among the models' greedy answers, the one the ensemble finds most likely."""
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adafuse.decoding.base import check_range
 from adafuse.decoding.ensemble import AdaFuse
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.proposals import ModelProposals, Proposed, margin_and_top
+from adafuse.decoding.registry import check_parameters, register_decoder
 from adafuse.decoding.text import ContinuationDecoder, find_stop
 
 INCOMPLETE = "\ufffd"  # what a partial UTF-8 sequence decodes to
@@ -62,14 +62,16 @@ def token_pieces(engine, key, model_index: int, top_k: int, tail: str, stop: Seq
     return pieces, margin
 
 
+@register_decoder
 class UnionTopK(AdaFuse):
     """Token-level ensemble: each step appends the best of the union of the models' top-k."""
 
     name = "union_topk"
+    bounds = {"top_k": (1, None)}
 
     def __init__(self, models: Sequence, *, top_k: int = 10,
                  weights: Sequence[float] | None = None, mode: str = "cached", engine=None):
-        check_range("top_k", top_k, 1, integer=True)
+        check_parameters(UnionTopK, {"top_k": top_k})
         # θ, max_words and B are AdaFuse's; this decoder's proposal step does not read them
         super().__init__(models, theta_delta=0.0, max_words=1, num_candidates=1, weights=weights,
                          mode=mode, engine=engine)

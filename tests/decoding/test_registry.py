@@ -1,0 +1,92 @@
+"""Decoders by name or `_target_`, their parameters declared once: the constructor's checks,
+the config checks before any model loads, and the did-you-mean all come from the signature
+and `bounds` of the class."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from adafuse import AdaFuse, AdaFuseError
+from adafuse.decoding import DECODERS, build_decoder, register_decoder
+from adafuse.decoding.registry import check_decoder_config, parameters
+from tests.scripted import EOS, ScriptedLM
+
+WORDS = ["Q:", " a", " b", "\n"]
+
+
+def pair():
+    def script(text):
+        return {" a": 0.6, " b": 0.3, EOS: 0.1} if text.count(" ") < 2 else {EOS: 1.0}
+
+    return [ScriptedLM("m0", WORDS, script), ScriptedLM("m1", WORDS, script)]
+
+
+def test_parameters_are_the_keyword_arguments_of_the_constructor():
+    assert list(parameters(AdaFuse)) == ["theta_delta", "max_words", "num_candidates", "weights", "mode", "engine"]
+    assert list(parameters(DECODERS["greedy"])) == ["model_index", "mode", "engine"]
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"name": "adafuse", "theta_dlta": 0.5}, "decoder 'adafuse' has no parameter 'theta_dlta' (did you mean 'theta_delta'?)"),
+    ({"name": "fixed_span", "span_word": 2}, "(did you mean 'span_words'?)"),
+    ({"name": "union_topk", "topk": 2}, "(did you mean 'top_k'?)"),
+    ({"name": "beam"}, "unknown decoder 'beam'; allowed: adafuse, fixed_span, greedy, rerank, union_topk"),
+    ({"name": "adafuse", "theta_delta": 1.5}, "theta_delta=1.5 is not allowed; theta_delta must be a number in [0, 1]"),
+    ({"name": "adafuse", "max_words": 1.5}, "max_words=1.5 is not allowed; max_words must be an integer >= 1"),
+    ({"name": "union_topk", "top_k": 0}, "top_k=0 is not allowed"),
+    ({"name": "greedy", "model_index": 2}, "model_index=2 is out of range; allowed: 0..1"),
+    ({"name": "rerank", "weights": [1]}, "weights=[1.0] has 1 entries for 2 models"),
+    ({"name": "rerank", "mode": "fast"}, "unknown mode 'fast'; allowed: cached, recompute"),
+    ({"name": "rerank", "engine": {"share_prefx": False}}, "unknown engine option 'share_prefx'"),
+    ({"_target_": "no_such_module.Decoder"}, "decoder._target_='no_such_module.Decoder' cannot be imported"),
+    ({"_target_": "adafuse.decoding.output.Output"}, "is not a Decoder subclass"),
+])
+def test_a_bad_config_is_one_line_before_any_model_loads(config, message):
+    with pytest.raises(AdaFuseError) as info:
+        check_decoder_config(config, n_models=2)
+    assert message in str(info.value)
+    cls = DECODERS.get(config.get("name"))
+    args = {k: v for k, v in config.items() if k != "name"}
+    if cls is not None and set(args) <= set(parameters(cls)):
+        with pytest.raises(AdaFuseError) as built:  # the constructor says the same
+            cls(pair(), **args)
+        assert str(built.value) == str(info.value)
+
+
+def test_a_target_outside_the_package_is_imported_and_built(tmp_path, monkeypatch):
+    (tmp_path / "my_rule.py").write_text(
+        "from adafuse import AdaFuse\n\n"
+        "class Shorter(AdaFuse):\n"
+        "    name = 'shorter'\n"
+        "    def __init__(self, models, *, weights=None, mode='cached', engine=None):\n"
+        "        super().__init__(models, max_words=1, weights=weights, mode=mode, engine=engine)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        dec = build_decoder({"_target_": "my_rule.Shorter", "name": "shorter", "mode": "recompute"}, pair())
+        assert type(dec).__name__ == "Shorter" and dec.max_words == 1 and dec.mode == "recompute"
+        assert "shorter" not in DECODERS  # named by path, not registered
+        assert dec.generate("Q:", max_new_tokens=3).text
+    finally:
+        sys.modules.pop("my_rule", None)
+
+
+def test_a_registered_decoder_is_a_name_like_the_built_in_ones():
+    @register_decoder
+    class Quiet(AdaFuse):
+        name = "quiet_test_decoder"
+        bounds = {"patience": (0, 5)}
+
+        def __init__(self, models, *, patience: int = 1, mode: str = "cached"):
+            super().__init__(models, mode=mode)
+            self.patience = patience
+
+    try:
+        assert build_decoder({"name": "quiet_test_decoder", "patience": 2}, pair()).patience == 2
+        with pytest.raises(AdaFuseError, match=r"patience=9 is not allowed; patience must be an integer in \[0, 5\]"):
+            check_decoder_config({"name": "quiet_test_decoder", "patience": 9}, 2)
+        with pytest.raises(AdaFuseError, match="decoder name 'adafuse' is taken"):
+            register_decoder(type("Other", (AdaFuse,), {"name": "adafuse"}))
+    finally:
+        DECODERS.pop("quiet_test_decoder")
