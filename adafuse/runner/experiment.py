@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from adafuse.decoding.base import MODES, check_prompt, check_range, check_stop, ensemble_weights
+from adafuse.decoding.base import MODES, check_prompt, check_range, check_stop
 from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
@@ -28,7 +28,6 @@ from adafuse.runner.threads import apply_threads, check_threads
 
 log = logging.getLogger("adafuse.run")
 
-DECODERS = ("adafuse", "greedy", "fixed_span", "union_topk", "rerank")  # adafuse.decoding.DECODERS
 PROMPT_MAX_NEW_TOKENS = 32
 PROMPT_STOP = ["\n"]
 
@@ -58,26 +57,12 @@ def check_config(config: dict) -> None:
         except AdaFuseError as exc:
             raise AdaFuseError(f"models.{i}: {exc}") from None
     decoder = config.get("decoder") or {}
-    name = decoder.get("name")
-    if name not in DECODERS:
-        raise AdaFuseError(f"unknown decoder {name!r}; allowed: {', '.join(DECODERS)}")
     if decoder.get("mode", MODES[0]) not in MODES:
         raise AdaFuseError(f"decoder.mode={decoder['mode']!r}; allowed: {', '.join(MODES)}")
-    # the decoders check these too; here they fail before any model loads
-    if name == "adafuse":
-        check_range("theta_delta", decoder["theta_delta"], 0, 1)
-        check_range("max_words", decoder["max_words"], 1, integer=True)
-        check_range("num_candidates", decoder["num_candidates"], 1, integer=True)
-    elif name == "greedy":
-        index = decoder.get("model_index", 0)
-        if not 0 <= index < len(models):
-            raise AdaFuseError(f"decoder.model_index={index} is out of range; allowed: 0..{len(models) - 1}")
-    elif name == "fixed_span":
-        check_range("span_words", decoder.get("span_words", 3), 1, integer=True)
-    elif name == "union_topk":
-        check_range("top_k", decoder.get("top_k", 10), 1, integer=True)
-    if decoder.get("weights") is not None:
-        ensemble_weights(decoder["weights"], [None] * len(models))
+    # the decoder's parameters, as its class declares them; here they fail before any model loads
+    from adafuse.decoding.registry import check_decoder_config
+
+    check_decoder_config({k: v for k, v in decoder.items() if k != "batch_size"}, len(models))
     check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
     check_threads(config.get("threads", "auto"))
     check_range("num_shards", config["num_shards"], 1, integer=True)
