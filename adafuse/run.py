@@ -163,8 +163,8 @@ def did_you_mean(message: str) -> str:
         return ""
     key = match.group(1)
     known = list(schema.RunConfig.__dataclass_fields__)
-    for cls in (schema.AdaFuseConf, schema.GreedyConf, schema.TaskConf, schema.ModelConf,
-                schema.WandbConf):
+    for cls in (schema.AdaFuseConf, schema.GreedyConf, schema.FixedSpanConf, schema.UnionTopKConf,
+                schema.RerankConf, schema.TaskConf, schema.ModelConf, schema.WandbConf):
         known += list(cls.__dataclass_fields__)
     close = difflib.get_close_matches(key.split(".")[-1], sorted(set(known)), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

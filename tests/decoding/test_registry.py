@@ -90,3 +90,10 @@ def test_a_registered_decoder_is_a_name_like_the_built_in_ones():
             register_decoder(type("Other", (AdaFuse,), {"name": "adafuse"}))
     finally:
         DECODERS.pop("quiet_test_decoder")
+
+
+@pytest.mark.parametrize("key,close", [("span_word", "span_words"), ("topk", "top_k"), ("model_idx", "model_index")])
+def test_the_command_line_suggests_every_decoders_parameters(key, close):
+    from adafuse.run import did_you_mean
+
+    assert did_you_mean(f"Key '{key}' not in 'FixedSpanConf'") == f" (did you mean {close!r}?)"
