@@ -347,8 +347,11 @@ def _check_hub(name: str, spec: ModelSpec) -> None:
 
     try:
         found = file_exists(name, wanted)
-    except (RepositoryNotFoundError, GatedRepoError):
-        found = None  # gated: loading says what it needs (a token), with the hub's words
+    except GatedRepoError:
+        found = None  # loading says what it needs (a token), with the hub's words
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"model {name!r} is not on the Hugging Face hub (or it is private: "
+                             "log in with `hf auth login`)") from None
     except Exception as exc:  # no network, a proxy, a timeout: say so once, do not retry
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"cannot reach the Hugging Face hub to find {name!r} ({first}); "
