@@ -82,7 +82,8 @@ def continue_command(overrides: list[str], run_dir: Path, sweep_dir: Path | None
         args = args if {"-m", "--multirun"} & set(args) else ["-m", *args]
         args.append(f"hydra.sweep.dir={sweep_dir}")
     else:
-        args = [o for o in overrides if not o.startswith(("resume=", "hydra.run.dir="))]
+        # hydra.mode=RUN is Hydra's own addition, not the user's
+        args = [o for o in overrides if not o.startswith(("resume=", "hydra.run.dir=", "hydra.mode="))]
         args.append(f"resume={run_dir}")
     return "python -m adafuse.run " + " ".join(shlex.quote(a) for a in args)
 
