@@ -98,17 +98,25 @@ def decoder_arguments(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ("name", "_target_")}
 
 
-def check_decoder_config(config: dict, n_models: int) -> type:
-    """Check a decoder config before any model loads; returns the decoder's class."""
+def check_decoder_config(config: dict, n_models: int, engine=None) -> type:
+    """Check a decoder config before any model loads; returns the decoder's class.
+    engine: a run's engine options (its `engine` node), given to a decoder that takes them."""
+    from adafuse.decoding.engine.protocol import EngineOptions
+
     cls = decoder_class(config)
     check_parameters(cls, decoder_arguments(config), n_models)
+    EngineOptions.of(engine)
     return cls
 
 
-def build_decoder(config: dict, models):
+def build_decoder(config: dict, models, engine=None):
     """A decoder from its config node: `_target_` or `name` picks the class, the rest are its
-    arguments."""
+    arguments. engine: engine options for a decoder that takes them and whose node names none
+    (a run's `engine` node: `engine.share_prefix=false`)."""
     config = dict(config)
     models = list(models) if isinstance(models, (list, tuple)) else [models]
-    cls = check_decoder_config(config, len(models))
-    return cls(models, **decoder_arguments(config))
+    cls = check_decoder_config(config, len(models), engine)
+    arguments = decoder_arguments(config)
+    if engine is not None and "engine" in parameters(cls) and arguments.get("engine") is None:
+        arguments["engine"] = dict(engine)
+    return cls(models, **arguments)

@@ -62,7 +62,8 @@ def check_config(config: dict) -> None:
     # the decoder's parameters, as its class declares them; here they fail before any model loads
     from adafuse.decoding.registry import check_decoder_config
 
-    check_decoder_config({k: v for k, v in decoder.items() if k != "batch_size"}, len(models))
+    check_decoder_config({k: v for k, v in decoder.items() if k != "batch_size"}, len(models),
+                         config.get("engine"))
     check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
     check_threads(config.get("threads", "auto"))
     check_range("num_shards", config["num_shards"], 1, integer=True)
@@ -227,7 +228,7 @@ class Experiment:
             torch.manual_seed(self.config["seed"])
         args = dict(self.config["decoder"])
         batch_size = int(args.pop("batch_size", 1))
-        return build_decoder(args, self.models), batch_size
+        return build_decoder(args, self.models, self.config.get("engine")), batch_size
 
     def build_logger(self, store: RunDir):
         from adafuse.loggers import build_logger

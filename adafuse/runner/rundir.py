@@ -24,7 +24,7 @@ from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl, write_json_at
 
 # settings that may change when a run is continued: they do not change its outputs
 RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir",
-                  "threads")  # threads: CPU threads change speed, not outputs
+                  "threads", "engine")  # threads, engine: they change speed, not outputs
 # top-level shortcuts: compared where they are interpolated to (decoder.*, task.*, models.*),
 # so a difference is reported once, and not at all where it has no effect (θ for greedy)
 SHORTCUTS = ("theta_delta", "max_words", "num_candidates", "limit", "seed", "device", "dtype")

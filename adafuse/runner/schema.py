@@ -116,6 +116,17 @@ class NoLoggerConf:
 
 
 @dataclass
+class EngineConf:
+    """How the engines run: speed and memory, never a choice. The fields of
+    adafuse.decoding.engine.EngineOptions (a test keeps the two equal; this module stays
+    free of torch)."""
+
+    pack_cpu_weights: bool = True  # float32 on CPU: linear layers over weights packed once
+    share_prefix: bool = True  # a task's shared prefix read in place by every row
+    split_waste: int = 48  # CPU: split a padded forward wasting more positions than this
+
+
+@dataclass
 class RunConfig:
     models: List[ModelConf] = field(default_factory=list)
     task: Optional[TaskConf] = None  # null: decode `prompt` alone
@@ -143,6 +154,7 @@ class RunConfig:
     num_shards: int = 1
     progress: bool = True
     threads: Any = "auto"  # CPU threads: auto (free usable cores; OMP_NUM_THREADS wins) or N
+    engine: EngineConf = field(default_factory=EngineConf)  # engine.share_prefix=false, ...
 
 
 # --- resolvers used by conf/config.yaml ------------------------------------------------------
@@ -218,7 +230,7 @@ def job_dir(num: int, overrides, *, _root_) -> str:
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 HELP_SKIP = {"hydra/help"}  # groups that are no choice of a user's
-SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt"}
+SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt", "engine"}
 
 
 def help_groups() -> str:
