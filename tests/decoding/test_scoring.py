@@ -1,0 +1,74 @@
+"""Step 3 on scripted models: every model's NLL of every pooled proposal, and where each came
+from (the proposer's own span, a later model's first branch forward, a scoring forward); the
+NLLs are the same whatever their source, and the recompute oracle takes no shortcut."""
+
+from __future__ import annotations
+
+import pytest
+
+from adafuse.decoding.engine import open_engine
+from adafuse.decoding.output import ModelCost
+from adafuse.decoding.pool import pool_proposals
+from adafuse.decoding.proposals import propose
+from adafuse.decoding.scoring import BRANCH_FORWARD, OWN_SPAN, SCORING_FORWARD, proposal_rows, score_pools
+from tests.scripted import EOS, ScriptedLM
+
+WORDS = ["Q:", " a", " b", " c", " d", "\n"]
+PROMPT = "Q:"
+
+
+def pair():
+    def first(text):
+        return {" a": 0.5, " b": 0.3, EOS: 0.2} if text.count(" ") < 3 else {EOS: 1.0}
+
+    def second(text):
+        return {" c": 0.4, " a": 0.35, " d": 0.25} if text.count(" ") < 3 else {EOS: 1.0}
+
+    return [ScriptedLM("m0", WORDS, first), ScriptedLM("m1", WORDS, second)]
+
+
+def one_round(mode: str, reuse_own_spans: bool):
+    """Steps 1-3 of AdaFuse's first round for one prompt, as ensemble.AdaFuse runs them."""
+    models = pair()
+    engines = [open_engine(lm, ModelCost(lm.name), mode) for lm in models]
+    for lm, engine in zip(models, engines):
+        engine.add(0, lm.encode(PROMPT), ModelCost(lm.name))
+    proposed = []
+    for m, engine in enumerate(engines):
+        score = None
+        if m:
+            earlier = pool_proposals([p.by_key[0].proposals for p in proposed])
+            score = {0: proposal_rows(engine.lm, engine.ids[0], PROMPT, earlier)}
+        proposed.append(propose(engine, [0], m, {0: ""}, theta=0.9, max_words=2, num_candidates=3,
+                                stop=[], score=score))
+    pools = {0: pool_proposals([p.by_key[0].proposals for p in proposed])}
+    scores = []
+    for m, engine in enumerate(engines):
+        own = {0: proposed[m].by_key[0].spans_by_key()} if reuse_own_spans else None
+        scores.append(score_pools(engine, {0: PROMPT}, pools, own, proposed[m].folded)[0])
+    return pools[0], scores
+
+
+def test_each_nll_says_where_it_came_from():
+    pool, (first, second) = one_round("cached", reuse_own_spans=True)
+    texts = [p.text for p in pool]
+    assert texts == [" a", " b", "", " c", " d"]  # m0 explored 3 (EOS among them), then m1's new ones
+    mine = [0 in p.proposers for p in pool]
+    # the first model: its own spans from the logits it generated them with, m1's by a forward
+    assert [s == OWN_SPAN for s in first.source] == mine
+    assert all(s == SCORING_FORWARD for s, own in zip(first.source, mine) if not own)
+    # the second model: its own spans (" a" too, proposed by both), and m0's other proposals
+    # scored in its first branch forward
+    assert pool[0].proposers == [0, 1]
+    for p, source in zip(pool, second.source):
+        assert source == (OWN_SPAN if 1 in p.proposers else BRANCH_FORWARD), p.text
+
+
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
+def test_the_nlls_do_not_depend_on_their_source(mode):
+    pool, shortcut = one_round("cached", reuse_own_spans=True)
+    _, forward = one_round(mode, reuse_own_spans=False)
+    for a, b in zip(shortcut, forward):
+        assert a.nll == pytest.approx(b.nll, abs=1e-5)
+    if mode == "recompute":  # the oracle folds nothing into a branch forward
+        assert all(s == SCORING_FORWARD for scores in forward for s in scores.source)
