@@ -97,3 +97,20 @@ def test_the_command_line_suggests_every_decoders_parameters(key, close):
     from adafuse.run import did_you_mean
 
     assert did_you_mean(f"Key '{key}' not in 'FixedSpanConf'") == f" (did you mean {close!r}?)"
+
+
+def test_the_config_schemas_hold_what_the_decoders_declare():
+    """conf/'s schema (runner/schema.py, which stays free of torch) against each class's
+    declaration: the same parameters with the same defaults (engine is a run's own node)."""
+    import dataclasses
+
+    from adafuse.runner import schema
+
+    confs = {"adafuse": schema.AdaFuseConf, "greedy": schema.GreedyConf, "fixed_span": schema.FixedSpanConf,
+             "union_topk": schema.UnionTopKConf, "rerank": schema.RerankConf}
+    assert set(confs) == set(DECODERS)
+    for name, conf in confs.items():
+        fields = {f.name: f.default for f in dataclasses.fields(conf) if f.name not in ("name", "batch_size")}
+        declared = {k: p.default for k, p in parameters(DECODERS[name]).items() if k != "engine"}
+        assert fields == declared, name
+        assert conf().name == name
