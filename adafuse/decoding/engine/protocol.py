@@ -48,7 +48,8 @@ class EngineOptions:
 
     pack_cpu_weights: float32 models on CPU run their linear layers through oneDNN over
         weights packed once (`cpu_linear.pack_model`), where the copies fit in half the
-        memory available;
+        memory available; False: this engine packs nothing (a model an earlier engine
+        packed stays so until `cpu_linear.unpack_model`);
     share_prefix: each prompt's cache holds only what follows a task's shared prefix, read
         in place by every row (`prefix_attention`), where the model passes the probe;
         False: every prompt's cache starts as a copy of the prefix's;
