@@ -44,7 +44,8 @@ class RunContext:
 
 
 def check_config(config: dict) -> None:
-    from adafuse.models import DTYPES, check_spec
+    from adafuse.model_checks import check_spec
+    from adafuse.models import DTYPES
 
     models = config.get("models") or []
     if not models:
