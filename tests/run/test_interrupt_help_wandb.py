@@ -105,3 +105,20 @@ def test_a_continued_run_continues_its_wandb_run(adafuse_run, tmp_path):
     assert len(runs) == 2
     ids = {p.name.rsplit("-", 1)[1] for p in runs}
     assert len(ids) == 1 and (run / "wandb" / "run-id").read_text().strip() in ids
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_loading_leaves_no_folder(adafuse_run, monkeypatch, tmp_path, signum, code):
+    from adafuse.errors import Interrupted
+    from adafuse.runner import experiment
+
+    def interrupted(specs):
+        raise Interrupted(signum)
+
+    monkeypatch.setattr(experiment, "load_models", interrupted)
+    runs = tmp_path / "runs"
+    res = adafuse_run("task=triviaqa", "limit=2", "logger=none", f"runs_dir={runs}")
+    assert res.code == code
+    assert res.err_lines == ["interrupted before the first item; nothing was written"]
+    assert not runs.exists() or not any(runs.iterdir()), list(runs.rglob("*"))
