@@ -134,7 +134,7 @@ def check(args: dict[str, Any]) -> None:
     from types import SimpleNamespace
 
     from adafuse.decoding import build_decoder
-    from adafuse.models import check_spec
+    from adafuse.model_checks import check_spec
 
     specs, decoder, _ = parse(args)
     checked = [check_spec(spec) for spec in specs]
