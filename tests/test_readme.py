@@ -111,6 +111,8 @@ PLAN = [
                  "here, does not (the text says so), and `--tasks ...` is a placeholder"),),
           # the example tasks' paths (--include_path, their data_files) are the repository's
           setup="ln -s \"$REPO/adafuse\" adafuse"),
+    Entry(r"^bash examples/custom_decoder/run\.sh", "slow", "the embedded pair",
+          setup="ln -s \"$REPO/examples\" examples\nexport PYTHON=\"$VENV_PYTHON\""),
     Entry(r"^python -m adafuse\.show runs/table1_embedded/triviaqa/adafuse", "plain",
           setup="ln -s \"$REPO/results\" results"),
 ]
