@@ -146,8 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", default=None, help="comma-separated batch sizes (cuda: 1,8,32; cpu: 1,2)")
     ap.add_argument("--prompts", type=int, default=None, help="TriviaQA questions (cuda: 32; cpu: 2)")
     ap.add_argument("--tokens", type=int, default=None, help="max_new_tokens (cuda: 32; cpu: 6)")
-    ap.add_argument("--tie-nats", type=float, default=0.1,
-                    help="an oracle gap below this is a near-tie in bf16 (measured |dNLL| up to ~0.03)")
+    ap.add_argument("--tie-nats", type=float, default=0.4,
+                    help="an oracle gap below this is a near-tie in bf16 (CPU, measured |dNLL|: up to "
+                         "0.029 on the tiny pair, 0.137 on the embedded pair; twice a 0.2 bound)")
     ap.add_argument("--no-embedded", action="store_true", help="skip the embedded pair (needs its packages)")
     ap.add_argument("--no-8b", action="store_true", help="skip the random-init pair of 8B shape")
     args = ap.parse_args(argv)

@@ -5,8 +5,11 @@ Why a tolerance: bf16 keeps 8 bits of mantissa, so a cached forward (keys and va
 from the cache, rows batched with other rows, the prefix read in place) and a full re-encode
 round differently. Measured on the tiny pair below, the mean NLLs of the same span differ by up
 to 0.029 nats (float32: 2e-6). A winner may then flip only where the oracle's gap between its
-two best ensemble scores is below about twice that; TIE_NATS = 0.1 leaves room for longer
-prompts, and the test asserts that the NLLs stay well inside it.
+two best ensemble scores is below about twice that; TIE_NATS = 0.1 leaves room, and the test
+asserts that the NLLs stay well inside it. On the embedded pair (30 and 18 layers, 5-shot
+TriviaQA prompts with the prefix read in place, batch 8) the same spans' NLLs differed by up
+to 0.137 nats (3 questions, 24 tokens, this CPU): its bound is 0.2 nats, and a differing winner
+is a near-tie below twice that, 0.4.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from tests import tiny_hf
 from tests.tiny_hf import agreement
 
 TIE_NATS = 0.1
+EMBEDDED_DNLL = 0.2  # measured 0.137
+EMBEDDED_TIE = 2 * EMBEDDED_DNLL
 PROMPTS = tiny_hf.PROMPTS
 
 
@@ -75,6 +80,6 @@ def test_embedded_pair_cached_follows_recompute_in_bf16():
                                                     shared_prefix=task.shared_prefix, batch_size=8)
     oracle = AdaFuse(pair, mode="recompute", **kwargs)
     for prompt, a in zip(prompts, cached):
-        got = agreement(a, oracle.generate(prompt, max_new_tokens=24, stop=task.stop), TIE_NATS)
+        got = agreement(a, oracle.generate(prompt, max_new_tokens=24, stop=task.stop), EMBEDDED_TIE)
         assert got["disagree"] == 0 and got["rounds"] >= 1
-        assert got["max_dnll"] < TIE_NATS
+        assert got["max_dnll"] < EMBEDDED_DNLL
