@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from adafuse.compare.load import find_run_dirs, read_samples
 from adafuse.errors import AdaFuseError
+from adafuse.runfolder import read_json
 from adafuse.runner.rundir import RESULTS, SAMPLES, TRACE, read_jsonl
 from adafuse.traceview import (WIDTH, clip, plural, render_round, round_view, short_names,
                                wrapped)
@@ -94,10 +95,7 @@ def load(path: Path) -> RunFiles:
         hint = (f"; run folders below it: {', '.join(below[:4])}{' ...' if len(below) > 4 else ''}"
                 if below else " (or one stopped before its first item)")
         raise AdaFuseError(f"{path}: no {RESULTS}, so not a run folder{hint}")
-    try:
-        results = json.loads((path / RESULTS).read_text(encoding="utf-8"))
-    except ValueError:
-        raise AdaFuseError(f"{path / RESULTS}: not valid JSON; the file is damaged") from None
+    results = read_json(path / RESULTS)
     if not isinstance(results, dict):
         raise AdaFuseError(f"{path / RESULTS}: not a JSON object")
     trace: dict[str, list[dict]] = {}

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))  # the tiny pair is built by the tests' own helper
 from adafuse import AdaFuse, Greedy, load_model  # noqa: E402
 from adafuse.models import LoadedModel  # noqa: E402
 from adafuse.tasks import get_task  # noqa: E402
+from decode_speed import PeakRSS  # noqa: E402  (bench/, this script's folder, is on sys.path)
 from tests.tiny_hf import PROMPTS, agreement  # noqa: E402
 from tests.tiny_hf import build as build_tiny  # noqa: E402
 
@@ -64,16 +65,12 @@ def peak_reset(devs) -> None:
             torch.cuda.reset_peak_memory_stats(d)
 
 
-def peak_gb(devs) -> float:
+def peak_gb(devs, rss) -> float:
     """Peak memory while the system ran: GPU memory allocated (summed over the pair's GPUs),
-    or on CPU the process's peak resident set (it never goes down)."""
+    or on CPU the process's peak resident set sampled by decode_speed's PeakRSS."""
     if any(d.type == "cuda" for d in devs):
         return sum(torch.cuda.max_memory_allocated(d) for d in set(devs)) / 2**30
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
+    return rss.peak / 2**30
 
 
 def check_agreement(label, pair, prompts, max_new_tokens, tie_nats, stop=(), prefix=None):
@@ -127,15 +124,16 @@ def time_systems(label, pair, prompts, batches, max_new_tokens, devs, stop=(), p
             peak_reset(devs)
             sync(devs)
             started = time.perf_counter()
-            outs = decoder.generate_batch(chosen, max_new_tokens=max_new_tokens, stop=stop,
-                                          shared_prefix=prefix, batch_size=batch)
-            sync(devs)
+            with PeakRSS() as rss:
+                outs = decoder.generate_batch(chosen, max_new_tokens=max_new_tokens, stop=stop,
+                                              shared_prefix=prefix, batch_size=batch)
+                sync(devs)
             seconds = time.perf_counter() - started
             words = max(1, sum(o.stats.words for o in outs))
             tokens = max(1, sum(o.stats.new_tokens for o in outs))
             rows.append({"pair": label, "system": name, "batch": batch, "prompts": len(chosen),
                          "words": words, "ms_per_word": 1000 * seconds / words,
-                         "tok_per_s": tokens / seconds, "peak_gb": peak_gb(devs)})
+                         "tok_per_s": tokens / seconds, "peak_gb": peak_gb(devs, rss)})
     return rows
 
 
