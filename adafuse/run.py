@@ -156,18 +156,28 @@ def one_line(exc: BaseException) -> str:
 
 
 def did_you_mean(message: str) -> str:
-    """For "Key 'theta_dlta' is not in struct": the closest known key, if one is close."""
+    """For "Key 'theta_dlta' is not in struct": the closest known key, if one is close; for a
+    key a decoder's schema lacks (`Key 'top_k' not in 'AdaFuseConf'`), the closest of that
+    decoder's parameters, else the list of them."""
     import re
 
-    match = re.search(r"[Kk]ey '([^']+)' (?:is )?not in", message)
+    from adafuse.decoding.registry import parameters
+
+    match = re.search(r"[Kk]ey '([^']+)' (?:is )?not in(?: '(\w+)')?", message)
     if not match:
         return ""
-    key = match.group(1)
+    key = match.group(1).split(".")[-1]
+    decoder = next((cls for cls in schema.DECODERS.values() if f"{cls.__name__}Conf" == match.group(2)), None)
+    if decoder is not None:
+        known = [k for k in parameters(decoder) if k != "engine"]
+        close = difflib.get_close_matches(key, known, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else f"; decoder {decoder.name!r} takes: {', '.join(known)}"
     known = list(schema.RunConfig.__dataclass_fields__)
-    for cls in (schema.AdaFuseConf, schema.GreedyConf, schema.FixedSpanConf, schema.UnionTopKConf,
-                schema.RerankConf, schema.TaskConf, schema.ModelConf, schema.WandbConf):
+    for cls in (schema.TaskConf, schema.ModelConf, schema.WandbConf):
         known += list(cls.__dataclass_fields__)
-    close = difflib.get_close_matches(key.split(".")[-1], sorted(set(known)), n=1)
+    for cls in schema.DECODERS.values():
+        known += list(parameters(cls))
+    close = difflib.get_close_matches(key, sorted(set(known) - {key}), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

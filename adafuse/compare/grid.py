@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adafuse.compare.load import Run, format_value
+from adafuse.decoding import DECODERS, AdaFuse
+from adafuse.decoding.registry import default, setting_label
 
 TASK_ORDER = ("gsm8k", "triviaqa", "nq", "squad", "flores_en_de", "flores_de_en", "flores_en_ro")
-PAPER_DEFAULTS = {"theta_delta": 0.7, "max_words": 3, "num_candidates": 3}
-DECODER_ORDER = ("greedy", "adafuse", "fixed_span", "union_topk", "rerank")
-SETTING_NAMES = {"theta_delta": "θ_Δ", "num_candidates": "B", "span_words": "k"}
+# AdaFuse as the paper runs it: its class's defaults
+PAPER_DEFAULTS = {key: default(AdaFuse, key) for key in ("theta_delta", "max_words", "num_candidates")}
 MISSING = "—"
 
 
@@ -67,11 +68,11 @@ def system_label(run: Run) -> str:
         return model if run.decoder == "greedy" else f"{model} ({run.decoder})"
     settings = run.settings
     if run.decoder == "adafuse":
-        changed = [f"{SETTING_NAMES.get(k, k)}={format_value(v)}" for k, v in settings.items()
+        changed = [f"{setting_label(run.decoder, k)}={format_value(v)}" for k, v in settings.items()
                    if k in PAPER_DEFAULTS and v != PAPER_DEFAULTS[k]]
         extra = [f"{k}={format_value(v)}" for k, v in settings.items() if k not in PAPER_DEFAULTS]
         return "AdaFuse " + " ".join(changed + extra) if changed or extra else "AdaFuse"
-    return " ".join([run.decoder] + [f"{SETTING_NAMES.get(k, k)}={format_value(v)}" for k, v in settings.items()])
+    return " ".join([run.decoder] + [f"{setting_label(run.decoder, k)}={format_value(v)}" for k, v in settings.items()])
 
 
 def is_paper_adafuse(run: Run) -> bool:
@@ -81,8 +82,9 @@ def is_paper_adafuse(run: Run) -> bool:
 
 def system_rank(run: Run) -> tuple:
     """Single models first (in the set's order), AdaFuse at its defaults, its ablations, then
-    the baselines."""
-    decoder = DECODER_ORDER.index(run.decoder) if run.decoder in DECODER_ORDER else len(DECODER_ORDER)
+    the baselines, in the order the decoders are registered."""
+    order = list(DECODERS)
+    decoder = order.index(run.decoder) if run.decoder in order else len(order)
     return (not run.is_single, run.setting("model_index") or 0, decoder, not is_paper_adafuse(run),
             system_label(run))
 

@@ -19,6 +19,7 @@ from adafuse.compare.disagree import Disagreement, Divergence, disagreements
 from adafuse.compare.grid import build_grid, fmt_gain, fmt_score, item_warnings, pick, scaled
 from adafuse.compare.load import Run, format_value
 from adafuse.compare.table import COSTS, best, by_task, pareto_front, task_rows
+from adafuse.decoding.registry import setting_label
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto;
@@ -91,9 +92,6 @@ def section_runs(tasks: dict[str, list[Run]]) -> str:
     return "\n".join(out)
 
 
-SETTING_NAMES = {"theta_delta": "θ_Δ", "num_candidates": "B"}
-
-
 def line_key(run: Run) -> tuple:
     """Runs on one line of the θ_Δ chart: same decoder, model set and settings but θ_Δ."""
     rest = tuple((k, format_value(v)) for k, v in run.settings.items() if k != "theta_delta")
@@ -108,7 +106,7 @@ def line_label(key: tuple, keys: list[tuple]) -> str:
     others = [dict(k[2]) for k in keys]
     for name, value in rest:
         if len({o.get(name) for o in others}) > 1:
-            parts.append(f"{SETTING_NAMES.get(name, name)}={value}")
+            parts.append(f"{setting_label(decoder, name)}={value}")
     if len({k[1] for k in keys}) > 1:
         parts.append(f"· {model_set}")
     return " ".join(parts) or f"{decoder} · {model_set}"

@@ -29,8 +29,6 @@ from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl
 
 # decoder settings that change how fast a run goes, not what it decodes
 PLUMBING = ("name", "mode", "batch_size")
-# short names of the decoder settings, for labels
-SHORT = {"theta_delta": "θ", "max_words": "w", "num_candidates": "B"}
 SKIPPED_DIRS = (".hydra", "wandb")
 
 
@@ -105,7 +103,10 @@ class Run:
     @property
     def system(self) -> str:
         """A name for the system, the same across tasks: decoder, key settings, models."""
-        parts = [self.decoder] + [f"{SHORT.get(k, k)}={format_value(v)}" for k, v in self.settings.items()]
+        from adafuse.decoding.registry import setting_label
+
+        parts = [self.decoder] + [f"{setting_label(self.decoder, k)}={format_value(v)}"
+                                  for k, v in self.settings.items()]
         return f"{' '.join(parts)} · {' + '.join(self.models) or '?'}"
 
     # --- what it cost -----------------------------------------------------------------------

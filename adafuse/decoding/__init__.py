@@ -14,14 +14,16 @@ ensemble baselines (fixed_span, union_topk, rerank), all behind one interface.
     engine/        the forwards: cached and recompute engines behind one protocol
 """
 
+# each decoder class registers itself (registry.register_decoder) where it is defined; the
+# order of these imports is the order reports list the decoders in
 from adafuse.decoding.base import Decoder
-from adafuse.decoding.ensemble import AdaFuse
-from adafuse.decoding.fixed_span import FixedSpan
-from adafuse.decoding.greedy import Greedy
+from adafuse.decoding.greedy import Greedy  # isort: skip
+from adafuse.decoding.ensemble import AdaFuse  # isort: skip
+from adafuse.decoding.fixed_span import FixedSpan  # isort: skip
+from adafuse.decoding.union_topk import UnionTopK  # isort: skip
+from adafuse.decoding.rerank import Rerank  # isort: skip
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.registry import DECODERS, build_decoder, register_decoder
-from adafuse.decoding.rerank import Rerank
-from adafuse.decoding.union_topk import UnionTopK
 
 __all__ = [
     "DECODERS",
@@ -39,5 +41,3 @@ __all__ = [
     "build_decoder",
     "register_decoder",
 ]
-
-# each decoder class registers itself (registry.register_decoder) where it is defined

@@ -33,6 +33,7 @@ class AdaFuse(Decoder):
 
     name = "adafuse"
     bounds = {"theta_delta": (0, 1), "max_words": (1, None), "num_candidates": (1, None)}
+    labels = {"theta_delta": "θ_Δ", "num_candidates": "B"}  # the paper's names, in reports
 
     def __init__(
         self,

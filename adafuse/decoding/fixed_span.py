@@ -29,6 +29,7 @@ class FixedSpan(AdaFuse):
 
     name = "fixed_span"
     bounds = {"span_words": (1, None)}
+    labels = {"span_words": "k"}
 
     def __init__(self, models: Sequence, *, span_words: int = 3,
                  weights: Sequence[float] | None = None, mode: str = "cached", engine=None):

@@ -1,11 +1,14 @@
 """The decoders by name, and their parameters, declared once on each class.
 
 A decoder declares its parameters in its constructor's signature (keyword-only: name, type,
-default) and the ranges of the numeric ones in `bounds`; everything else is derived here:
-the checks its constructor runs, the checks a run's config gets before any model loads
-(`check_decoder_config`), the "did you mean" for a mistyped parameter, and the decoder names
-in errors (`DECODERS`). Parameters every decoder shares: `weights` (per-model ensemble
-weights), `mode` (cached | recompute) and `engine` (`EngineOptions`).
+default) and the ranges of the numeric ones in `bounds`, and the short names reports give its
+settings in `labels`; everything else is derived here: the checks its constructor runs, the
+checks a run's config gets before any model loads (`check_decoder_config`), the "did you
+mean" for a mistyped parameter, the decoder names in errors (`DECODERS`, in the order reports
+list them), and the Hydra schema of its config node (`config_schema`, stored as
+`schema/decoder/<name>`, which gives conf/decoder/ its defaults). Parameters every decoder
+shares: `weights` (per-model ensemble weights), `mode` (cached | recompute) and `engine`
+(`EngineOptions`).
 
 A decoder written outside this package is used without editing it, either way:
 - registered from the user's own module: `@register_decoder` on the class, then
@@ -17,9 +20,11 @@ examples/custom_decoder/ shows the second.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import inspect
+from typing import Any, List, Optional
 
 from adafuse.errors import AdaFuseError
 
@@ -34,13 +39,81 @@ def register_decoder(cls: type) -> type:
     if existing is not None and existing is not cls:
         raise AdaFuseError(f"decoder name {cls.name!r} is taken by {existing.__module__}.{existing.__qualname__}")
     DECODERS[cls.name] = cls
+    store_schema(cls)
     return cls
+
+
+def store_schema(cls: type) -> None:
+    """`schema/decoder/<name>` in Hydra's ConfigStore: what `defaults: [/schema/decoder@_here_:
+    <name>]` in a decoder's YAML validates against."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="schema/decoder", name=cls.name, node=config_schema(cls))
 
 
 def parameters(cls: type) -> dict[str, inspect.Parameter]:
     """The decoder's parameters: its constructor's keyword-only arguments."""
     return {name: p for name, p in inspect.signature(cls.__init__).parameters.items()
             if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def default(cls: type, key: str) -> Any:
+    """The default a decoder declares for one of its parameters."""
+    return parameters(cls)[key].default
+
+
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+_FLOAT_LISTS = ("Sequence[float]", "list[float]", "List[float]", "tuple[float, ...]")
+
+
+def _schema_type(p: inspect.Parameter) -> Any:
+    """The OmegaConf type of a parameter, read from its annotation (a string under `from
+    __future__ import annotations`) or, unannotated, from its default; Any where neither says."""
+    annotation = p.annotation
+    if annotation is inspect.Parameter.empty:
+        kind = type(p.default) if type(p.default) in _SCALARS.values() else Any
+        return Optional[kind] if p.default is None else kind
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = [part.strip() for part in text.replace("Optional[", "").rstrip("]").split("|")] \
+        if "Optional[" in text else [part.strip() for part in text.split("|")]
+    optional = "Optional[" in text or "None" in parts
+    parts = [part for part in parts if part != "None"]
+    kind = Any
+    if len(parts) == 1 and parts[0] in _SCALARS:
+        kind = _SCALARS[parts[0]]
+    elif len(parts) == 1 and parts[0] in _FLOAT_LISTS:
+        kind = List[float]
+    return Optional[kind] if optional and kind is not Any else kind
+
+
+def config_schema(cls: type) -> type:
+    """The dataclass a decoder's config node is checked against when Hydra composes it:
+    `name`, each of the constructor's keyword-only parameters (type and default from the
+    signature) but `engine` (a run's own node), and the runner's `batch_size` (prompts per
+    `generate_batch` call)."""
+    fields: list[tuple] = [("name", str, dataclasses.field(default=cls.name))]
+    for key, p in parameters(cls).items():
+        if key == "engine":
+            continue
+        kind = _schema_type(p)
+        if p.default is inspect.Parameter.empty:
+            fields.append((key, kind, dataclasses.field(default="???")))
+        elif isinstance(p.default, (list, dict)):
+            fields.append((key, kind, dataclasses.field(default_factory=lambda v=p.default: type(v)(v))))
+        else:
+            fields.append((key, kind, dataclasses.field(default=p.default)))
+    fields.append(("batch_size", int, dataclasses.field(default=1)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Conf", fields)
+
+
+def setting_label(decoder: str, key: str) -> str:
+    """How reports name a decoder setting: the class's `labels` (θ_Δ, B, k); for a decoder
+    this process does not know, the label a known one gives the key; else the key."""
+    cls = DECODERS.get(decoder)
+    if cls is not None:
+        return getattr(cls, "labels", {}).get(key, key)
+    known = {k: v for c in DECODERS.values() for k, v in getattr(c, "labels", {}).items()}
+    return known.get(key, key)
 
 
 def check_parameters(cls: type, values: dict, n_models: int | None = None) -> None:

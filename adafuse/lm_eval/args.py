@@ -16,12 +16,25 @@ from adafuse.errors import AdaFuseError
 CONF_MODELS = Path(__file__).resolve().parents[2] / "conf" / "models"
 LIST_SEPARATOR = "+"
 
-# decoder parameters passed through to the decoder's constructor (it rejects the ones it
-# does not take, naming them)
-DECODER_KEYS = ("theta_delta", "max_words", "num_candidates", "weights", "model_index",
-                "span_words", "top_k", "mode")
-KEYS = ("models", "decoder", *DECODER_KEYS, "dtype", "device", "batch_size", "max_batch_size",
-        "chat_template")
+OWN_KEYS = ("models", "decoder", "dtype", "device", "batch_size", "max_batch_size", "chat_template")
+
+
+def decoder_keys() -> dict[str, Any]:
+    """The decoders' parameters (but `engine`), each with its schema type: what a key of
+    model_args may be beside OWN_KEYS, passed on to the decoder's constructor (which rejects
+    one it does not take, naming it). Read from the registered classes, so a decoder
+    registered from the user's module is reachable too."""
+    import dataclasses
+
+    from adafuse.decoding import DECODERS
+    from adafuse.decoding.registry import config_schema
+
+    keys: dict[str, Any] = {}
+    for cls in DECODERS.values():
+        for field in dataclasses.fields(config_schema(cls)):
+            if field.name not in ("name", "batch_size"):
+                keys.setdefault(field.name, field.type)
+    return keys
 
 
 def presets() -> list[str]:
@@ -88,9 +101,13 @@ def _flag(key: str, value: Any) -> bool:
 
 def parse(args: dict[str, Any]) -> tuple[list[dict], dict[str, Any], int]:
     """(model specs, decoder config for `build_decoder`, batch size) from parsed model_args."""
-    unknown = sorted(set(args) - set(KEYS))
+    from typing import List, Optional
+
+    decoder_types = decoder_keys()
+    allowed = [*OWN_KEYS[:2], *decoder_types, *OWN_KEYS[2:]]
+    unknown = sorted(set(args) - set(allowed))
     if unknown:
-        raise AdaFuseError(f"unknown model_args key {unknown[0]!r}; allowed: {', '.join(KEYS)}")
+        raise AdaFuseError(f"unknown model_args key {unknown[0]!r}; allowed: {', '.join(allowed)}")
     device = str(args.get("device") or "auto")
     dtype = str(args.get("dtype") or "auto")
     chat_template = args.get("chat_template")
@@ -104,27 +121,31 @@ def parse(args: dict[str, Any]) -> tuple[list[dict], dict[str, Any], int]:
     if name not in DECODERS:
         raise AdaFuseError(f"decoder={name!r} is not allowed; allowed: {', '.join(sorted(DECODERS))}")
     decoder: dict[str, Any] = {"name": name}
-    for key in DECODER_KEYS:
+    for key, kind in decoder_types.items():  # cast as its schema says; ranges: the decoder's own checks
         if args.get(key) is None:
             continue
         value = args[key]
-        if key == "weights":
+        if kind in (List[float], Optional[List[float]]):
             value = [_number(key, w) for w in _split(value)]
-        elif key == "mode":
-            value = str(value)
-        elif key == "theta_delta":
+        elif kind in (float, Optional[float]):
             value = _number(key, value)
-        else:
-            value = _positive_int(key, value) if key != "model_index" else _index(value)
+        elif kind in (int, Optional[int]):
+            value = _integer(key, value)
+        elif kind in (str, Optional[str]):
+            value = str(value)
         decoder[key] = value
     batch_size = _positive_int("batch_size", args["batch_size"]) if args.get("batch_size") is not None else 1
     return specs, decoder, batch_size
 
 
-def _index(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AdaFuseError(f"model_index={value!r} is not allowed; model_index must be an integer >= 0")
-    return value
+def _integer(key: str, value: Any) -> int:
+    """An integer from lm-eval's cast (an int) or a string of one; the range is the decoder's."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise AdaFuseError(f"{key}={value!r} is not allowed; {key} must be an integer") from None
 
 
 def check(args: dict[str, Any]) -> None:

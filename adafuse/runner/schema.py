@@ -5,7 +5,9 @@ fails when the config is composed, with Hydra's message, not halfway through a r
     conf/decoder/adafuse.yaml defaults: [/schema/decoder@_here_: adafuse, _self_]
 
 Importing this module stores the schemas and the resolvers the YAML files use (`register()`),
-before Hydra composes anything.
+before Hydra composes anything. A decoder's schema is made from its class
+(`adafuse.decoding.registry.config_schema`) when the class registers, so importing this module
+imports the decoders, and torch with them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +23,9 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING, OmegaConf
 
+from adafuse.decoding import DECODERS, AdaFuse  # registering a decoder stores its schema
+from adafuse.decoding.engine import EngineOptions
+from adafuse.decoding.registry import default
 from adafuse.errors import AdaFuseError
 
 
@@ -52,51 +58,6 @@ class TaskConf:
 
 
 @dataclass
-class AdaFuseConf:
-    name: str = "adafuse"
-    theta_delta: float = 0.7
-    max_words: int = 3
-    num_candidates: int = 3
-    weights: Optional[List[float]] = None
-    mode: str = "cached"
-    batch_size: int = 1  # prompts per generate_batch call; not a constructor argument
-
-
-@dataclass
-class GreedyConf:
-    name: str = "greedy"
-    model_index: int = 0
-    mode: str = "cached"
-    batch_size: int = 1
-
-
-@dataclass
-class FixedSpanConf:
-    name: str = "fixed_span"
-    span_words: int = 3
-    weights: Optional[List[float]] = None
-    mode: str = "cached"
-    batch_size: int = 1
-
-
-@dataclass
-class UnionTopKConf:
-    name: str = "union_topk"
-    top_k: int = 10
-    weights: Optional[List[float]] = None
-    mode: str = "cached"
-    batch_size: int = 1
-
-
-@dataclass
-class RerankConf:
-    name: str = "rerank"
-    weights: Optional[List[float]] = None
-    mode: str = "cached"
-    batch_size: int = 1
-
-
-@dataclass
 class WandbConf:
     name: str = "wandb"
     project: str = "adafuse"
@@ -115,22 +76,17 @@ class NoLoggerConf:
     name: str = "none"
 
 
-@dataclass
-class EngineConf:
-    """How the engines run: speed and memory, never a choice. The fields of
-    adafuse.decoding.engine.EngineOptions (a test keeps the two equal; this module stays
-    free of torch)."""
-
-    pack_cpu_weights: bool = True  # float32 on CPU: linear layers over weights packed once
-    share_prefix: bool = True  # a task's shared prefix read in place by every row
-    split_waste: int = 48  # CPU: split a padded forward wasting more positions than this
+# the engine options as a mutable schema (EngineOptions is frozen, and OmegaConf would make a
+# node from it read-only)
+EngineConf = dataclasses.make_dataclass(
+    "EngineConf", [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(EngineOptions)])
 
 
 @dataclass
 class RunConfig:
     models: List[ModelConf] = field(default_factory=list)
     task: Optional[TaskConf] = None  # null: decode `prompt` alone
-    decoder: Any = None  # AdaFuseConf, GreedyConf or a baseline's, from the decoder group
+    decoder: Any = None  # from the decoder group: schema/decoder/<name>, made from its class
     logger: Any = None  # WandbConf or NoLoggerConf, from the logger group
 
     # prompt mode (no task)
@@ -138,9 +94,9 @@ class RunConfig:
     # shortcuts, interpolated into the task and decoder nodes
     max_new_tokens: Optional[int] = None  # null: the task card's (prompt mode: 32)
     stop: Any = None  # a list of strings; null: the task card's (prompt mode: ["\n"])
-    theta_delta: float = 0.7
-    max_words: int = 3
-    num_candidates: int = 3
+    theta_delta: float = default(AdaFuse, "theta_delta")
+    max_words: int = default(AdaFuse, "max_words")
+    num_candidates: int = default(AdaFuse, "num_candidates")
     limit: Optional[int] = None
     batch_size: int = 1
     seed: Optional[int] = None
@@ -277,11 +233,6 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="adafuse_schema", node=RunConfig)
-    cs.store(group="schema/decoder", name="adafuse", node=AdaFuseConf)
-    cs.store(group="schema/decoder", name="greedy", node=GreedyConf)
-    cs.store(group="schema/decoder", name="fixed_span", node=FixedSpanConf)
-    cs.store(group="schema/decoder", name="union_topk", node=UnionTopKConf)
-    cs.store(group="schema/decoder", name="rerank", node=RerankConf)
     cs.store(group="schema/logger", name="wandb", node=WandbConf)
     cs.store(group="schema/logger", name="none", node=NoLoggerConf)
     cs.store(group="schema/task", name="task", node=TaskConf)

@@ -39,7 +39,7 @@ def test_the_html_report_holds_every_section_and_needs_no_network(sweep, tmp_pat
     assert not re.search(r"<script|<link|<img|<iframe|@import|url\(", page)
     assert set(re.findall(r"https?://[^\s\"')]+", page)) == {"http://www.w3.org/2000/svg"}
     assert "gemma3-270m (best single)" in page
-    assert "+37.5%" in page and "+33.3%" in page  # θ=1 w=3 over it: on triviaqa, on average
+    assert "+37.5%" in page and "+33.3%" in page  # θ_Δ=1 max_words=3 over it: on triviaqa, on average
 
 
 def test_pair_picks_the_runs_of_the_disagreement_section(sweep, tmp_path, capsys):

@@ -14,7 +14,7 @@ def test_a_complete_run_reads_its_config_metrics_and_costs(tmp_path):
     assert run.main_metric == "em_lenient_triviaqa" and run.main == 0.25
     assert run.forwards_per_word == 3.0 and run.seconds_per_item == 1.5
     assert run.complete and run.n_done == 4 and not run.is_single
-    assert run.system == "adafuse θ=0.3 w=2 B=3 · smollm2-135m-instruct + gemma3-270m"
+    assert run.system == "adafuse θ_Δ=0.3 max_words=2 B=3 · smollm2-135m-instruct + gemma3-270m"
 
 
 def test_a_greedy_run_is_a_single_model_system(tmp_path):
@@ -29,7 +29,7 @@ def test_a_greedy_run_is_a_single_model_system(tmp_path):
 def test_an_unknown_decoder_is_labelled_by_its_settings(tmp_path):
     make_run(tmp_path / "f", decoder="fixed_span", theta=None, max_words=4)
     run, _ = load_run(tmp_path / "f")
-    assert run.system == "fixed_span span_words=4 · smollm2-135m-instruct + gemma3-270m"
+    assert run.system == "fixed_span k=4 · smollm2-135m-instruct + gemma3-270m"
     assert not run.is_single and run.theta_delta is None
 
 

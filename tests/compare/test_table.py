@@ -73,7 +73,7 @@ def test_grid_averages_and_gains_over_the_best_single_model(sweep):
     # fractions on the 0-100 scale RESULTS.md uses
     assert grid.best_single.average(grid.tasks) == pytest.approx((40 + 50) / 2)
     top = max(grid.systems, key=lambda s: s.average(grid.tasks))
-    assert top.label == "AdaFuse θ_Δ=1" and top.key == "adafuse θ=1 w=3 B=3 · smollm2-135m-instruct + gemma3-270m"
+    assert top.label == "AdaFuse θ_Δ=1" and top.key == "adafuse θ_Δ=1 max_words=3 B=3 · smollm2-135m-instruct + gemma3-270m"
     assert top.average(grid.tasks) == pytest.approx((55 + 65) / 2)
     assert grid.gain(top, "triviaqa") == pytest.approx((0.55 - 0.4) / 0.4)
     assert grid.gain(top) == pytest.approx((0.6 - 0.45) / 0.45)

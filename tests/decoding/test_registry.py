@@ -92,25 +92,47 @@ def test_a_registered_decoder_is_a_name_like_the_built_in_ones():
         DECODERS.pop("quiet_test_decoder")
 
 
-@pytest.mark.parametrize("key,close", [("span_word", "span_words"), ("topk", "top_k"), ("model_idx", "model_index")])
-def test_the_command_line_suggests_every_decoders_parameters(key, close):
+@pytest.mark.parametrize("key,schema_name,hint", [
+    ("span_word", "FixedSpanConf", " (did you mean 'span_words'?)"),
+    ("topk", "UnionTopKConf", " (did you mean 'top_k'?)"),
+    ("model_idx", "GreedyConf", " (did you mean 'model_index'?)"),
+    ("top_k", "AdaFuseConf", "; decoder 'adafuse' takes: theta_delta, max_words, num_candidates, weights, mode"),
+    ("theta_dlta", "RunConfig", " (did you mean 'theta_delta'?)"),
+])
+def test_the_command_line_suggests_the_decoders_own_parameters(key, schema_name, hint):
     from adafuse.run import did_you_mean
 
-    assert did_you_mean(f"Key '{key}' not in 'FixedSpanConf'") == f" (did you mean {close!r}?)"
+    assert did_you_mean(f"Key '{key}' not in '{schema_name}'") == hint
 
 
-def test_the_config_schemas_hold_what_the_decoders_declare():
-    """conf/'s schema (runner/schema.py, which stays free of torch) against each class's
-    declaration: the same parameters with the same defaults (engine is a run's own node)."""
-    import dataclasses
+def test_the_config_schemas_are_made_from_the_classes():
+    """Each decoder's node in conf/ composes to its class's declaration: the same parameters
+    with the same defaults (engine is a run's own node), plus `name` and `batch_size`; a
+    decoder registered later gets its schema too."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    from adafuse.runner import schema
+    from adafuse.decoding.registry import config_schema
+    from adafuse.run import CONF
 
-    confs = {"adafuse": schema.AdaFuseConf, "greedy": schema.GreedyConf, "fixed_span": schema.FixedSpanConf,
-             "union_topk": schema.UnionTopKConf, "rerank": schema.RerankConf}
-    assert set(confs) == set(DECODERS)
-    for name, conf in confs.items():
-        fields = {f.name: f.default for f in dataclasses.fields(conf) if f.name not in ("name", "batch_size")}
-        declared = {k: p.default for k, p in parameters(DECODERS[name]).items() if k != "engine"}
-        assert fields == declared, name
-        assert conf().name == name
+    for name, cls in DECODERS.items():
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            node = OmegaConf.to_container(compose("config", [f"decoder={name}"]).decoder, resolve=True)
+        declared = {k: p.default for k, p in parameters(cls).items() if k != "engine"}
+        assert node == {"name": name, **declared, "batch_size": 1}, name
+
+    @register_decoder
+    class Later(AdaFuse):
+        name = "later_test_decoder"
+
+        def __init__(self, models, *, span: int = 2, scale: float = 0.5, weights=None, mode="cached", engine=None):
+            super().__init__(models, weights=weights, mode=mode, engine=engine)
+
+    try:
+        schema = OmegaConf.structured(config_schema(Later))
+        assert OmegaConf.to_container(schema) == {"name": "later_test_decoder", "span": 2, "scale": 0.5,
+                                                 "weights": None, "mode": "cached", "batch_size": 1}
+        with pytest.raises(Exception, match="span"):
+            schema.span = "two"  # typed from the signature
+    finally:
+        DECODERS.pop("later_test_decoder")
