@@ -29,11 +29,36 @@ from adafuse.decoding.text import longest_common_prefix
 
 
 @dataclass
+class Fed:
+    """One padded forward over rows of several prompts (`CachedEngine.feed`): the gathered
+    logits, each row's first index in them, the batched cache, the common tail width (row r's
+    cache starts at `prefix - (p0 - plens[r])`) and each row's length of shared prefix."""
+
+    logits: torch.Tensor
+    at: list[int]
+    cache: object
+    prefix: int
+    plens: list[int]
+
+
+@dataclass
+class ScoredRow:
+    """A scored row a commit may adopt: its ids, its index in the batched cache, where its
+    keys and values start there, the logits after it and its shared-prefix length."""
+
+    ids: list[int]
+    index: int
+    offset: int
+    last_logits: torch.Tensor
+    plen: int
+
+
+@dataclass
 class _Context:
     cache: object = None  # batch-1 cache of the committed ids from position `plen` on
     last_logits: torch.Tensor | None = None
     # this round's scoring forwards: ([(row, batch row, offset, last logits, plen)], their cache)
-    scored: list = field(default_factory=list)
+    scored: list = field(default_factory=list)  # (ScoredRow list, batched cache) per scoring forward
     plen: int = 0  # positions of the engine's shared prefix this prompt reads in place
 
 
@@ -77,11 +102,11 @@ class CachedEngine(Engine):
                 self.add(key, ids, cost, prefix)
         if not group:
             return
-        logits, at, cache, width, _ = self.feed(group, "prefill")
+        fed = self.feed(group, "prefill")
         for r, (key, ids, _, _) in enumerate(group):
             ctx = self.ctx[key]
-            ctx.cache = select_rows(cache, [r], width, len(ids) - ctx.plen)
-            ctx.last_logits = logits[at[r]]
+            ctx.cache = select_rows(fed.cache, [r], fed.prefix, len(ids) - ctx.plen)
+            ctx.last_logits = fed.logits[fed.at[r]]
 
     @staticmethod
     def _plen(prefix: PrefixCache, ids: list[int]) -> int:
@@ -143,20 +168,17 @@ class CachedEngine(Engine):
         for group in width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type,
                                   self.options.split_waste):
             part = [flat[i] for i in group]
-            logits, at, cache, prefix, plens = self.feed(part)
-            for i, value in zip(group, self.collect(part, range(len(part)), logits, at, cache, prefix, plens)):
+            for i, value in zip(group, self.collect(part, range(len(part)), self.feed(part))):
                 nll[i] = value
         return by_key(flat, nll)
 
-    def feed(self, flat, kind="score"):
+    def feed(self, flat, kind="score") -> Fed:
         """One padded forward over rows of several prompts.
 
         flat: (key, row, s, p0) per row: row[p0:] is fed after the first p0 committed ids of
         key's cache, and logits are gathered at positions s-1 .. len(row)-1 (the ones that
         predict row[s:], then the last). A row reads min(plen, p0) positions of the shared
-        prefix and the rest of its first p0 ids from its tail cache. Returns the logits, each
-        row's first index in them, the batched cache, the common tail width (row r's cache
-        starts at width - (p0 - plen_r)) and each row's plen."""
+        prefix and the rest of its first p0 ids from its tail cache."""
         plens = [min(self.ctx[key].plen, p0) for key, _, _, p0 in flat]
         tails = [p0 - plen for (*_, p0), plen in zip(flat, plens)]
         prefix = max(tails)
@@ -180,20 +202,21 @@ class CachedEngine(Engine):
                              prefix, room=width)
         logits = self.forward(ids, cache, mask if padded or shared else None,
                               positions if padded or shared else None, gather, charge, kind, shared)
-        return logits, at, cache, prefix, plens
+        return Fed(logits, at, cache, prefix, plens)
 
-    def collect(self, flat, batch_rows, logits, at, cache, prefix, plens) -> list[float]:
-        """Mean NLL of each scored row, in the order of `flat`; each row's keys and values
-        stay adoptable by the commit."""
+    def collect(self, flat, batch_rows, fed: Fed) -> list[float]:
+        """Mean NLL of each scored row (`flat`, at rows `batch_rows` of `fed`), in the order of
+        `flat`; each row's keys and values stay adoptable by the commit."""
         out: list[float] = []
-        per_key: dict[Key, list[tuple]] = {}
+        per_key: dict[Key, list[ScoredRow]] = {}
         for (key, row, s, p0), r in zip(flat, batch_rows):
             n = len(row) - s
-            first = at[r]
-            out.append(mean_nll(logits[first : first + n], row[s:]) if n > 0 else float("nan"))
-            per_key.setdefault(key, []).append((row, r, prefix - (p0 - plens[r]), logits[first + n], plens[r]))
+            first = fed.at[r]
+            out.append(mean_nll(fed.logits[first : first + n], row[s:]) if n > 0 else float("nan"))
+            per_key.setdefault(key, []).append(
+                ScoredRow(row, r, fed.prefix - (p0 - fed.plens[r]), fed.logits[first + n], fed.plens[r]))
         for key, entries in per_key.items():
-            self.ctx[key].scored.append((entries, cache))
+            self.ctx[key].scored.append((entries, fed.cache))
         return out
 
     def commit(self, updates, branches=None):
@@ -206,10 +229,10 @@ class CachedEngine(Engine):
             self.ids[key] = list(ids)
             adopted = False
             for entries, cache in scored:
-                for row, r, offset, last, plen in entries:
-                    if row == ids:  # the winner's row already holds its keys and values
-                        ctx.cache = select_rows(cache, [r], offset, len(ids) - plen)
-                        ctx.last_logits, ctx.plen = last, plen
+                for entry in entries:
+                    if entry.ids == ids:  # the winner's row already holds its keys and values
+                        ctx.cache = select_rows(cache, [entry.index], entry.offset, len(ids) - entry.plen)
+                        ctx.last_logits, ctx.plen = entry.last_logits, entry.plen
                         adopted = True
                         break
                 if adopted:

@@ -64,22 +64,22 @@ class CachedRows(Rows):
         if len(width_groups(widths, engine.lm.device.type, engine.options.split_waste)) > 1:
             return None
         n = len(branch)
-        logits, at, cache, prefix, plens = engine.feed(branch + scoring, "step+score")
-        nlls = engine.collect(scoring, range(n, n + len(scoring)), logits, at, cache, prefix, plens)
+        fed = engine.feed(branch + scoring, "step+score")
+        nlls = engine.collect(scoring, range(n, n + len(scoring)), fed)
         self._fold(by_key(scoring, nlls))
         self.live = list(live)
         self.pads = [0] * len(self.keys)
         lengths = []
         for j, (row, (_, ids, _, p0)) in enumerate(zip(live, branch)):
-            self.pads[row] = prefix - (p0 - plens[j])
+            self.pads[row] = fed.prefix - (p0 - fed.plens[j])
             lengths.append(len(ids))
-        self.cache = select_rows(cache, list(range(n)), 0, prefix + 1, room=ROWS_ROOM)
+        self.cache = select_rows(fed.cache, list(range(n)), 0, fed.prefix + 1, room=ROWS_ROOM)
         self.positions = torch.tensor(lengths, dtype=torch.long)
-        self.mask = torch.zeros((n, prefix + 1), dtype=torch.long)
+        self.mask = torch.zeros((n, fed.prefix + 1), dtype=torch.long)
         for j, row in enumerate(live):
             self.mask[j, self.pads[row] :] = 1
         self.padded = any(self.pads[row] for row in live)
-        return logits[[at[j] for j in range(n)]]
+        return fed.logits[[fed.at[j] for j in range(n)]]
 
     def extend(self, live, tokens):
         live = list(live)
