@@ -167,15 +167,44 @@ def resolve_device(device: str) -> Any:
     raise ModelLoadError(f"unknown device {device!r}; allowed: {DEVICES_HELP}")
 
 
+CPU_BF16_ENV = "ADAFUSE_CPU_BF16"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware, so that `dtype=auto` picks
+    bfloat16 on it.
+
+    Asks torch's own CPU feature checks (the ones its oneDNN kernels dispatch on):
+    `torch.cpu._is_amx_tile_supported()` (Intel AMX tiles, Sapphire Rapids on) or
+    `torch.cpu._is_avx512_bf16_supported()` (AVX512-BF16 dot products: Cooper Lake, AMD
+    Zen 4 on). A torch without these checks, or a CPU with neither (AVX2-only x86, ARM),
+    answers False. `ADAFUSE_CPU_BF16=1` or `=0` in the environment overrides the answer."""
+    forced = os.environ.get(CPU_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise ModelLoadError(f"{CPU_BF16_ENV}={forced!r}; allowed: 1 (bfloat16), 0 (float32) or unset")
+    import torch
+
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    except RuntimeError:  # a torch build that cannot query the CPU
+        return False
+
+
 def resolve_dtype(dtype: str, device: Any) -> Any:
+    """The torch dtype for a spec's `dtype`. auto: bfloat16 on CUDA and on CPUs with native
+    bf16 matrix units (`cpu_has_native_bf16`), float32 on other CPUs."""
     import torch
 
     dtype = str(dtype or "auto")
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
     if dtype == "auto":
-        # bf16 halves memory and runs on tensor cores; CPUs compute float32 fastest and exactly
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+            return torch.bfloat16
+        return torch.float32
     return getattr(torch, dtype)
 
 

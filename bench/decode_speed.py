@@ -2,28 +2,42 @@
 
     python bench/decode_speed.py                      # the issue's sizes (recompute takes long)
     python bench/decode_speed.py --trivia 5 --gsm8k 3 --recompute 1 --recompute-tokens 24
+    python bench/decode_speed.py --dtypes bfloat16 --profile
 
-Systems, on the same prompts with each task's shared few-shot prefix prefilled once per model:
-greedy SmolLM2, greedy Gemma 3, AdaFuse cached; and AdaFuse recompute (re-encodes everything
-per call, as the published code does) on the first GSM8K questions with a small token cap,
-compared per generated word with cached AdaFuse on the same questions and cap.
-Per system: median seconds per question, forwards and tokens fed per generated word, and the
-peak resident memory sampled while that system ran.
+Systems, on the same prompts with each task's shared few-shot prefix prefilled once per model,
+once per dtype of --dtypes (the pair is loaded again in each): greedy SmolLM2, greedy Gemma 3,
+AdaFuse cached at batch 1 and at --batch; in float32 only, AdaFuse recompute (re-encodes
+everything per call, as the published code does) on the first GSM8K questions with a small
+token cap, compared per generated word with cached AdaFuse on the same questions and cap.
+Per system: median seconds per question, forwards and tokens fed per generated word, the
+host share of AdaFuse's decodes (time outside model forwards) and the peak resident memory
+sampled while that system ran. --profile: one batched AdaFuse decode under torch.profiler.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import os
 import platform
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import torch
 
 from adafuse import AdaFuse, Greedy, load_model
 from adafuse.tasks import get_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # speed_report, when imported by a test
+from speed_report import print_profile, print_report  # noqa: E402
+
+PAIR = "smollm2-135m-instruct,gemma3-270m"
+ADAFUSE = dict(theta_delta=0.7, max_words=3, num_candidates=3)
+DTYPES = ("float32", "bfloat16")
 
 
 class PeakRSS:
@@ -51,7 +65,7 @@ class PeakRSS:
         self.peak = max(self.peak, self._rss())
 
 
-def measure(name, decoder, task, docs, max_new_tokens, batch_size=1):
+def measure(name, decoder, task, docs, max_new_tokens, batch_size=1, dtype=""):
     prompts = [task.prompt(d) for d in docs]
     started = time.perf_counter()
     with PeakRSS() as rss:
@@ -63,7 +77,7 @@ def measure(name, decoder, task, docs, max_new_tokens, batch_size=1):
     forwards = sum(t.forwards for t in decoder.last_totals)
     tokens = sum(t.tokens_fed for t in decoder.last_totals)
     return {
-        "system": name, "task": task.name, "n": len(outs),
+        "system": name, "task": task.name, "dtype": dtype, "n": len(outs),
         "s_per_q": statistics.median(o.stats.seconds for o in outs),
         "seconds": elapsed,
         "words": words,
@@ -75,24 +89,44 @@ def measure(name, decoder, task, docs, max_new_tokens, batch_size=1):
         # per model: {kind: (forwards per word, ms per forward)}, where the time goes
         "kinds": {t.name: {kind: (n / words, 1000 * sec / n) for kind, (n, sec) in sorted(t.by_kind.items()) if n}
                   for t in decoder.last_totals},
+        # per model: {kind: (forwards, seconds)} as counted, for the host share
+        "kind_seconds": {t.name: {kind: (n, sec) for kind, (n, sec) in t.by_kind.items()}
+                         for t in decoder.last_totals},
     }
 
 
-def main() -> None:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trivia", type=int, default=20, help="TriviaQA questions")
     ap.add_argument("--gsm8k", type=int, default=10, help="GSM8K questions")
     ap.add_argument("--gsm8k-tokens", type=int, default=256, help="max_new_tokens on GSM8K")
-    ap.add_argument("--recompute", type=int, default=3, help="GSM8K questions for recompute mode")
+    ap.add_argument("--recompute", type=int, default=3, help="GSM8K questions for recompute mode (float32)")
     ap.add_argument("--recompute-tokens", type=int, default=48, help="token cap of that comparison")
     ap.add_argument("--batch", type=int, default=8, help="batch size of the batched AdaFuse row")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="auto")
-    args = ap.parse_args()
+    ap.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated, each measured in turn")
+    ap.add_argument("--models", default=PAIR, help="the pair, two comma-separated model specs")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile one batched AdaFuse TriviaQA decode (bfloat16 if measured) and print "
+                         "its top operators")
+    ap.add_argument("--profile-tokens", type=int, default=0,
+                    help="token cap of the profiled decode (0: the task's; the profiler's parse of a "
+                         "long decode takes minutes)")
+    args = ap.parse_args(argv)
+    args.dtype_list = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    bad = [d for d in args.dtype_list if d not in DTYPES]
+    if bad or not args.dtype_list:
+        ap.error(f"--dtypes {args.dtypes!r}; allowed: a comma-separated list of {', '.join(DTYPES)}")
+    args.pair = [m.strip() for m in args.models.split(",")]
+    if len(args.pair) != 2 or not all(args.pair):
+        ap.error(f"--models {args.models!r}; allowed: two model specs separated by a comma")
+    return args
 
-    pair = [load_model(n, device=args.device, dtype=args.dtype)
-            for n in ("smollm2-135m-instruct", "gemma3-270m")]
-    ada = dict(theta_delta=0.7, max_words=3, num_candidates=3)
+
+def measure_dtype(args, dtype: str):
+    """Every system on the same questions with the pair loaded in `dtype`; the rows, and the
+    profile (printed at the end) where --profile asks for it in this dtype."""
+    pair = [load_model(n, device=args.device, dtype=dtype) for n in args.pair]
     rows = []
     for task_name, n, budget in (("triviaqa", args.trivia, None), ("gsm8k", args.gsm8k, args.gsm8k_tokens)):
         if n <= 0:
@@ -100,59 +134,71 @@ def main() -> None:
         task = get_task(task_name)
         docs = task.docs(limit=n)
         budget = budget or task.max_new_tokens
-        rows.append(measure("greedy smollm2", Greedy(pair, model_index=0), task, docs, budget))
-        rows.append(measure("greedy gemma3", Greedy(pair, model_index=1), task, docs, budget))
-        rows.append(measure("adafuse cached", AdaFuse(pair, **ada), task, docs, budget))
+        rows.append(measure("greedy smollm2", Greedy(pair, model_index=0), task, docs, budget, dtype=dtype))
+        rows.append(measure("greedy gemma3", Greedy(pair, model_index=1), task, docs, budget, dtype=dtype))
+        rows.append(measure("adafuse cached", AdaFuse(pair, **ADAFUSE), task, docs, budget, dtype=dtype))
         if args.batch > 1:
-            rows.append(measure(f"adafuse cached b{args.batch}", AdaFuse(pair, **ada), task, docs,
-                                budget, batch_size=args.batch))
-    if args.recompute > 0:
+            rows.append(measure(f"adafuse cached b{args.batch}", AdaFuse(pair, **ADAFUSE), task, docs,
+                                budget, batch_size=args.batch, dtype=dtype))
+    if args.recompute > 0 and dtype == "float32":  # the oracle: float32 only, and slow
         task = get_task("gsm8k")
         docs = task.docs(limit=args.recompute)
         cap = args.recompute_tokens
-        rows.append(measure(f"adafuse cached @{cap}", AdaFuse(pair, **ada), task, docs, cap))
-        rows.append(measure(f"adafuse recompute @{cap}", AdaFuse(pair, mode="recompute", **ada),
-                            task, docs, cap))
+        rows.append(measure(f"adafuse cached @{cap}", AdaFuse(pair, **ADAFUSE), task, docs, cap, dtype=dtype))
+        rows.append(measure(f"adafuse recompute @{cap}", AdaFuse(pair, mode="recompute", **ADAFUSE),
+                            task, docs, cap, dtype=dtype))
+    prof = profile(args, pair) if args.profile and dtype == profiled_dtype(args) else None
+    return rows, prof
 
+
+def release_memory() -> None:
+    """Free what the last pair held and hand it back to the OS, so that the next dtype's peak
+    RSS does not include it (glibc keeps freed heap otherwise: 1.7 GB after the float32 pair)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def profiled_dtype(args) -> str:
+    return "bfloat16" if "bfloat16" in args.dtype_list else args.dtype_list[-1]
+
+
+def profile(args, pair):
+    """One batched AdaFuse decode of the TriviaQA questions under torch.profiler (CPU ops)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    task = get_task("triviaqa")
+    prompts = [task.prompt(d) for d in task.docs(limit=args.batch)]
+    decoder = AdaFuse(pair, **ADAFUSE)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        decoder.generate_batch(prompts, max_new_tokens=args.profile_tokens or task.max_new_tokens, stop=task.stop,
+                               shared_prefix=task.shared_prefix, batch_size=args.batch)
+    return prof, len(prompts)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    rows, profiled = [], None
+    for dtype in args.dtype_list:
+        more, prof = measure_dtype(args, dtype)
+        rows += more
+        profiled = prof or profiled
+        release_memory()  # the pair of this dtype goes before the next one loads
+    if args.recompute > 0 and "float32" not in args.dtype_list:
+        print("\n(recompute comparison skipped: it runs in float32 only, and --dtypes has no float32)")
     print(f"\nmachine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}")
-    head = f"{'task':<9} {'system':<26} {'n':>3} {'s/q (med)':>10} {'s/word':>7} {'fwd/word':>9} {'tok/word':>9} {'peak RSS':>9}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['task']:<9} {r['system']:<26} {r['n']:>3} {r['s_per_q']:>10.2f} {r['s_per_word']:>7.3f} "
-              f"{r['fwd_per_word']:>9.2f} {r['tok_per_word']:>9.1f} {r['peak_rss_gb']:>7.2f} GB")
-
-    print("\nwhere the forwards go, per model: kind forwards/word @ ms/forward (prefill: a prompt's own "
-          "tokens, or a re-encode after a commit; step: one token per row (greedy's step, AdaFuse's "
-          "branches); score: proposals of other models; step+score: both in one forward; recompute: "
-          "everything re-encoded)")
-    for r in rows:
-        for model, kinds in r["kinds"].items():
-            parts = "  ".join(f"{kind} {n:.2f} @{ms:.0f}" for kind, (n, ms) in kinds.items())
-            print(f"  {r['task']:<9} {r['system']:<26} {model:<24} {parts}")
-
-    by = {(r["task"], r["system"]): r for r in rows}
-    print("\nratios (same questions, same run):")
-    for task_name in ("triviaqa", "gsm8k"):
-        a, b = by.get((task_name, "greedy smollm2")), by.get((task_name, "greedy gemma3"))
-        c = by.get((task_name, "adafuse cached"))
-        if a and b and c:
-            ratio = c["seconds"] / (a["seconds"] + b["seconds"])
-            print(f"  {task_name}: AdaFuse cached / (greedy A + greedy B) time = {ratio:.2f}x  (target <= 1.5x)")
-        b = by.get((task_name, f"adafuse cached b{args.batch}"))
-        if c and b:
-            print(f"  {task_name}: throughput batch {args.batch} / batch 1 = {c['seconds'] / b['seconds']:.2f}x"
-                  "  (target >= 2x)")
-    cap = args.recompute_tokens
-    c, r = by.get(("gsm8k", f"adafuse cached @{cap}")), by.get(("gsm8k", f"adafuse recompute @{cap}"))
-    if c and r:
-        print(f"  gsm8k @{cap}: recompute / cached tokens fed per word = "
-              f"{r['tok_per_word'] / c['tok_per_word']:.1f}x  (target >= 50x)")
-        print(f"  gsm8k @{cap}: recompute / cached seconds per word = "
-              f"{r['s_per_word'] / c['s_per_word']:.1f}x  (target >= 10x)")
-        same = sum(x == y for x, y in zip(c["texts"], r["texts"]))
-        print(f"  gsm8k @{cap}: identical texts cached vs recompute: {same}/{len(c['texts'])}")
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}, "
+          f"load average {os.getloadavg()[0]:.2f} at the end")
+    print_report(rows, args.batch, args.recompute_tokens)
+    if profiled is not None:
+        prof, n = profiled
+        print(f"\nprofile: one AdaFuse decode of {n} TriviaQA questions at batch {args.batch}, "
+              f"{profiled_dtype(args)} (top operators by self CPU time; the profiler's own overhead "
+              "inflates small ops)")
+        print_profile(prof)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def pair():
     try:
-        return [load_model("smollm2-135m-instruct", device="cpu"),
-                load_model("gemma3-270m", device="cpu")]
+        # float32: the exactness checks compare against the recompute oracle bit for bit
+        # (dtype=auto is bfloat16 on CPUs with native bf16; tests/decoding/test_bf16.py has that)
+        return [load_model("smollm2-135m-instruct", device="cpu", dtype="float32"),
+                load_model("gemma3-270m", device="cpu", dtype="float32")]
     except Exception as exc:  # noqa: BLE001 - a missing package is a set-up error, say which
         pytest.fail(f"embedded models unavailable: {exc}")
 
