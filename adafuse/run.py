@@ -13,6 +13,7 @@ Bad input (a typo'd key, an unknown task, θ outside [0, 1], ...) prints one lin
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
@@ -46,23 +47,41 @@ def run(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from adafuse.runner.experiment import RunContext, run_experiment
+    from adafuse import runfolder
 
     hc = HydraConfig.get()
     run_dir = Path(cfg.resume) if cfg.resume else Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
     again = continue_command([*hc.overrides.hydra, *hc.overrides.task], run_dir, sweep_dir)
     try:
+        # held from before Hydra wrote .hydra/ (schema.hydra_subdir took it) to the end: what
+        # this invocation removes after bad input can be nobody else's
+        with schema.taken_lock(hc.runtime.output_dir) or runfolder.hold(run_dir):
+            return held_run(cfg, hc, run_dir, sweep_dir, again)
+    except (runfolder.FolderInUse, OSError) as exc:  # held by another run; a folder not writable
+        fail(exc, sweep_dir)
+
+
+def fail(exc: BaseException, sweep_dir: Path | None):
+    """Bad input: one line, exit 2; in a sweep the other jobs go on (Hydra names the failed
+    one, main() exits with 2)."""
+    print(f"error: {exc if isinstance(exc, AdaFuseError) else os_error(exc)}", file=sys.stderr)
+    if sweep_dir is None:
+        raise SystemExit(2) from None
+    raise RunFailed(str(exc)) from None
+
+
+def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: str) -> dict:
+    from adafuse.runner.experiment import RunContext, run_experiment
+
+    try:
         config = OmegaConf.to_container(cfg, resolve=True)
         return run_experiment(config, RunContext(run_dir=run_dir, sweep_dir=sweep_dir,
-                                                 continue_command=again))
+                                                 continue_command=again, locked=True))
     except (AdaFuseError, OSError) as exc:
-        print(f"error: {exc if isinstance(exc, AdaFuseError) else os_error(exc)}", file=sys.stderr)
-        remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir))
-        if sweep_dir is None:
-            raise SystemExit(2) from None
-        # in a sweep the other jobs go on; Hydra names the failed one, main() exits with 2
-        raise RunFailed(str(exc)) from None
+        remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir),
+                      held=True)
+        fail(exc, sweep_dir)
     except KeyboardInterrupt as exc:
         code = exc.exit_code if isinstance(exc, Interrupted) else 130
         if (run_dir / "results.json").is_file():
@@ -70,7 +89,7 @@ def run(cfg: DictConfig) -> dict:
                   file=sys.stderr)
         else:  # stopped while loading: nothing was decoded, nothing to continue
             remove_unused(Path(hc.runtime.output_dir),
-                          schema.written_hydra_subdir(hc.runtime.output_dir))
+                          schema.written_hydra_subdir(hc.runtime.output_dir), held=True)
             print("interrupted before the first item; nothing was written", file=sys.stderr)
         raise SystemExit(code) from None
 
@@ -96,21 +115,23 @@ def os_error(exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
-def remove_unused(output_dir: Path, hydra_subdir: str | None) -> None:
+def remove_unused(output_dir: Path, hydra_subdir: str | None, held: bool = False) -> None:
     """After bad input: remove what this invocation created and nothing else, i.e. the
     folder of a run that never started (only Hydra's files in it), or the .hydra/reruns/
     entry it added to an existing run. A folder that another process holds (refused by its
     lock, this one did not create it: its holder may still be loading models, with nothing
     written yet) is left alone; a folder is removed while holding its lock, so no run starts
-    in it meanwhile."""
+    in it meanwhile. held: this process holds the folder's lock already (`run` takes it
+    before its first check)."""
     from adafuse import runfolder
 
     if hydra_subdir and hydra_subdir.startswith(".hydra/reruns/"):
         shutil.rmtree(output_dir / hydra_subdir, ignore_errors=True)
         return
     try:
-        with runfolder.hold(output_dir, create=False) as held:
-            if not held or not all(p.name in (".hydra", runfolder.LOCK) or p.suffix == ".log"
+        with contextlib.nullcontext(output_dir.is_dir()) if held else \
+                runfolder.hold(output_dir, create=False) as mine:
+            if not mine or not all(p.name in (".hydra", runfolder.LOCK) or p.suffix == ".log"
                                    for p in output_dir.iterdir()):
                 return
             shutil.rmtree(output_dir, ignore_errors=True)

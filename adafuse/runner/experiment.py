@@ -9,6 +9,7 @@ folder that already holds finished items is continued (same config required).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -38,6 +39,7 @@ class RunContext:
     sweep_dir: Optional[Path] = None  # the sweep folder, in a multirun
     name: str = ""  # the W&B run name; default <task>/<run folder>
     continue_command: str = ""  # the command that continues this run, shown at start and on Ctrl-C
+    locked: bool = False  # the caller holds run_dir's lock (adafuse.run takes it before its first check)
 
 
 # --- checks, before anything is loaded or written --------------------------------------------
@@ -190,7 +192,8 @@ class Experiment:
         self.items = select_items(self.task, config)
 
     def run(self) -> dict:
-        with RunDir(self.ctx.run_dir).lock() as store:
+        folder = RunDir(self.ctx.run_dir)
+        with contextlib.nullcontext(folder) if self.ctx.locked else folder.lock() as store:
             self.store = store
             store.check_config(self.config)
             finished = store.finished()

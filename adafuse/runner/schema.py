@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -146,11 +147,28 @@ def run_dir(resume: Optional[str], fresh: str, runs_dir: Optional[str] = None) -
 
 
 _hydra_subdirs: dict[str, str] = {}  # output dir -> the subdir Hydra was last told to write
+_locks: dict[str, contextlib.ExitStack] = {}  # output dir -> its lock, taken by hydra_subdir
+
+
+def taken_lock(output_dir: str) -> Optional[contextlib.ExitStack]:
+    """The run folder's lock that `hydra_subdir` took for this invocation, handed to the task
+    function (which lets go of it when it ends); None where Hydra did not ask."""
+    return _locks.pop(output_dir, None)
 
 
 def hydra_subdir(output_dir: str) -> str:
     """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
-    inside it, so the first invocation's saved config is never overwritten."""
+    inside it, so the first invocation's saved config is never overwritten.
+
+    Hydra asks this just before it writes that subdir, so the run folder's lock is taken here:
+    a second invocation on the same folder is refused before it writes anything there, and
+    one that fails on bad input later removes only what it wrote itself."""
+    if output_dir not in _locks:
+        from adafuse import runfolder
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(runfolder.hold(Path(output_dir)))  # FolderInUse: one line, exit 2
+        _locks[output_dir] = stack
     if (Path(output_dir) / "results.json").is_file():  # a damaged one fails before .hydra is written
         from adafuse.runner.rundir import RunDir
 

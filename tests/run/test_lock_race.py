@@ -55,3 +55,31 @@ def test_runs_started_together_on_one_folder_decode_each_item_once(tiny_conf, tm
         results = json.loads((folder / "results.json").read_text())
         assert results["status"] == "complete" and results["n_items"] == 3
         assert (folder / ".hydra" / "config.yaml").is_file()  # the winner's folder was never removed
+
+
+def test_a_run_that_fails_on_bad_input_never_removes_anothers_files(tiny_conf, tmp_path):
+    """A bad invocation and a good one started together on one new folder: the bad one is
+    refused or fails with one line, and whatever it removes, the good one's saved config
+    (.hydra/config.yaml) is there when the good one decodes. The lock is taken before Hydra
+    writes .hydra/ (schema.hydra_subdir), so the bad one can only remove what it wrote."""
+    for round_ in range(ROUNDS):
+        folder = tmp_path / f"run{round_}"
+        common = [f"hydra.searchpath=[file://{tiny_conf}]", *FAST, *TASK, f"hydra.run.dir={folder}"]
+        barrier = tmp_path / f"barrier{round_}"
+        barrier.mkdir()
+        argvs = {"good": common, "bad": [*common, "theta_delta=2"]}
+        procs = {name: subprocess.Popen([sys.executable, "-c", STARTER, str(barrier), "2", *argv], cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=dict(os.environ))
+                 for name, argv in argvs.items()}
+        outs = {name: (p.wait(300), p.stderr.read()) for name, p in procs.items()}
+        code, err = outs["bad"]
+        assert code == 2 and len(err.strip().splitlines()) == 1, outs
+        assert "theta_delta=2.0 is not allowed" in err or "is in use by another run" in err, outs
+        code, err = outs["good"]
+        if code == 2:  # refused while the bad one held the folder
+            assert "is in use by another run" in err and len(err.strip().splitlines()) == 1, outs
+            continue
+        assert code == 0, outs
+        assert (folder / ".hydra" / "config.yaml").is_file(), (round_, sorted(p.name for p in folder.iterdir()))
+        assert json.loads((folder / "results.json").read_text())["status"] == "complete"
