@@ -7,11 +7,11 @@ and oneDNN's product over a weight packed once (`packed_weight`).
 A decoding step sends 1-12 positions per prompt through the head (a batch of 8 prompts, up
 to about 100). With so few rows MKL takes slow skinny-matrix paths in `F.linear`;
 `head_matmul` computes the same dot products with the weight as the left operand, and the
-packed oneDNN product avoids re-packing the weight on every call. `cpu_head_logits`, which
+packed oneDNN product avoids re-packing the weight on every call. `head_logits`, which
 the engine uses, takes the packed product from `PACKED_MIN_ROWS` rows on. Random weights of
 the real shapes (the values do not change the time); median of 7 interleaved repeats.
 `--shapes all` adds SmolLM2's MLP layers (up/gate 1536x576, down 576x1536); `--dtype
-bfloat16` packs the bf16 weight the same way (the engine packs float32 only), and `max |diff|`
+bfloat16` packs the bf16 weight the same way (the engine packs only the head of a bf16 model), and `max |diff|`
 is then against the float32 product of the same weights, relative to its largest value.
 """
 

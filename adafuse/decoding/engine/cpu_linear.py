@@ -1,4 +1,4 @@
-"""Linear layers on CPU in float32, by the fastest exact route for the few rows decoding feeds.
+"""Linear layers on CPU, by the fastest exact route for the few rows decoding feeds.
 
 A decoding step sends 1-12 positions per prompt through each linear layer (a batch of 8
 prompts, up to about 100 through the LM head). With so few rows MKL's `F.linear` takes slow
@@ -13,6 +13,12 @@ layer of a CPU float32 model through the packed product, by setting that layer's
 (visible as `is_packed(model)`, undone by `unpack_model(model)`; an engine built with
 `EngineOptions(pack_cpu_weights=False)` never does it). The packed copies are kept here,
 keyed weakly by the layer, not stored on it.
+
+In bfloat16 only the LM head is packed (`head_logits`): on the 2-core VM (AMD EPYC with
+AVX512-BF16, torch 2.13, 2 threads) the packed product took Gemma 3's 262k-row head from
+18.9 to 12.8 ms at one row and from 53 to 45 ms at 64, SmolLM2's from 3.7 to 2.6 ms, while
+`head_matmul` is slower than `F.linear` in bf16 (30 ms) and the layers inside the model gain
+nothing measurable (`bench/head_matmul.py --dtype bfloat16 --shapes all`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ _PACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PACKED_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def fp32_cpu_head(hidden: torch.Tensor, head) -> bool:
-    """Whether `head_logits` applies: gathered 2-d float32 hidden states and a float32
-    `nn.Linear` head, on CPU."""
+HEAD_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def cpu_head(hidden: torch.Tensor, head) -> bool:
+    """Whether `head_logits` applies: gathered 2-d hidden states and an `nn.Linear` head of
+    the same dtype, float32 or bfloat16, on CPU."""
     return (hidden.device.type == "cpu" and hidden.dim() == 2 and isinstance(head, torch.nn.Linear)
-            and head.weight.dtype == torch.float32 and hidden.dtype == torch.float32)
+            and head.weight.dtype in HEAD_DTYPES and hidden.dtype == head.weight.dtype)
 
 
 def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -53,11 +62,11 @@ def head_matmul(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 
 def packed_weight(linear: torch.nn.Linear) -> torch.Tensor | None:
-    """A oneDNN-blocked copy of a float32 CPU linear layer's weight, made on first use and
-    kept while the weight is unchanged (as much memory again as the weight:
-    0.63 GB for Gemma 3's head). None where this torch has no oneDNN, or where oneDNN's
+    """A oneDNN-blocked copy of a float32 or bfloat16 CPU linear layer's weight, made on first
+    use and kept while the weight is unchanged (as much memory again as the weight: 0.63 GB
+    for Gemma 3's head in float32). None where this torch has no oneDNN, or where oneDNN's
     product does not agree with the dense one on a probe (say, a reduced-precision fp32
-    mode was switched on)."""
+    mode was switched on; in bfloat16, within its rounding)."""
     weight = linear.weight
     key = (weight.data_ptr(), weight._version, tuple(weight.shape))
     cached = _PACKED.get(linear)
@@ -65,14 +74,16 @@ def packed_weight(linear: torch.nn.Linear) -> torch.Tensor | None:
         return cached[1]
     packed = None
     if (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-            and weight.device.type == "cpu" and weight.dtype == torch.float32):
+            and weight.device.type == "cpu" and weight.dtype in HEAD_DTYPES):
         try:
             with torch.inference_mode():
                 packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 32)
                 probe = torch.randn(4, weight.shape[1], generator=torch.Generator().manual_seed(0))
-                mine = _linear_packed(probe, packed, linear.bias)
-                dense = head_matmul(probe, weight.detach(), linear.bias)
-                if not torch.allclose(mine, dense, rtol=1e-4, atol=1e-4 * float(dense.abs().max())):
+                bias = linear.bias.float() if linear.bias is not None else None
+                mine = _linear_packed(probe.to(weight.dtype), packed, linear.bias).float()
+                dense = head_matmul(probe.to(weight.dtype).float(), weight.detach().float(), bias)
+                tol = 1e-4 if weight.dtype == torch.float32 else 2e-2  # bf16 keeps 8 bits
+                if not torch.allclose(mine, dense, rtol=tol, atol=tol * float(dense.abs().max())):
                     packed = None
         except (RuntimeError, NotImplementedError):
             packed = None
@@ -85,13 +96,18 @@ def _linear_packed(hidden: torch.Tensor, packed: torch.Tensor, bias: torch.Tenso
 
 
 def head_logits(hidden: torch.Tensor, head: torch.nn.Linear, pack: bool = True) -> torch.Tensor:
-    """`head(hidden)` for a float32 LM head on CPU (`fp32_cpu_head`).
+    """`head(hidden)` for a float32 or bfloat16 LM head on CPU (`cpu_head`).
 
+    bfloat16: the packed product for any number of rows (see the module's docstring), else
+    `F.linear`. float32:
     From `PACKED_MIN_ROWS` rows on, the packed product is the fastest: on the 2-core VM,
     Gemma 3's head took 30 ms for 12 rows and 205 ms for 96, against 120 and 345 ms for
     `head_matmul` (`bench/head_matmul.py`). For 1-2 rows the dense `head_matmul` is as fast
     or faster and needs no copy of the weight, so greedy decoding never makes one.
     `pack=False`: always the dense product."""
+    if head.weight.dtype == torch.bfloat16:
+        packed = packed_weight(head) if pack else None
+        return _linear_packed(hidden, packed, head.bias) if packed is not None else F.linear(hidden, head.weight, head.bias)
     if pack and hidden.shape[0] >= PACKED_MIN_ROWS:
         packed = packed_weight(head)
         if packed is not None:
@@ -117,6 +133,17 @@ def available_bytes() -> int | None:
     except OSError:
         pass
     return None
+
+
+def head_fits(model: torch.nn.Module, budget: float = 0.5) -> bool:
+    """Whether a packed copy of a bfloat16 CPU model's LM head fits in `budget` of the memory
+    available now (in bf16 only the head is packed)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if not isinstance(head, torch.nn.Linear) or head.weight.device.type != "cpu" \
+            or head.weight.dtype != torch.bfloat16:
+        return False
+    free = available_bytes()
+    return free is not None and head.weight.numel() * head.weight.element_size() <= budget * free
 
 
 def _routable(module: torch.nn.Module, head) -> bool:

@@ -56,11 +56,13 @@ class Executor:
         self.total = total
         self.cache_arg = cache_arg(lm.model)
         self.packed = pack_cpu_weights and cpu_linear.pack_model(lm.model)
+        # float32: the head is packed with the model; bfloat16: only the head is
+        self.pack_head = self.packed or (pack_cpu_weights and cpu_linear.head_fits(lm.model))
 
-    def _head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def _head_logits(self, hidden: torch.Tensor, pack: bool | None = None) -> torch.Tensor:
         head = self.lm.model.get_output_embeddings()
-        if cpu_linear.fp32_cpu_head(hidden, head):
-            logits = cpu_linear.head_logits(hidden, head, pack=self.packed)
+        if cpu_linear.cpu_head(hidden, head):
+            logits = cpu_linear.head_logits(hidden, head, pack=self.pack_head if pack is None else pack)
         else:
             logits = head(hidden)
         cap = getattr(self.lm.model.config, "final_logit_softcapping", None)
@@ -76,7 +78,7 @@ class Executor:
             probe = ids[:1, : min(4, ids.shape[1])].to(self.lm.device)
             full = model(input_ids=probe, use_cache=False).logits.float()
             hidden = model.base_model(input_ids=probe, use_cache=False).last_hidden_state
-            mine = self._head_logits(hidden).float()
+            mine = self._head_logits(hidden, pack=False).float()  # the structure; packing is probed apart
             return bool(torch.allclose(full, mine, atol=1e-3, rtol=1e-3))
         except Exception:  # noqa: BLE001 - any surprise: use the model's own forward
             return False

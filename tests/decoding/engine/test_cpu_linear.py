@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adafuse.decoding.engine.cpu_linear import fp32_cpu_head, head_logits, head_matmul, packed_weight
+from adafuse.decoding.engine.cpu_linear import cpu_head, head_fits, head_logits, head_matmul, packed_weight
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 5, 13])
@@ -19,12 +19,44 @@ def test_head_matmul_matches_linear(rows, bias):
     torch.testing.assert_close(mine, F.linear(x, weight, b), atol=1e-4, rtol=1e-5)
 
 
-def test_used_only_for_float32_cpu_linear_heads():
+def test_used_only_for_float32_and_bfloat16_cpu_linear_heads():
     head = torch.nn.Linear(8, 16, bias=False)
-    assert fp32_cpu_head(torch.randn(2, 8), head)
-    assert not fp32_cpu_head(torch.randn(2, 8, dtype=torch.bfloat16), head.to(torch.bfloat16))
-    assert not fp32_cpu_head(torch.randn(1, 2, 8), head)  # [batch, pos, hidden]: not gathered
-    assert not fp32_cpu_head(torch.randn(2, 8), torch.nn.Identity())
+    assert cpu_head(torch.randn(2, 8), head)
+    assert cpu_head(torch.randn(2, 8, dtype=torch.bfloat16), torch.nn.Linear(8, 16).to(torch.bfloat16))
+    assert not cpu_head(torch.randn(2, 8, dtype=torch.bfloat16), head)  # dtypes differ
+    assert not cpu_head(torch.randn(2, 8, dtype=torch.float16), head.to(torch.float16))
+    assert not cpu_head(torch.randn(1, 2, 8), head)  # [batch, pos, hidden]: not gathered
+    assert not cpu_head(torch.randn(2, 8), torch.nn.Identity())
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])
+@pytest.mark.parametrize("pack", [False, True])
+def test_bfloat16_head_logits_match_linear_within_its_rounding(rows, pack):
+    torch.manual_seed(rows)
+    head = torch.nn.Linear(64, 3001, bias=True).to(torch.bfloat16)
+    x = torch.randn(rows, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        mine = head_logits(x, head, pack=pack)
+        exact = F.linear(x.float(), head.weight.float(), head.bias.float())
+    assert mine.dtype == torch.bfloat16 and mine.shape == (rows, 3001)
+    # bf16 keeps 8 bits: each logit within 2^-8 of its size, plus the accumulation's rounding
+    torch.testing.assert_close(mine.float(), exact, atol=0.02 * float(exact.abs().max()), rtol=2 ** -7)
+    if pack and packed_weight(head) is None:
+        pytest.skip("this torch has no oneDNN")
+
+
+def test_only_a_bfloat16_head_that_fits_is_packed_alone():
+    class Model(torch.nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.head = torch.nn.Linear(8, 16).to(dtype)
+
+        def get_output_embeddings(self):
+            return self.head
+
+    assert head_fits(Model(torch.bfloat16))
+    assert not head_fits(Model(torch.float32))  # float32: packed with the model (pack_model)
+    assert not head_fits(Model(torch.bfloat16), budget=0.0)
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 4, 13, 40])
