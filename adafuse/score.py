@@ -209,12 +209,12 @@ def score_file(args: dict[str, str]) -> dict:
 
 
 def write_per_item(out: Path, docs: list[dict], preds: list, lines: list, result: ScoreResult) -> None:
-    with open(out, "w", encoding="utf-8") as f:
-        for doc, pred, line, extracted, scores in zip(docs, preds, lines, result.extracted, result.per_item):
-            row = {"id": doc.get("id"), "line": line, "pred": pred, "extracted": extracted,
-                   "gold": doc["answer"], "scores": scores}
-            f.write(json.dumps({k: v for k, v in row.items() if v is not None or k == "pred"},
-                               ensure_ascii=False) + "\n")
+    """One line per item (id, line of the predictions file, prediction, extracted answer,
+    gold, scores), written atomically: a killed scorer leaves the old file or the new one."""
+    rows = ({"id": doc.get("id"), "line": line, "pred": pred, "extracted": extracted,
+             "gold": doc["answer"], "scores": scores}
+            for doc, pred, line, extracted, scores in zip(docs, preds, lines, result.extracted, result.per_item))
+    write_jsonl_atomic(out, ({k: v for k, v in row.items() if v is not None or k == "pred"} for row in rows))
 
 
 # --- re-scoring run folders in place ---------------------------------------------------------

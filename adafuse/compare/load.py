@@ -16,7 +16,6 @@ this machine's environment), and nothing in a folder is imported or run.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from adafuse.compare.costs import COST_FIELDS, cost_totals
 from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError
-from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_json, read_jsonl
 
 # decoder settings that change how fast a run goes, not what it decodes
 PLUMBING = ("name", "mode", "batch_size")
@@ -299,13 +298,13 @@ def well_formed(config: Any) -> bool:
 
 
 def _read_results(path: Path) -> tuple[dict | None, str | None]:
-    file = path / RESULTS
-    if not file.is_file():
-        return None, f"no {RESULTS}"
+    """results.json through the run folder's own reader; what it refuses becomes a note."""
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = read_json(path / RESULTS)
+    except (AdaFuseError, OSError) as exc:
         return None, f"{RESULTS} unreadable ({first_line(exc)})"
+    if data is None:
+        return None, f"no {RESULTS}"
     if not isinstance(data, dict):
         return None, f"{RESULTS} is not an object"
     return data, None
