@@ -164,9 +164,12 @@ def check(model, cache_arg: str) -> bool:
             with active(model, ctx):
                 got = model(input_ids=ids, position_ids=pos.clamp(min=0).to(device), use_cache=True,
                             **{cache_arg: DynamicCache()}).logits[:, -1].float()
-        # float32 agrees to rounding; half precision to its own noise, far below what a prefix
-        # that is not read changes (every logit moves by O(1) then)
-        tol = 1e-3 if next(model.parameters()).dtype == torch.float32 else 5e-2
-        return all(torch.allclose(g, w, atol=tol, rtol=tol) for g, w in zip(got, want))
+        if next(model.parameters()).dtype == torch.float32:  # agrees to rounding
+            return all(torch.allclose(g, w, atol=1e-3, rtol=1e-3) for g, w in zip(got, want))
+        # half precision: to its own noise, far below what a prefix that is not read changes.
+        # Measured on the embedded pair in bf16: a mean |difference| of 0.06-0.24 against
+        # logits of std 2.5-3.2 (single logits up to 0.75), while dropping the prefix or its
+        # first token moves them by 1.6-3.7 on average
+        return all(float((g - w).abs().mean()) <= 0.2 * float(w.std()) for g, w in zip(got, want))
     except Exception:  # noqa: BLE001 - any surprise: keep the copying path
         return False

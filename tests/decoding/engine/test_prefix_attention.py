@@ -51,11 +51,14 @@ def _assert_logits_of(lm, logits, contexts_fed):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("name", ["llama", "gemma"])
-def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, monkeypatch):
+def test_check_passes_and_catches_a_prefix_that_is_not_read(tiny, name, dtype, monkeypatch):
+    import copy
+
     lm = tiny[name]
-    model = lm.model
-    assert prefix_attention.check(model, cache_arg(model))
+    model = lm.model if dtype == torch.float32 else copy.deepcopy(lm.model).to(dtype)
+    assert prefix_attention.check(model, cache_arg(model))  # bf16: within its noise
 
     def blind(self, window, device):  # forget the prefix: the check must notice
         pre, tail = original(self, window, device)
