@@ -18,7 +18,8 @@ In bfloat16 only the LM head is packed (`head_logits`): on the 2-core VM (AMD EP
 AVX512-BF16, torch 2.13, 2 threads) the packed product took Gemma 3's 262k-row head from
 18.9 to 12.8 ms at one row and from 53 to 45 ms at 64, SmolLM2's from 3.7 to 2.6 ms, while
 `head_matmul` is slower than `F.linear` in bf16 (30 ms) and the layers inside the model gain
-nothing measurable (`bench/head_matmul.py --dtype bfloat16 --shapes all`).
+nothing measurable (measured 2026-12-02 on the weight shapes of `bench/head_matmul.py`, random
+weights, idle machine; `bench/head_matmul.py --dtype bfloat16 --shapes all` repeats it).
 """
 
 from __future__ import annotations
