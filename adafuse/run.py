@@ -182,22 +182,22 @@ def did_you_mean(message: str) -> str:
     decoder's parameters, else the list of them."""
     import re
 
-    from adafuse.decoding.registry import parameters
+    from adafuse.decoding.registry import schema_keys, schema_name
 
     match = re.search(r"[Kk]ey '([^']+)' (?:is )?not in(?: '(\w+)')?", message)
     if not match:
         return ""
     key = match.group(1).split(".")[-1]
-    decoder = next((cls for cls in schema.DECODERS.values() if f"{cls.__name__}Conf" == match.group(2)), None)
+    decoder = next((cls for cls in schema.DECODERS.values() if schema_name(cls) == match.group(2)), None)
     if decoder is not None:
-        known = [k for k in parameters(decoder) if k != "engine"]
+        known = schema_keys(decoder)
         close = difflib.get_close_matches(key, known, n=1)
         return f" (did you mean {close[0]!r}?)" if close else f"; decoder {decoder.name!r} takes: {', '.join(known)}"
     known = list(schema.RunConfig.__dataclass_fields__)
     for cls in (schema.TaskConf, schema.ModelConf, schema.WandbConf):
         known += list(cls.__dataclass_fields__)
     for cls in schema.DECODERS.values():
-        known += list(parameters(cls))
+        known += schema_keys(cls)
     close = difflib.get_close_matches(key, sorted(set(known) - {key}), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

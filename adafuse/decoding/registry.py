@@ -20,10 +20,14 @@ examples/custom_decoder/ shows the second.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import functools
 import importlib
 import inspect
+import types
+import typing
 from typing import Any, List, Optional
 
 from adafuse.errors import AdaFuseError
@@ -62,30 +66,51 @@ def default(cls: type, key: str) -> Any:
     return parameters(cls)[key].default
 
 
-_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
-_FLOAT_LISTS = ("Sequence[float]", "list[float]", "List[float]", "tuple[float, ...]")
+_SCALARS = (int, float, str, bool)
 
 
-def _schema_type(p: inspect.Parameter) -> Any:
-    """The OmegaConf type of a parameter, read from its annotation (a string under `from
-    __future__ import annotations`) or, unannotated, from its default; Any where neither says."""
-    annotation = p.annotation
-    if annotation is inspect.Parameter.empty:
-        kind = type(p.default) if type(p.default) in _SCALARS.values() else Any
-        return Optional[kind] if p.default is None else kind
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    parts = [part.strip() for part in text.replace("Optional[", "").rstrip("]").split("|")] \
-        if "Optional[" in text else [part.strip() for part in text.split("|")]
-    optional = "Optional[" in text or "None" in parts
-    parts = [part for part in parts if part != "None"]
-    kind = Any
-    if len(parts) == 1 and parts[0] in _SCALARS:
-        kind = _SCALARS[parts[0]]
-    elif len(parts) == 1 and parts[0] in _FLOAT_LISTS:
-        kind = List[float]
-    return Optional[kind] if optional and kind is not Any else kind
+def _omegaconf_type(annotation: Any) -> Any:
+    """An annotation as a type OmegaConf checks: a scalar, a list of floats (from any
+    sequence of floats), Optional of those; Any for the rest (left to the constructor)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            kind = _omegaconf_type(args[0])
+            return Optional[kind] if kind is not Any else Any
+        return Any
+    if annotation in _SCALARS:
+        return annotation
+    if origin in (list, tuple, collections.abc.Sequence) and args and set(args) <= {float, Ellipsis}:
+        return List[float]
+    return Any
 
 
+def _schema_type(cls: type, p: inspect.Parameter) -> Any:
+    """The OmegaConf type of a parameter: its annotation, resolved with the class's module
+    globals (annotations are strings under `from __future__ import annotations`); without
+    one, or where it cannot be resolved, the type of its default; Any where neither says."""
+    try:
+        annotation = typing.get_type_hints(cls.__init__).get(p.name, inspect.Parameter.empty)
+    except Exception:  # a name only imported under TYPE_CHECKING, a typo in a user's class
+        annotation = inspect.Parameter.empty
+    if annotation is not inspect.Parameter.empty:
+        return _omegaconf_type(annotation)
+    kind = type(p.default) if type(p.default) in _SCALARS else Any
+    return Optional[kind] if p.default is None and kind is not Any else kind
+
+
+def schema_name(cls: type) -> str:
+    """The name of a decoder's schema dataclass, as OmegaConf's errors quote it."""
+    return f"{cls.__name__}Conf"
+
+
+def schema_keys(cls: type) -> list[str]:
+    """The keys a decoder's config node may have besides `name` and `batch_size`."""
+    return [f.name for f in dataclasses.fields(config_schema(cls)) if f.name not in ("name", "batch_size")]
+
+
+@functools.cache
 def config_schema(cls: type) -> type:
     """The dataclass a decoder's config node is checked against when Hydra composes it:
     `name`, each of the constructor's keyword-only parameters (type and default from the
@@ -95,7 +120,7 @@ def config_schema(cls: type) -> type:
     for key, p in parameters(cls).items():
         if key == "engine":
             continue
-        kind = _schema_type(p)
+        kind = _schema_type(cls, p)
         if p.default is inspect.Parameter.empty:
             fields.append((key, kind, dataclasses.field(default="???")))
         elif isinstance(p.default, (list, dict)):
@@ -103,7 +128,7 @@ def config_schema(cls: type) -> type:
         else:
             fields.append((key, kind, dataclasses.field(default=p.default)))
     fields.append(("batch_size", int, dataclasses.field(default=1)))
-    return dataclasses.make_dataclass(f"{cls.__name__}Conf", fields)
+    return dataclasses.make_dataclass(schema_name(cls), fields)
 
 
 def setting_label(decoder: str, key: str) -> str:

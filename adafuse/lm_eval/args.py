@@ -27,13 +27,13 @@ def decoder_keys() -> dict[str, Any]:
     import dataclasses
 
     from adafuse.decoding import DECODERS
-    from adafuse.decoding.registry import config_schema
+    from adafuse.decoding.registry import config_schema, schema_keys
 
     keys: dict[str, Any] = {}
     for cls in DECODERS.values():
-        for field in dataclasses.fields(config_schema(cls)):
-            if field.name not in ("name", "batch_size"):
-                keys.setdefault(field.name, field.type)
+        types = {f.name: f.type for f in dataclasses.fields(config_schema(cls))}
+        for key in schema_keys(cls):
+            keys.setdefault(key, types[key])
     return keys
 
 

@@ -5,6 +5,8 @@ and `bounds` of the class."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import Optional
 
 import pytest
 
@@ -136,3 +138,36 @@ def test_the_config_schemas_are_made_from_the_classes():
             schema.span = "two"  # typed from the signature
     finally:
         DECODERS.pop("later_test_decoder")
+
+
+class _Typed:
+    """Annotations as a user's module writes them (strings, under `from __future__ import
+    annotations` here), one naming a type this module never imports."""
+
+    name = "typed_test_decoder"
+
+    def __init__(self, models, *, a: int = 1, b: float | None = None, c: Optional[str] = None,
+                 d: Sequence[float] = (1.0,), e: tuple[float, ...] | None = None, f: bool = True,
+                 g: dict | None = None, h=0.5):
+        pass
+
+
+class _Unresolvable:
+    name = "unresolvable_test_decoder"
+
+    def __init__(self, models, *, a: "NotImported" = 3):  # noqa: F821
+        pass
+
+
+def test_schema_types_are_read_from_the_annotations():
+    import dataclasses
+    from typing import Any, List
+
+    from adafuse.decoding.registry import config_schema, schema_keys, schema_name
+
+    types = {f.name: f.type for f in dataclasses.fields(config_schema(_Typed))}
+    assert types == {"name": str, "a": int, "b": Optional[float], "c": Optional[str], "d": List[float],
+                     "e": Optional[List[float]], "f": bool, "g": Any, "h": float, "batch_size": int}
+    assert schema_keys(_Typed) == list("abcdefgh") and schema_name(_Typed) == "_TypedConf"
+    # a name the annotation cannot be resolved with: typed from the default instead
+    assert {f.name: f.type for f in dataclasses.fields(config_schema(_Unresolvable))}["a"] is int

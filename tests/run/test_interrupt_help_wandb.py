@@ -103,7 +103,11 @@ def test_a_continued_run_continues_its_wandb_run(adafuse_run, tmp_path):
     assert adafuse_run("task=triviaqa", "limit=1", "logger=wandb", f"resume={run}").code == 0
     runs = sorted((run / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
-    ids = {p.name.rsplit("-", 1)[1] for p in runs}
+    # the id is in each folder's run-<id>.wandb; a folder name ends in "-1" when both runs
+    # started within the same second, so it is not read from there
+    files = [f for p in runs for f in p.glob("run-*.wandb")]
+    assert len(files) == 2, files
+    ids = {f.stem.removeprefix("run-") for f in files}
     assert len(ids) == 1 and (run / "wandb" / "run-id").read_text().strip() in ids
 
 

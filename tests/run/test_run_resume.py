@@ -16,8 +16,8 @@ from adafuse.errors import AdaFuseError
 from adafuse.runner.rundir import RunDir, config_differences, read_jsonl
 from run_helpers import FAST, REPO, cli, read_jsonl as read_all, without_timings
 
-# recompute mode: each item's cost is its own (no prefix cache shared across items), so even
-# the cost counters of a resumed run equal those of an uninterrupted one
+# recompute mode: no prefix cache is shared across items, so each item's cost is its own in
+# any case (in cached mode the shared prefix's prefill is counted once per run, apart)
 SLOW_TASK = ["task=triviaqa", "limit=8", "decoder.mode=recompute", "logger=none"]
 
 

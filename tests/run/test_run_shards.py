@@ -14,7 +14,7 @@ SAME = ("id", "index", "prompt", "response", "extracted", "gold", "scores", "rou
 
 
 def same_items(a: list[dict], b: list[dict]) -> bool:
-    """Equal but for timings and cost: a shard's first item pays the shared-prefix prefill."""
+    """Equal in what was decoded; timings and costs are not compared (a sitting's seconds differ)."""
     return [[s[k] for k in SAME] for s in a] == [[s[k] for k in SAME] for s in b]
 
 
