@@ -97,6 +97,9 @@ class ScriptedLM:
         ids = self.tokenizer.encode(text)
         return ([self.tokenizer.index[self.bos]] if self.bos else []) + ids
 
+    def encode_many(self, texts) -> list[list[int]]:
+        return [self.encode(t) for t in texts]
+
     def decode(self, ids) -> str:
         return "".join(self.vocab[i] for i in ids)
 

@@ -124,10 +124,11 @@ class Decoder:
     def add_prompts(self, engine: Engine, index: int, entries) -> None:
         """Several prompts join at once: (key, prompt_text, cost) each, as for `add_prompt`;
         the engine may prefill them in one forward."""
+        entries = list(entries)
+        ids = self.models[index].encode_many([prompt_text for _, prompt_text, _ in entries])
         batch = []
-        for key, prompt_text, cost in entries:
-            prefix = self._prefix_cache(engine, index, prompt_text)
-            batch.append((key, self.models[index].encode(prompt_text), cost, prefix))
+        for (key, prompt_text, cost), prompt_ids in zip(entries, ids):
+            batch.append((key, prompt_ids, cost, self._prefix_cache(engine, index, prompt_text)))
         engine.add_many(batch)
 
     def _prefix_cache(self, engine: Engine, index: int, prompt_text: str):

@@ -23,7 +23,7 @@ from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.pool import pool_proposals
 from adafuse.decoding.proposals import ModelProposals, propose
 from adafuse.decoding.registry import check_parameters, register_decoder
-from adafuse.decoding.scoring import ModelScores, proposal_rows, score_pools
+from adafuse.decoding.scoring import ModelScores, proposal_rows_many, score_pools
 from adafuse.decoding.text import find_stop, word_count
 
 
@@ -125,11 +125,10 @@ class AdaFuse(Decoder):
         for m, engine in enumerate(engines):
             score = None
             if m:
-                score = {}
-                for k in keys:
-                    earlier = self.pool([proposed[j].by_key[k].proposals for j in range(m)])
-                    context = states[k].prompts[m] + states[k].response
-                    score[k] = proposal_rows(engine.lm, engine.ids[k], context, earlier)
+                score = proposal_rows_many(engine.lm, {
+                    k: (engine.ids[k], states[k].prompts[m] + states[k].response,
+                        self.pool([proposed[j].by_key[k].proposals for j in range(m)]))
+                    for k in keys})
             proposed.append(propose(engine, keys, m, tails, theta=self.theta_delta,
                                     max_words=self.max_words, num_candidates=self.num_candidates,
                                     stop=stop, score=score))
@@ -175,8 +174,8 @@ class AdaFuse(Decoder):
                 finished.append(k)
         for m, engine in enumerate(engines):
             if commits:
-                engine.commit({k: engine.lm.encode(states[k].prompts[m] + r) for k, r in commits.items()},
-                              proposed[m].branches)
+                ids = engine.lm.encode_many([states[k].prompts[m] + r for k, r in commits.items()])
+                engine.commit(dict(zip(commits, ids)), proposed[m].branches)
         for k in commits:
             # the budget is in the first model's tokens; each round adds at least one
             spent = len(engines[0].ids[k]) - states[k].prompt_len

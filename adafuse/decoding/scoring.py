@@ -25,15 +25,25 @@ OWN_SPAN, BRANCH_FORWARD, SCORING_FORWARD = "own span", "branch forward", "scori
 
 def proposal_rows(lm, committed: Sequence[int], context_text: str, proposals: Sequence[Proposal]):
     """Token rows of each proposal for one model, and where its scored tokens start."""
-    rows, starts = [], []
-    for p in proposals:
-        ids = lm.encode(context_text + p.text)
-        start = longest_common_prefix(ids, committed)
-        if p.terminal == "eos":
-            ids = ids + [lm.eos_id]  # the model scores its own EOS for an EOS-terminal span
-        rows.append(ids)
-        starts.append(start)
-    return rows, starts
+    return proposal_rows_many(lm, {None: (committed, context_text, proposals)})[None]
+
+
+def proposal_rows_many(lm, requests: dict) -> dict:
+    """`proposal_rows` of several prompts, {key: (committed, context_text, proposals)} ->
+    {key: (rows, starts)}, every text encoded in one tokenizer call (`encode_many`)."""
+    texts = [context + p.text for _, context, proposals in requests.values() for p in proposals]
+    encoded = iter(lm.encode_many(texts))
+    out = {}
+    for key, (committed, _, proposals) in requests.items():
+        rows, starts = [], []
+        for p in proposals:
+            ids = next(encoded)
+            starts.append(longest_common_prefix(ids, committed))
+            if p.terminal == "eos":
+                ids = ids + [lm.eos_id]  # the model scores its own EOS for an EOS-terminal span
+            rows.append(ids)
+        out[key] = (rows, starts)
+    return out
 
 
 @dataclass
@@ -54,9 +64,10 @@ def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = No
         shortcut, every NLL from a forward);
     folded: `Rows.folded` of this model's branch rows this round (NLLs already computed)."""
     out, requests = {}, {}
+    encoded = proposal_rows_many(engine.lm, {k: (engine.ids[k], contexts[k], pool) for k, pool in pools.items()})
     for key, pool in pools.items():
         committed = engine.ids[key]
-        rows, starts = proposal_rows(engine.lm, committed, contexts[key], pool)
+        rows, starts = encoded[key]
         scores = out[key] = ModelScores([None] * len(pool), [None] * len(pool),
                                         any(s < len(committed) for s in starts))
         spans = (own_spans or {}).get(key, {})

@@ -72,3 +72,34 @@ def test_the_nlls_do_not_depend_on_their_source(mode):
         assert a.nll == pytest.approx(b.nll, abs=1e-5)
     if mode == "recompute":  # the oracle folds nothing into a branch forward
         assert all(s == SCORING_FORWARD for scores in forward for s in scores.source)
+
+
+def test_longest_common_prefix_is_the_first_difference():
+    import random
+
+    from adafuse.decoding.text import longest_common_prefix
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        n = rng.randrange(0, 70)
+        a = [rng.randrange(3) for _ in range(n)]
+        b = a[: rng.randrange(0, n + 1)] + [rng.randrange(3) for _ in range(rng.randrange(0, 5))]
+        naive = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        assert longest_common_prefix(a, b) == naive == longest_common_prefix(tuple(b), a)
+
+
+def test_proposals_of_several_prompts_encode_as_one_at_a_time(tiny):
+    """One tokenizer call for every prompt's proposals gives each its own encode's rows."""
+    from adafuse.decoding.output import Proposal
+    from adafuse.decoding.scoring import proposal_rows_many
+
+    for lm in (tiny["llama"], tiny["gemma"]):
+        contexts = {"a": "Question: who?\nAnswer:", "b": "Q: 2+2=", "c": "x"}
+        pools = {"a": [Proposal(" Tom", None, [0], "greedy"), Proposal(" Tom Hanks.", "eos", [0], "explore")],
+                 "b": [Proposal(" 4", None, [1], "greedy")], "c": []}
+        requests = {k: (lm.encode(contexts[k]), contexts[k], pools[k]) for k in contexts}
+        many = proposal_rows_many(lm, requests)
+        assert many == {k: proposal_rows(lm, *requests[k]) for k in contexts}
+        rows, starts = many["a"]
+        alone = lm.tokenizer(contexts["a"] + " Tom", add_special_tokens=True)["input_ids"]  # one text a call
+        assert rows[0] == alone and rows[1][-1] == lm.eos_id
