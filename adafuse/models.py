@@ -129,12 +129,15 @@ class LoadedModel:
         """Token ids of prompt_m + R. The chat template already holds BOS; raw text gets it here."""
         return self.encode_many([text])[0]
 
-    def encode_many(self, texts: list[str]) -> list[list[int]]:
+    def encode_many(self, texts: list[str], add_special_tokens: bool | None = None) -> list[list[int]]:
         """`encode` of each text, in one tokenizer call: a fast tokenizer encodes a batch on
-        all cores, 2.4x faster than one call a text for GSM8K-long contexts on 2 cores."""
+        all cores, 2.4x faster than one call a text for GSM8K-long contexts on 2 cores.
+        add_special_tokens=False: without BOS (the tail of a text whose head is encoded)."""
         if not texts:
             return []
-        return self.tokenizer(list(texts), add_special_tokens=not self.chat_template)["input_ids"]
+        if add_special_tokens is None:
+            add_special_tokens = not self.chat_template
+        return self.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(

@@ -97,7 +97,9 @@ class ScriptedLM:
         ids = self.tokenizer.encode(text)
         return ([self.tokenizer.index[self.bos]] if self.bos else []) + ids
 
-    def encode_many(self, texts) -> list[list[int]]:
+    def encode_many(self, texts, add_special_tokens=None) -> list[list[int]]:
+        if add_special_tokens is False:
+            return [self.tokenizer.encode(t) for t in texts]
         return [self.encode(t) for t in texts]
 
     def decode(self, ids) -> str:

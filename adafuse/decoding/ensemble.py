@@ -24,7 +24,7 @@ from adafuse.decoding.pool import pool_proposals
 from adafuse.decoding.proposals import ModelProposals, propose
 from adafuse.decoding.registry import check_parameters, register_decoder
 from adafuse.decoding.scoring import ModelScores, proposal_rows_many, score_pools
-from adafuse.decoding.text import find_stop, word_count
+from adafuse.decoding.text import encode_continuations, find_stop, word_count
 
 
 @register_decoder
@@ -158,9 +158,10 @@ class AdaFuse(Decoder):
         """Step 4: each prompt's round goes into its trace and its winner is appended to R for
         every model (`_append`); returns the keys that finished (a terminal or empty winner,
         or the budget spent)."""
-        finished, commits = [], {}
+        finished, commits, before = [], {}, {}
         for k, decision in decisions.items():
             state = states[k]
+            before[k] = state.response
             state.trace.append(Round(
                 index=len(state.trace),
                 margins=[p.by_key[k].margins for p in proposed],
@@ -173,9 +174,11 @@ class AdaFuse(Decoder):
             else:
                 finished.append(k)
         for m, engine in enumerate(engines):
-            if commits:
-                ids = engine.lm.encode_many([states[k].prompts[m] + r for k, r in commits.items()])
-                engine.commit(dict(zip(commits, ids)), proposed[m].branches)
+            if commits:  # R + winner encoded as a whole would be, re-tokenising its tail only
+                ids = encode_continuations(engine.lm, [
+                    (states[k].prompts[m] + before[k], engine.ids[k], [states[k].prompts[m] + r])
+                    for k, r in commits.items()])
+                engine.commit({k: row for k, (row,) in zip(commits, ids)}, proposed[m].branches)
         for k in commits:
             # the budget is in the first model's tokens; each round adds at least one
             spent = len(engines[0].ids[k]) - states[k].prompt_len

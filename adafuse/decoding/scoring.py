@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adafuse.decoding.output import Proposal
-from adafuse.decoding.text import longest_common_prefix
+from adafuse.decoding.text import encode_continuations, longest_common_prefix
 
 OWN_SPAN, BRANCH_FORWARD, SCORING_FORWARD = "own span", "branch forward", "scoring forward"
 
@@ -30,14 +30,14 @@ def proposal_rows(lm, committed: Sequence[int], context_text: str, proposals: Se
 
 def proposal_rows_many(lm, requests: dict) -> dict:
     """`proposal_rows` of several prompts, {key: (committed, context_text, proposals)} ->
-    {key: (rows, starts)}, every text encoded in one tokenizer call (`encode_many`)."""
-    texts = [context + p.text for _, context, proposals in requests.values() for p in proposals]
-    encoded = iter(lm.encode_many(texts))
+    {key: (rows, starts)}: each context_text + c encoded as a whole would be, but only its
+    tail re-tokenised, all prompts' in one tokenizer call (`text.encode_continuations`)."""
+    encoded = encode_continuations(lm, [(context, committed, [context + p.text for p in proposals])
+                                        for committed, context, proposals in requests.values()])
     out = {}
-    for key, (committed, _, proposals) in requests.items():
+    for (key, (committed, _, proposals)), per_key in zip(requests.items(), encoded):
         rows, starts = [], []
-        for p in proposals:
-            ids = next(encoded)
+        for p, ids in zip(proposals, per_key):
             starts.append(longest_common_prefix(ids, committed))
             if p.terminal == "eos":
                 ids = ids + [lm.eos_id]  # the model scores its own EOS for an EOS-terminal span

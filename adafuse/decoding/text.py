@@ -84,3 +84,73 @@ class ContinuationDecoder:
         full = self.lm.decode(self.context_ids)
         text = self.lm.decode(self.context_ids + list(ids))
         return text[len(full) :]  # past the context's characters, whatever they decode to
+
+
+class ContinuationEncoder:
+    """encode(text) of texts that continue a context whose ids are known, encoding only
+    their tails.
+
+    A decode re-tokenises prompt_m + R + c for every proposal c and every commit, and with a
+    few-shot prompt that is 1,400 tokens each time. Here the known ids are cut `ANCHOR` ids
+    before their end, at j; the context's text splits there at k (what those last ids decode
+    to), and a text t starting with context[:k] encodes as ids[:j] + tail(t[k:]), the tail
+    encoded without special tokens. That holds where the cut is a boundary the tokenizer
+    keeps whatever follows it, so it is checked on the context itself: tail(context[k:]) must
+    give back ids[j:]; where it does not (a cut inside a multi-byte character, a tokenizer
+    that adds a prefix space to a tail), or a text does not start with context[:k], the whole
+    text is encoded. A merge reaching back over ANCHOR tokens past an edit at the end would
+    break the rule: BPE with pre-tokenisation (SmolLM2) never merges across its pre-tokens,
+    and the test suite checks every tokenizer it loads against full encodes.
+    """
+
+    ANCHOR = 48
+
+    def __init__(self, lm, context: str, context_ids: Sequence[int]):
+        self.lm, self.context, self.ids = lm, context, list(context_ids)
+        self.cut = None  # (j, k) once checked
+        if len(self.ids) > self.ANCHOR + 1:
+            j = len(self.ids) - self.ANCHOR
+            tail = lm.decode(self.ids[j:])
+            if tail and context.endswith(tail):
+                self.cut = (j, len(context) - len(tail))
+
+    def requests(self, texts: Sequence[str]) -> list[tuple[str, bool]]:
+        """(text to encode, whether it is a tail) for the check (when there is a cut), then
+        for each text."""
+        if self.cut is None:
+            return [(t, False) for t in texts]
+        j, k = self.cut
+        head = self.context[:k]
+        return [(self.context[k:], True)] + [(t[k:], True) if t.startswith(head) else (t, False) for t in texts]
+
+    def assemble(self, texts: Sequence[str], encoded: Sequence[list[int]]) -> list[list[int]] | None:
+        """encode(t) of each text from the encodings of `requests(texts)`; None where the
+        check failed (then encode the texts whole)."""
+        if self.cut is None:
+            return list(encoded)
+        j, _ = self.cut
+        check, *rest = encoded
+        if check != self.ids[j:]:
+            return None
+        return [self.ids[:j] + ids if tail else ids for (_, tail), ids in zip(self.requests(texts)[1:], rest)]
+
+
+def encode_continuations(lm, contexts: Sequence[tuple[str, Sequence[int], Sequence[str]]]) -> list[list[list[int]]]:
+    """For each (context, its ids, texts continuing it): encode(t) of each text, the tails of
+    all of them in one tokenizer call (`ContinuationEncoder`)."""
+    encoders = [ContinuationEncoder(lm, context, ids) for context, ids, _ in contexts]
+    requests = [enc.requests(texts) for enc, (_, _, texts) in zip(encoders, contexts)]
+    tails = iter(lm.encode_many([t for r in requests for t, tail in r if tail], add_special_tokens=False))
+    whole = iter(lm.encode_many([t for r in requests for t, tail in r if not tail]))
+    out, again = [], []
+    for n, (enc, req, (_, _, texts)) in enumerate(zip(encoders, requests, contexts)):
+        encoded = [next(tails) if tail else next(whole) for _, tail in req]
+        result = enc.assemble(texts, encoded)
+        if result is None:
+            again.append(n)
+        out.append(result)
+    if again:
+        redone = iter(lm.encode_many([t for n in again for t in contexts[n][2]]))
+        for n in again:
+            out[n] = [next(redone) for _ in contexts[n][2]]
+    return out

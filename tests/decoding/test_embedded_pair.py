@@ -72,3 +72,11 @@ def test_cached_and_recompute_choose_the_same_winners(pair):
                     assert a.text == other.text
             assert a.stats.tokens_fed * 5 < b.stats.tokens_fed
     assert len(near_ties) <= 1
+
+
+def test_tails_encode_as_the_whole_texts_do_on_the_real_tokenizers(pair):
+    """`text.ContinuationEncoder` on SmolLM2's byte-level BPE and Gemma 3's SentencePiece BPE."""
+    from tests.decoding.test_continuation_encoder import check_model
+
+    for lm in pair:
+        assert check_model(lm, seed=1, n=150) >= 120, lm.name
