@@ -16,14 +16,24 @@ class GrowingLayer(DynamicLayer):
     an update that runs out of room doubles the buffer."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int):
-        super().__init__()
         b, h, n, d = keys.shape
-        self._k = keys.new_empty((b, h, n + room, d))
-        self._v = values.new_empty((b, values.shape[1], n + room, values.shape[3]))
-        self._k[:, :, :n] = keys
-        self._v[:, :, :n] = values
-        self._n = n
-        self.device, self.dtype = keys.device, keys.dtype
+        k = keys.new_empty((b, h, n + room, d))
+        v = values.new_empty((b, values.shape[1], n + room, values.shape[3]))
+        k[:, :, :n] = keys
+        v[:, :, :n] = values
+        self._adopt(k, v, n)
+
+    @classmethod
+    def in_buffers(cls, k: torch.Tensor, v: torch.Tensor, n: int) -> "GrowingLayer":
+        """A layer over buffers already holding its first n positions (no copy)."""
+        layer = cls.__new__(cls)
+        layer._adopt(k, v, n)
+        return layer
+
+    def _adopt(self, k: torch.Tensor, v: torch.Tensor, n: int) -> None:
+        super().__init__()
+        self._k, self._v, self._n = k, v, n
+        self.device, self.dtype = k.device, k.dtype
         self.is_initialized = True
         self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
 

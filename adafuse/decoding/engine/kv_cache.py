@@ -52,14 +52,33 @@ def stack_caches(parts: Sequence[tuple[object, int]], width: int, room: int = 0)
             layers.append((k0[:, :, :width].expand(shape), v0[:, :, :width].expand(
                 (len(parts), *v0.shape[1:2], width, v0.shape[3]))))
             continue
-        keys = k0.new_zeros((len(parts), k0.shape[1], width, k0.shape[3]))
-        values = v0.new_zeros((len(parts), v0.shape[1], width, v0.shape[3]))
+        # left padding must be zeros (a masked position still multiplies its value by 0);
+        # the free room after `width` is written before it is read
+        keys = k0.new_empty((len(parts), k0.shape[1], width + room, k0.shape[3]))
+        values = v0.new_empty((len(parts), v0.shape[1], width + room, v0.shape[3]))
+        keys[:, :, :width].zero_()
+        values[:, :, :width].zero_()
         for r, ((k, v), (_, length)) in enumerate(zip(per_row, parts)):
             if length:
-                keys[r, :, width - length :] = k[0, :, :length]
-                values[r, :, width - length :] = v[0, :, :length]
+                keys[r, :, width - length : width] = k[0, :, :length]
+                values[r, :, width - length : width] = v[0, :, :length]
         layers.append((keys, values))
-    return new_cache(layers, room)
+    if same:
+        return new_cache(layers, room)
+    return _in_buffers(layers, width, room)
+
+
+def _in_buffers(buffers, width: int, room: int):
+    """A cache over (keys, values) buffers of width + room positions, the first width filled."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    if room and buffers and hasattr(cache, "layers"):
+        from adafuse.decoding.engine.growing_layer import GrowingLayer
+
+        cache.layers = [GrowingLayer.in_buffers(k, v, width) for k, v in buffers]
+        return cache
+    return new_cache([(k[:, :, :width], v[:, :, :width]) for k, v in buffers], room)
 
 
 def select_rows(cache, rows: Sequence[int], start: int = 0, length: int | None = None, room: int = 0):
