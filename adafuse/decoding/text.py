@@ -1,4 +1,4 @@
-"""Words, stop strings and decoding of continuations: the text rules of the method.
+"""Words, stop strings, and continuations decoded and re-tokenised: the text rules of the method.
 
 A word is a maximal run of non-whitespace characters, whitespace being what `str.isspace()`
 says. A word is complete once whitespace follows it. Text is never rebuilt from words.
