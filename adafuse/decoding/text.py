@@ -123,8 +123,8 @@ class ContinuationEncoder:
         head = self.context[:k]
         return [(self.context[k:], True)] + [(t[k:], True) if t.startswith(head) else (t, False) for t in texts]
 
-    def assemble(self, texts: Sequence[str], encoded: Sequence[list[int]]) -> list[list[int]] | None:
-        """encode(t) of each text from the encodings of `requests(texts)`; None where the
+    def assemble(self, requests: Sequence[tuple[str, bool]], encoded: Sequence[list[int]]) -> list[list[int]] | None:
+        """encode(t) of each text from `requests(texts)` and their encodings; None where the
         check failed (then encode the texts whole)."""
         if self.cut is None:
             return list(encoded)
@@ -132,7 +132,7 @@ class ContinuationEncoder:
         check, *rest = encoded
         if check != self.ids[j:]:
             return None
-        return [self.ids[:j] + ids if tail else ids for (_, tail), ids in zip(self.requests(texts)[1:], rest)]
+        return [self.ids[:j] + ids if tail else ids for (_, tail), ids in zip(requests[1:], rest)]
 
 
 def encode_continuations(lm, contexts: Sequence[tuple[str, Sequence[int], Sequence[str]]]) -> list[list[list[int]]]:
@@ -143,9 +143,9 @@ def encode_continuations(lm, contexts: Sequence[tuple[str, Sequence[int], Sequen
     tails = iter(lm.encode_many([t for r in requests for t, tail in r if tail], add_special_tokens=False))
     whole = iter(lm.encode_many([t for r in requests for t, tail in r if not tail]))
     out, again = [], []
-    for n, (enc, req, (_, _, texts)) in enumerate(zip(encoders, requests, contexts)):
+    for n, (enc, req) in enumerate(zip(encoders, requests)):
         encoded = [next(tails) if tail else next(whole) for _, tail in req]
-        result = enc.assemble(texts, encoded)
+        result = enc.assemble(req, encoded)
         if result is None:
             again.append(n)
         out.append(result)
