@@ -5,13 +5,15 @@ their protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-import torch
 
 from adafuse.decoding.engine import Engine, EngineOptions, open_engine
 from adafuse.decoding.output import ModelCost, Output
+from adafuse.decoding.session import Session
 from adafuse.errors import AdaFuseError
 
 # cached: one KV cache per model and prompt (the default); recompute: re-encode everything
@@ -113,9 +115,6 @@ class Decoder:
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
 
-    def open_engine(self, index: int, total: ModelCost) -> Engine:
-        return open_engine(self.models[index], total, self.mode, self.engine_options)
-
     def add_prompt(self, engine: Engine, index: int, key, prompt_text: str, cost: ModelCost) -> None:
         """Model `index` starts on prompt_text (its formatted prompt) under `key`."""
         prefix = self._prefix_cache(engine, index, prompt_text)
@@ -150,6 +149,34 @@ class Decoder:
             self._prefixes[key] = engine.prefill(self.models[index].encode(text), self.prefix_costs[index])
         return self._prefixes[key]
 
+    def engine_top_k(self) -> int:
+        """How many top tokens each of this decoder's engine answers holds (at least 2)."""
+        return 2
+
+    def open_engine(self, index: int, total: ModelCost) -> Engine:
+        """An engine for model `index`, counting into `total`."""
+        return open_engine(self.models[index], total, self.mode, self.engine_options, self.engine_top_k())
+
+    def open_engines(self) -> tuple[list[Engine], list[ModelCost]]:
+        """An engine per model, and the totals they count into."""
+        totals = [ModelCost(lm.name) for lm in self.models]
+        return [self.open_engine(m, total) for m, total in enumerate(totals)], totals
+
+    @contextlib.contextmanager
+    def _sharing(self, shared_prefix: str | None):
+        """Prompts added inside start with `shared_prefix` (see `generate_batch`)."""
+        before, self._shared_prefix = self._shared_prefix, shared_prefix
+        try:
+            yield
+        finally:
+            self._shared_prefix = before
+
+    def session(self, *, max_new_tokens: int = 256, stop: Sequence[str] = (), batch_size: int = 1,
+                shared_prefix: str | None = None) -> Session:
+        """A `Session`: prompts added while others decode, one round per `step()`."""
+        return Session(self, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size,
+                       shared_prefix=shared_prefix)
+
     def generate(self, prompt: str, *, max_new_tokens: int = 256, stop: Sequence[str] = ()) -> Output:
         check_prompt(prompt)
         return self.generate_batch([prompt], max_new_tokens=max_new_tokens, stop=stop)[0]
@@ -170,44 +197,71 @@ class Decoder:
         step for all of them (the recompute oracle takes one prompt at a time whatever it is).
         `shared_prefix`, when given, is the text every prompt starts with (a task's
         instruction and few-shot examples): it is encoded once per model and reused.
-        `on_output(index, output)` is called as each prompt finishes (a runner writes it out
-        then), in the order they finish.
+        `on_output(index, output)` is called as each prompt finishes, in the order they
+        finish. This is a loop over `session()`'s steps.
         """
-        check_range("max_new_tokens", max_new_tokens, 1, integer=True)
-        check_range("batch_size", batch_size, 1, integer=True)
-        stop = check_stop(stop)
         prompts = check_prompts(prompts)
-        if shared_prefix is not None and not (isinstance(shared_prefix, str) and all(
-                p.startswith(shared_prefix) for p in prompts)):
-            raise AdaFuseError("shared_prefix is not a prefix of every prompt")
         if on_output is not None and not callable(on_output):
             raise AdaFuseError(f"on_output={on_output!r} is not callable")
+        session = self.session(max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size,
+                               shared_prefix=shared_prefix)
+        for index, prompt in enumerate(prompts):
+            session.add(prompt, key=index)
+        results: list[Output | None] = [None] * len(prompts)
+        while session.busy:
+            for index, out in session.step():
+                results[index] = out
+                if on_output is not None:
+                    on_output(index, out)
+        self.last_totals = session.totals
+        return results
 
-        def finished(index: int, out: Output) -> None:
-            out.prompt = prompts[index]
-            if on_output is not None:
-                on_output(index, out)
+    # --- the hooks a Session drives (see session.py) -------------------------------------
+    # This default decodes a chunk of prompts in one go per round (a decoder that does not
+    # refill a finished prompt's place): `_decode_chunk(run, prompts, max_new_tokens, stop)`.
 
-        self._shared_prefix = shared_prefix
-        try:
-            with torch.inference_mode():
-                return self._decode(prompts, int(max_new_tokens), stop, int(batch_size), finished)
-        finally:
-            self._shared_prefix = None
+    admits_between_rounds = False
 
-    @staticmethod
-    def _in_chunks(prompts, batch_size, finished, decode_chunk) -> list[Output]:
-        """decode_chunk(prompts) on consecutive chunks of batch_size prompts (a decoder that
-        does not refill a finished prompt's place); finished(index, output) after each chunk."""
-        outs: list[Output] = []
-        for at in range(0, len(prompts), batch_size):
-            chunk = decode_chunk(prompts[at : at + batch_size])
-            for j, out in enumerate(chunk):
-                finished(at + j, out)
-            outs += chunk
-        return outs
+    def _open(self):
+        engines, totals = self.open_engines()
+        return _ChunkRun(engines, totals)
 
-    def _decode(self, prompts: list[str], max_new_tokens: int, stop: list[str], batch_size: int,
-                finished: Callable[[int, Output], None]) -> list[Output]:
-        """Decode all prompts; call finished(index, output) as each one ends."""
+    def _admit(self, run, requests) -> None:
+        run.pending.update((r.key, r) for r in requests)
+
+    def _round(self, run) -> list:
+        groups: dict[tuple, list] = {}
+        for request in run.pending.values():
+            groups.setdefault((request.max_new_tokens, tuple(request.stop)), []).append(request)
+        done = []
+        for (budget, stop), requests in groups.items():
+            outs = self._decode_chunk(run, [r.prompt for r in requests], budget, list(stop))
+            for request, out in zip(requests, outs):
+                run.outputs[request.key] = out
+                done.append(request.key)
+        run.pending.clear()
+        return done
+
+    def _output(self, run, key) -> Output:
+        return run.outputs.pop(key)
+
+    def _partial(self, run, key) -> str:
+        return ""
+
+    def _drop(self, run, key) -> None:
+        run.pending.pop(key, None)
+
+    def _charge(self, run, keys, seconds: float) -> None:
+        """Share a step's seconds among the prompts it served (chunk decoders time their
+        prompts themselves)."""
+
+    def _decode_chunk(self, run, prompts: list[str], max_new_tokens: int, stop: list[str]) -> list[Output]:
         raise NotImplementedError
+
+
+@dataclass
+class _ChunkRun:
+    engines: list
+    totals: list
+    pending: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)

@@ -4,16 +4,24 @@
     pair = [load_model("smollm2-135m-instruct"), load_model("gemma3-270m")]
     out = AdaFuse(pair, theta_delta=0.7).generate("Question: ...\\nAnswer:", stop=["\\n"])
 
-The algorithm is `../shared/docs/adafuse.md`. `AdaFuse._round` calls its four steps in order,
-each a method named after it: `propose` (proposals.py), `pool` (pool.py), `score`
-(scoring.py) and `commit` (below), with the winner picked by `decide` (decide.py) between the
-last two.
+The algorithm is `../shared/docs/adafuse.md`. `AdaFuse._round` is one round, in phases that
+are issued to every model before any result is used, so that members on different devices
+compute at the same time:
+
+    propose (every model, from the same committed text)     proposals.py  -> ModelProposals
+    pool    (the union of the proposals, per prompt)         pool.py       -> [Proposal]
+    score   (every model scores every pooled proposal)      scoring.py    -> ModelScores, held
+    decide  (the lowest ensemble score wins)                 decide.py     -> Decision
+    commit  (the winner is appended for every model)         below
+
+What passes between them is values: the engines answer in tokens and log-probabilities
+(`engine/readout.py`), and the round's state that a commit needs (the branch rows and the
+scoring forward whose keys and values the winner may already hold) is `held`, handed from
+score to commit. A `Session` (session.py) drives rounds: prompts join between them.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +29,7 @@ from adafuse.decoding.base import Decoder, ensemble_weights
 from adafuse.decoding.decide import Decision, decide
 from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.pool import pool_proposals
-from adafuse.decoding.proposals import ModelProposals, propose
+from adafuse.decoding.proposals import ModelProposals, ProposalRun, run_together
 from adafuse.decoding.registry import check_parameters, register_decoder
 from adafuse.decoding.scoring import ModelScores, proposal_rows_many, score_pools
 from adafuse.decoding.text import encode_continuations, find_stop, word_count
@@ -55,48 +63,46 @@ class AdaFuse(Decoder):
         self.num_candidates = int(num_candidates)
         self.weights = weights
 
-    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
-        totals = [ModelCost(lm.name) for lm in self.models]
-        engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
-        tail_len = max((len(s) for s in stop), default=1) - 1
-        results: list[Output | None] = [None] * len(prompts)
-        queue = deque(range(len(prompts)))
-        states: dict[int, _State] = {}
-        while queue or states:
-            joining = []
-            while queue and len(states) + len(joining) < batch_size:  # finished places are refilled
-                joining.append(queue.popleft())
-            if joining:
-                started = time.perf_counter()
-                states.update(self._start(joining, prompts, engines))
-                share = (time.perf_counter() - started) / len(joining)
-                for key in joining:
-                    states[key].stats.seconds += share
-            started = time.perf_counter()
-            done = self._round(states, engines, stop, tail_len, max_new_tokens)
-            share = (time.perf_counter() - started) / len(states)
-            for state in states.values():
-                state.stats.seconds += share
-            for key in done:
-                results[key] = self._finish(states.pop(key))
-                for engine in engines:
-                    engine.remove(key)
-                finished(key, results[key])
-        self.last_totals = totals
-        return results
+    def engine_top_k(self) -> int:
+        return max(2, self.num_candidates)
 
-    def _start(self, keys, prompts, engines) -> dict:
-        """The prompts `keys` join the batch (each model prefills them together)."""
-        states = {key: _State(prompts=[lm.format_prompt(prompts[key]) for lm in self.models],
-                              stats=Stats(models=[ModelCost(lm.name) for lm in self.models]))
-                  for key in keys}
-        for m, engine in enumerate(engines):
+    # --- the session's hooks (session.py): prompts join between rounds -------------------
+
+    admits_between_rounds = True
+
+    def _open(self) -> _Run:
+        engines, totals = self.open_engines()
+        fold = self.engine_options.folds([lm.device for lm in self.models])
+        return _Run(engines, totals, fold=fold and self.mode == "cached")
+
+    def _admit(self, run: _Run, requests) -> None:
+        """The prompts of `requests` join the batch (each model prefills them together)."""
+        states = {r.key: _State(prompts=[lm.format_prompt(r.prompt) for lm in self.models],
+                                stats=Stats(models=[ModelCost(lm.name) for lm in self.models]),
+                                stop=r.stop, max_new_tokens=r.max_new_tokens)
+                  for r in requests}
+        for m, engine in enumerate(run.engines):
             self.add_prompts(engine, m, [(k, s.prompts[m], s.stats.models[m]) for k, s in states.items()])
         for key, state in states.items():
-            state.prompt_len = len(engines[0].ids[key])
-        return states
+            state.prompt_len = len(run.engines[0].ids[key])
+        run.states.update(states)
 
-    def _finish(self, state: _State) -> Output:
+    def _charge(self, run: _Run, keys, seconds: float) -> None:
+        for key in keys:
+            run.states[key].stats.seconds += seconds / len(keys)
+
+    def _partial(self, run: _Run, key) -> str:
+        return run.states[key].response
+
+    def _drop(self, run: _Run, key) -> None:
+        run.states.pop(key, None)
+        for engine in run.engines:
+            engine.remove(key)
+
+    def _output(self, run: _Run, key) -> Output:
+        state = run.states.pop(key)
+        for engine in run.engines:
+            engine.remove(key)
         stats = state.stats
         stats.rounds = len(state.trace)
         stats.boundary_merges = sum(1 for r in state.trace if r.boundary_merge)
@@ -105,56 +111,78 @@ class AdaFuse(Decoder):
         stats.new_tokens = len(self.models[0].encode(state.prompts[0] + state.response)) - state.prompt_len
         return Output(text=state.response, finish_reason=state.finish, trace=state.trace, stats=stats)
 
-    def _round(self, states, engines, stop, tail_len, max_new_tokens) -> list:
-        """One round for every prompt of the batch; returns the keys that finished."""
+    # --- one round, in phases ---------------------------------------------------------------
+
+    def _round(self, run: _Run) -> list:
+        """One round for every prompt of the batch; returns the keys that finished.
+
+        Each phase is issued to every model before its results are used: propose (every
+        model, from the same committed text) -> pool -> score (every model, every pooled
+        proposal) -> decide -> commit (every model). With `run.fold` (engine option
+        `fold_scoring`), the models propose in turn instead, each later one scoring the
+        earlier ones' proposals in its first branch forward (one forward less per model on
+        one CPU, but no two models compute at the same time)."""
+        states, engines = run.states, run.engines
         keys = list(states)
-        proposed = self.propose(engines, states, keys, stop, tail_len)
+        proposed = self.propose(engines, states, keys, run.fold)
         pools = {k: self.pool([proposed[m].by_key[k].proposals for m in range(len(engines))]) for k in keys}
-        scores = self.score(engines, states, pools, proposed)
+        scores, held = self.score(engines, states, pools, proposed)
         decisions = {k: decide(pools[k], [s[k].nll for s in scores], self.weights) for k in keys}
-        return self.commit(states, engines, proposed, scores, decisions, stop, tail_len, max_new_tokens)
+        return self.commit(states, engines, proposed, scores, held, decisions)
 
-    def propose(self, engines, states, keys, stop, tail_len) -> list[ModelProposals]:
-        """Step 1, per model: what it proposes for every prompt (`proposals.propose`).
+    def propose(self, engines, states, keys, fold: bool = False) -> list[ModelProposals]:
+        """Step 1, per model: what it proposes for every prompt (`proposals.ProposalRun`).
 
-        The models propose in turn, and each scores the proposals of the models before it in
-        its first branch forward, so the last model needs no scoring forward of its own.
+        Unfolded, every model's branch steps are issued together (`run_together`); folded,
+        the models take turns and each scores the proposals of the models before it in its
+        first branch forward, so the last model needs no scoring forward of its own.
         A subclass with another proposal rule (a baseline) overrides this step only."""
-        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
-        proposed: list[ModelProposals] = []
+        contexts = [engine.contexts(keys) for engine in engines]
+        tails, stops = {k: states[k].tail() for k in keys}, {k: states[k].stop for k in keys}
+        runs: list[ProposalRun] = []
+        done: list[ModelProposals] = []
         for m, engine in enumerate(engines):
             score = None
-            if m:
+            if fold and m:
                 score = proposal_rows_many(engine.lm, {
                     k: (engine.ids[k], states[k].prompts[m] + states[k].response,
-                        self.pool([proposed[j].by_key[k].proposals for j in range(m)]))
+                        self.pool([done[j].by_key[k].proposals for j in range(m)]))
                     for k in keys})
-            proposed.append(propose(engine, keys, m, tails, theta=self.theta_delta,
+            runs.append(ProposalRun(engine, keys, m, tails, contexts[m], theta=self.theta_delta,
                                     max_words=self.max_words, num_candidates=self.num_candidates,
-                                    stop=stop, score=score))
-        return proposed
+                                    stop=stops, score=score))
+            if fold:
+                run_together(runs[-1:])
+                done.append(runs[-1].result())
+        if not fold:
+            run_together(runs)
+            done = [run.result() for run in runs]
+        return done
 
     @staticmethod
     def pool(per_model) -> list[Proposal]:
         """Step 2: the union of the models' proposals (`pool.pool_proposals`)."""
         return pool_proposals(per_model)
 
-    def score(self, engines, states, pools, proposed) -> list[dict[object, ModelScores]]:
+    def score(self, engines, states, pools, proposed) -> tuple[list[dict], list[list]]:
         """Step 3: every model's mean NLL of every pooled proposal ({key: ModelScores} per
         model, `scoring.score_pools`): from its own span where it generated it (not in the
         recompute oracle), from its first branch forward where it scored it there, the rest in
-        one batched scoring forward per model."""
-        scores = []
+        one batched scoring forward per model, all models' issued before any is read. Also,
+        per model, what the commit may adopt (its branch rows and its `Scored`): the round's
+        state, passed on by the caller rather than kept by the engines."""
+        scores, held = [], []
         for m, engine in enumerate(engines):
             contexts = {k: states[k].prompts[m] + states[k].response for k in pools}
             own = None
             if self.reuse_own_spans:
                 own = {k: proposed[m].by_key[k].spans_by_key() for k in pools}
-            scores.append(score_pools(engine, contexts, pools, own, proposed[m].folded))
-        return scores
+            nlls, scored = score_pools(engine, contexts, pools, own, proposed[m].folded)
+            scores.append(nlls)
+            held.append([h for h in (proposed[m].rows, scored) if h is not None])
+        return scores, held
 
-    def commit(self, states, engines, proposed, scores, decisions: dict[object, Decision], stop,
-               tail_len, max_new_tokens) -> list:
+    def commit(self, states, engines, proposed, scores, held, decisions: dict[object, Decision]) -> list:
         """Step 4: each prompt's round goes into its trace and its winner is appended to R for
         every model (`_append`); returns the keys that finished (a terminal or empty winner,
         or the budget spent)."""
@@ -169,7 +197,7 @@ class AdaFuse(Decoder):
                 proposals=decision.pool, winner=decision.winner,
                 boundary_merge=[m for m, s in enumerate(scores) if s[k].boundary_merge],
                 near_tie=decision.near_tie))
-            if self._append(state, decision.chosen, stop, tail_len):
+            if self._append(state, decision.chosen):
                 commits[k] = state.response
             else:
                 finished.append(k)
@@ -178,22 +206,22 @@ class AdaFuse(Decoder):
                 ids = encode_continuations(engine.lm, [
                     (states[k].prompts[m] + before[k], engine.ids[k], [states[k].prompts[m] + r])
                     for k, r in commits.items()])
-                engine.commit({k: row for k, (row,) in zip(commits, ids)}, proposed[m].branches)
+                engine.commit({k: row for k, (row,) in zip(commits, ids)}, held[m])
         for k in commits:
             # the budget is in the first model's tokens; each round adds at least one
             spent = len(engines[0].ids[k]) - states[k].prompt_len
-            if spent >= max_new_tokens or len(states[k].trace) >= max_new_tokens:
+            if spent >= states[k].max_new_tokens or len(states[k].trace) >= states[k].max_new_tokens:
                 states[k].finish = "length"
                 finished.append(k)
         return finished
 
     @staticmethod
-    def _append(state, win: Proposal, stop, tail_len) -> bool:
+    def _append(state, win: Proposal) -> bool:
         """R <- R + the winner; False where the decode ends here (cut at a stop string, an
         EOS, or nothing added: another round would repeat this one)."""
         new_response = state.response + win.text
         if win.terminal == "stop":
-            cut = find_stop(new_response, max(0, len(state.response) - tail_len), stop)
+            cut = find_stop(new_response, max(0, len(state.response) - state.tail_len()), state.stop)
             state.response = new_response[: cut[0]] if cut else new_response
             state.finish = "stop"
         elif win.terminal == "eos":
@@ -212,7 +240,28 @@ class _State:
 
     prompts: list[str]  # prompt_m per model
     stats: Stats
+    stop: list[str] = field(default_factory=list)
+    max_new_tokens: int = 256
     prompt_len: int = 0  # the first model's prompt tokens
     response: str = ""
     finish: str = "length"
     trace: list[Round] = field(default_factory=list)
+
+    def tail_len(self) -> int:
+        """How far back from the response's end a stop string may begin."""
+        return max((len(s) for s in self.stop), default=1) - 1
+
+    def tail(self) -> str:
+        """The end of the response where a stop string may begin."""
+        n = self.tail_len()
+        return self.response[-n:] if n else ""
+
+
+@dataclass
+class _Run:
+    """A session's engines (one per model), their totals and the prompts in flight."""
+
+    engines: list
+    totals: list
+    fold: bool = False
+    states: dict = field(default_factory=dict)

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from adafuse.decoding.base import Decoder
 from adafuse.decoding.output import ModelCost, Output, Stats
-from adafuse.decoding.proposals import margin_and_top
 from adafuse.decoding.registry import LAST_MODEL, check_parameters, register_decoder
 from adafuse.decoding.text import ContinuationDecoder, find_stop, word_count
 
@@ -29,16 +28,13 @@ class Greedy(Decoder):
         self.model_index = model_index
         self.lm = self.models[model_index]
 
-    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
+    def open_engines(self):
+        """One engine, for the model that decodes (the others are never called)."""
         total = ModelCost(self.lm.name)
-        engine = self.open_engine(self.model_index, total)
-        outs = self._in_chunks(prompts, batch_size, finished,
-                               lambda chunk: self._decode_chunk(engine, chunk, max_new_tokens, stop))
-        self.last_totals = [total]
-        return outs
+        return [self.open_engine(self.model_index, total)], [total]
 
-    def _decode_chunk(self, engine, prompts, max_new_tokens, stop) -> list[Output]:
-        return [out for out, _ in decode_chunk(self, engine, self.model_index, prompts, max_new_tokens, stop)]
+    def _decode_chunk(self, run, prompts, max_new_tokens, stop) -> list[Output]:
+        return [out for out, _ in decode_chunk(self, run.engines[0], self.model_index, prompts, max_new_tokens, stop)]
 
 
 def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, stop,
@@ -60,7 +56,8 @@ def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, 
     tokens: list[list[int]] = [[] for _ in prompts]
     texts, finish, ends = [""] * n, ["length"] * n, [""] * n
     rows = engine.open_rows(list(range(n)))
-    next_token = [margin_and_top(engine.context_logits(k), 1)[1][0] for k in range(n)]
+    contexts = engine.contexts(range(n))
+    next_token = [contexts[k].ids[0] for k in range(n)]
     live = list(range(n))
     while live:
         started = time.perf_counter()
@@ -80,9 +77,8 @@ def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, 
             if len(tokens[k]) < max_new_tokens:
                 still.append(k)
         if still:
-            logits = rows.extend(still, [tokens[k][-1] for k in still])
-            for j, k in enumerate(still):
-                next_token[k] = margin_and_top(logits[j], 1)[1][0]
+            for k, step in zip(still, rows.step(still, [tokens[k][-1] for k in still])):
+                next_token[k] = step.dist.ids[0]
         share = (time.perf_counter() - started) / len(live)
         for k in live:
             stats[k].seconds += share

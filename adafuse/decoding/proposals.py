@@ -4,6 +4,10 @@ Confident (Δ1 ≥ θ): one greedy span of k ≤ `max_words` words, k the larges
 Δ1 … Δ(k-1) ≥ θ: a confident word earns the next one, so Δ1 ≥ θ always earns word 2. Δj (j ≥ 2)
 is read at the first distribution whose context holds word j-1's last character.
 Uncertain (Δ1 < θ): the B most likely first tokens, each continued greedily to one word.
+
+Everything here is read from the engine's `Dist`s (top tokens and log-probabilities); a
+model's run is a `ProposalRun`, which a driver steps alone or in lockstep with the other
+models' (`run_together`).
 """
 
 from __future__ import annotations
@@ -11,24 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
+import math
 
-from adafuse.decoding.engine import Branches, Engine
+from adafuse.decoding.engine import Engine, Rows, Step
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import ContinuationDecoder, complete_word_ends, find_stop
 
 WORD_TOKEN_CAP = 16  # tokens one word may take before its partial text is proposed
-
-
-def margin_and_top(logits: torch.Tensor, k: int) -> tuple[float, list[int], list[float]]:
-    """Top-1 margin Δ = p1 - p2 after softmax (float64: host decision), and the top-k tokens.
-    The top tokens are read off the logits (the same order as their probabilities) and only
-    their probabilities computed, exp(logit - logsumexp) in float64: 35% less time than a
-    float64 softmax of the whole vocabulary, equal to it within 1e-15."""
-    top = torch.topk(logits, min(max(k, 2), logits.numel()))
-    values = torch.exp(top.values.double() - torch.logsumexp(logits.double(), dim=-1)).tolist()
-    margin = values[0] - (values[1] if len(values) > 1 else 0.0)
-    return margin, top.indices.tolist()[:k], values[:k]
 
 
 def is_confident(margin: float, theta: float) -> bool:
@@ -52,23 +45,25 @@ class _Branch:
     row: int = 0  # its row in the engine's batch
     eos_token: int | None = None
     logprobs: list[float] = field(default_factory=list)  # of each token, then of an EOS
-    after: list = field(default_factory=list)  # logits after each fed token
 
 
 @dataclass
 class OwnSpan:
     """What the proposer computed while generating a span: its tokens (an EOS last for an
-    EOS-terminal span), their log-probabilities, the logits after each fed token, and the
-    context logits its first token came from."""
+    EOS-terminal span) and their log-probabilities, and the branch row that generated it
+    (its rows keep the distributions on the device)."""
 
     tokens: list[int]
     logprobs: list[float]
-    after: list
-    context: torch.Tensor | None = None
+    rows: object = None  # the `Rows` of the branch, None: no distribution can be asked for
+    row: int = 0
+    fed: int = 0  # tokens the row was fed (distributions it reached: fed + 1)
 
-    def nll(self, tokens: Sequence[int]) -> float | None:
-        """Mean NLL of `tokens` from the logits the span was generated with, or None where
-        those logits do not cover them.
+    def plan(self, tokens: Sequence[int]):
+        """How to get the mean NLL of `tokens` from this span without a forward: None where
+        the span does not cover them; else (sum of known log-probabilities, n, query, rows),
+        query being None or the (row, position, token) whose log-probability `rows` must
+        supply.
 
         All but the last token must be what was generated; the last may differ, because the
         distribution it is drawn from is known: a span cut at a stop string often ends in a
@@ -78,14 +73,33 @@ class OwnSpan:
         if n == 0 or list(tokens[: n - 1]) != self.tokens[: n - 1]:
             return None
         if n <= min(len(self.tokens), len(self.logprobs)) and tokens[n - 1] == self.tokens[n - 1]:
-            return -sum(self.logprobs[:n]) / n
-        # the last token differs (or was never drawn): its distribution is the context's
-        # for a one-token span, else the logits after the token before it
-        dist = self.context if n == 1 else (self.after[n - 2] if n - 2 < len(self.after) else None)
-        if dist is None or n - 1 > len(self.logprobs):
+            return sum(self.logprobs[:n]), n, None, None
+        # the last token differs (or was never drawn): its distribution is the one after the
+        # n - 1 tokens before it (the context's for a one-token span)
+        if self.rows is None or n - 1 > self.fed or n - 1 > len(self.logprobs):
             return None
-        last = float(torch.log_softmax(dist.float(), dim=-1)[int(tokens[n - 1])])
-        return -(sum(self.logprobs[: n - 1]) + last) / n
+        return sum(self.logprobs[: n - 1]), n, (self.row, n - 1, int(tokens[n - 1])), self.rows
+
+
+def own_span_nlls(plans: Sequence) -> list[float | None]:
+    """Mean NLLs of `OwnSpan.plan` results, the log-probabilities they ask for read in one
+    request per rows object."""
+    asks: dict[int, tuple[object, list]] = {}
+    for i, plan in enumerate(plans):
+        if plan is not None and plan[2] is not None:
+            asks.setdefault(id(plan[3]), (plan[3], []))[1].append(i)
+    answers = {}
+    for rows, members in asks.values():
+        for i, value in zip(members, rows.logprobs([plans[i][2] for i in members])):
+            answers[i] = value
+    out = []
+    for i, plan in enumerate(plans):
+        if plan is None:
+            out.append(None)
+        else:
+            known, n, query = plan[:3]
+            out.append(-(known + (answers[i] if query is not None else 0.0)) / n)
+    return out
 
 
 @dataclass
@@ -109,98 +123,120 @@ class Proposed:
 @dataclass
 class ModelProposals:
     """Step 1 of one model for every prompt of the batch: what it proposed per prompt, its
-    branch rows (a commit may adopt the winner's) and the NLLs of earlier models' proposals
-    it scored in its first branch forward ({key: {(row, start): NLL}}, `Rows.folded`)."""
+    branch rows (the commit passes them back to the engine, which may adopt the winner's)
+    and the NLLs of earlier models' proposals it scored in its first branch forward
+    ({key: {(row, start): NLL}}, `Rows.folded`)."""
 
     by_key: dict
-    branches: Branches | None = None
+    rows: Rows | None = None
     folded: dict = field(default_factory=dict)
 
 
-def propose(
-    engine: Engine,
-    keys: Sequence,
-    model_index: int,
-    tails: dict,
-    *,
-    theta: float,
-    max_words: int,
-    num_candidates: int,
-    stop: Sequence[str],
-    score: dict | None = None,
-) -> ModelProposals:
-    """One model's proposals for each prompt of `keys`.
+class ProposalRun:
+    """One model's step 1 for the prompts of a batch, advanced one forward at a time.
 
-    The branches of all prompts advance together, one forward per step. `tails` holds the
-    end of each prompt's response, where a stop string may begin. `score`: other models'
-    proposals to score in the first branch forward ({key: (rows, starts)}; see
-    `Engine.open_rows`).
-    """
-    lm = engine.lm
-    branches: list[_Branch] = []
-    firsts: list[tuple[int, float]] = []
-    dists: list[torch.Tensor] = []  # the distribution each branch's next token comes from
-    head: dict = {}
-    for key in keys:
-        context = engine.context_logits(key)
-        margin1, top_ids, top_probs = margin_and_top(context, num_candidates)
-        explore = not is_confident(margin1, theta)
-        head[key] = (margin1, explore, context)
-        if explore:
-            picks = list(zip(top_ids, top_probs))
-            budget = (1, 1)
-        else:
-            picks = [(top_ids[0], top_probs[0])]
-            budget = (min(2, max_words), max_words)  # Δ1 ≥ θ earns word 2
-        for token, prob in picks:
-            branches.append(_Branch(key=key, first_prob=prob, earned=budget[0],
-                                    max_words=budget[1], row=len(branches)))
-            firsts.append((token, margin1))
-            dists.append(context)
-    decoders = {key: ContinuationDecoder(lm, engine.ids[key]) for key in keys}
-    rows = engine.open_rows([b.key for b in branches], score)
-    next_tokens = [t for t, _ in firsts]
-    step_margin = [m for _, m in firsts]  # margin of the distribution each token came from
-    live = list(range(len(branches)))
+    A driver (`propose_all`) takes `feed()`: the rows to step and their tokens, steps them
+    (`Rows.step`, possibly together with other models' runs), and gives the results to
+    `take()`, until `feed()` is empty; `result()` is then the model's `ModelProposals`.
 
-    while live:
+    Confident (Δ1 ≥ θ): one greedy branch of up to `max_words` words; uncertain: the B most
+    likely first tokens, each continued greedily to one word. `tails` holds the end of each
+    prompt's response, where a stop string may begin, `stop` each prompt's stop strings. `score`: other models' proposals to
+    score in the first branch forward ({key: (rows, starts)}; see `Engine.open_rows`)."""
+
+    def __init__(self, engine: Engine, keys: Sequence, model_index: int, tails: dict,
+                 contexts: dict, *, theta: float, max_words: int, num_candidates: int,
+                 stop: dict, score: dict | None = None):
+        self.engine, self.keys, self.model_index = engine, list(keys), model_index
+        self.tails, self.theta, self.stops = tails, theta, stop
+        self.branches: list[_Branch] = []
+        self.next_tokens: list[int] = []
+        self.token_logprob: list[float] = []  # of each branch's next token
+        self.step_margin: list[float] = []  # margin of the distribution each token came from
+        self.head: dict = {}
+        for key in self.keys:
+            dist = contexts[key]
+            explore = not is_confident(dist.margin, theta)
+            self.head[key] = (dist.margin, explore)
+            picks = range(num_candidates) if explore else range(1)
+            budget = (1, 1) if explore else (min(2, max_words), max_words)  # Δ1 ≥ θ earns word 2
+            for j in picks:
+                if j >= len(dist.ids):
+                    break
+                self.branches.append(_Branch(key=key, first_prob=math.exp(dist.logprobs[j]), earned=budget[0],
+                                             max_words=budget[1], row=len(self.branches)))
+                self.next_tokens.append(dist.ids[j])
+                self.token_logprob.append(dist.logprobs[j])
+                self.step_margin.append(dist.margin)
+        self.decoders = {key: ContinuationDecoder(engine.lm, engine.ids[key]) for key in self.keys}
+        self.rows = engine.open_rows([b.key for b in self.branches], score)
+        self.live = list(range(len(self.branches)))
+
+    def feed(self) -> tuple[list[int], list[int]]:
+        """Append each live branch's next token; (rows that go on, the token each is fed)."""
         still = []
-        for i, token in zip(live, next_tokens):
-            b = branches[i]
-            b.logprobs.append(float(torch.log_softmax(dists[i].float(), dim=-1)[token]))
-            if _advance(b, token, step_margin[i], decoders[b.key], lm, tails[b.key], theta, stop):
+        lm = self.engine.lm
+        for i in self.live:
+            b = self.branches[i]
+            b.logprobs.append(self.token_logprob[i])
+            if _advance(b, self.next_tokens[i], self.step_margin[i], self.decoders[b.key], lm,
+                        self.tails[b.key], self.theta, self.stops[b.key]):
                 still.append(i)
-        live = still
-        if not live:
-            break
-        logits = rows.extend(live, [branches[i].tokens[-1] for i in live])
-        next_tokens = []
-        for j, i in enumerate(live):
-            margin, (best,), _ = margin_and_top(logits[j], 1)
-            step_margin[i] = margin
-            next_tokens.append(best)
-            dists[i] = logits[j]
-            branches[i].after.append(logits[j])
-            # a word that ended inside the last token reads its Δ here
-            if branches[i].pending:
-                branches[i].pending = False
-                _read_margin(branches[i], margin, theta)
+        self.live = still
+        return still, [self.branches[i].tokens[-1] for i in still]
 
-    out = {}
-    for key in keys:
-        margin1, explore, context = head[key]
-        mine = [b for b in branches if b.key == key]
-        kind = "explore" if explore else "greedy"
-        proposals = [
-            Proposal(text=b.result[0], terminal=b.result[1], proposers=[model_index], kind=kind,
-                     first_token_prob=b.first_prob)
-            for b in mine
-        ]
-        spans = [OwnSpan(b.tokens + ([b.eos_token] if b.result[1] == "eos" else []), b.logprobs,
-                         b.after, context) for b in mine]
-        out[key] = Proposed(proposals, [margin1] + (mine[0].margins if not explore else []), explore, spans)
-    fed = {b.row: (b.tokens, b.after) for b in branches}
-    return ModelProposals(out, Branches(rows, fed), rows.folded)
+    def take(self, steps: Sequence[Step]) -> None:
+        """The results of stepping the rows `feed()` returned, in its order."""
+        for i, step in zip(self.live, steps):
+            dist = step.dist
+            self.step_margin[i] = dist.margin
+            self.next_tokens[i] = dist.ids[0]
+            self.token_logprob[i] = dist.logprobs[0]
+            b = self.branches[i]
+            if b.pending:  # a word that ended inside the last token reads its Δ here
+                b.pending = False
+                _read_margin(b, dist.margin, self.theta)
+
+    def result(self) -> ModelProposals:
+        out = {}
+        for key in self.keys:
+            margin1, explore = self.head[key]
+            mine = [b for b in self.branches if b.key == key]
+            kind = "explore" if explore else "greedy"
+            proposals = [
+                Proposal(text=b.result[0], terminal=b.result[1], proposers=[self.model_index], kind=kind,
+                         first_token_prob=b.first_prob)
+                for b in mine
+            ]
+            spans = [OwnSpan(b.tokens + ([b.eos_token] if b.result[1] == "eos" else []), b.logprobs,
+                             self.rows, b.row, len(self.rows.fed[b.row])) for b in mine]
+            out[key] = Proposed(proposals, [margin1] + (mine[0].margins if mine and not explore else []),
+                                explore, spans)
+        return ModelProposals(out, self.rows, self.rows.folded)
+
+
+def propose(engine: Engine, keys: Sequence, model_index: int, tails: dict, *, theta: float,
+            max_words: int, num_candidates: int, stop, score: dict | None = None) -> ModelProposals:
+    """One model's step 1 alone, for each prompt of `keys` (`stop`: the stop strings of all
+    prompts, or {key: stop strings})."""
+    keys = list(keys)
+    stops = stop if isinstance(stop, dict) else {k: list(stop) for k in keys}
+    run = ProposalRun(engine, keys, model_index, tails, engine.contexts(keys, max(2, num_candidates)), theta=theta,
+                      max_words=max_words, num_candidates=num_candidates, stop=stops, score=score)
+    run_together([run])
+    return run.result()
+
+
+def run_together(runs: Sequence[ProposalRun]) -> None:
+    """Advance runs of different models in lockstep until all are done: each step is issued
+    to every model with rows left before any result is used (members on different devices
+    compute at the same time; in one process they simply take turns within the step)."""
+    feeds = [run.feed() for run in runs]
+    while any(live for live, _ in feeds):
+        steps = [run.rows.step(live, tokens) if live else [] for run, (live, tokens) in zip(runs, feeds)]
+        for run, result in zip(runs, steps):
+            run.take(result)
+        feeds = [run.feed() if live else (live, tokens) for run, (live, tokens) in zip(runs, feeds)]
 
 
 def _advance(b: _Branch, token: int, token_margin: float, decode, lm, response_tail: str,

@@ -44,15 +44,8 @@ class Rerank(Decoder):
         super().__init__(models, mode=mode, engine=engine)
         self.weights = ensemble_weights(weights, self.models)
 
-    def _decode(self, prompts, max_new_tokens, stop, batch_size, finished):
-        totals = [ModelCost(lm.name) for lm in self.models]
-        engines = [self.open_engine(m, totals[m]) for m in range(len(self.models))]
-        results = self._in_chunks(prompts, batch_size, finished,
-                                  lambda chunk: self._decode_chunk(engines, chunk, max_new_tokens, stop))
-        self.last_totals = totals
-        return results
-
-    def _decode_chunk(self, engines, prompts, max_new_tokens, stop) -> list[Output]:
+    def _decode_chunk(self, run, prompts, max_new_tokens, stop) -> list[Output]:
+        engines = run.engines
         n, models = len(prompts), range(len(self.models))
         # answers[m][k]: (model m's greedy output for prompt k, the stop string that ended it)
         answers = [decode_chunk(self, engines[m], m, prompts, max_new_tokens, stop, keep=True)
@@ -65,7 +58,7 @@ class Rerank(Decoder):
             # the prompt's ids are committed (the decode left them); the scoring forward is
             # charged to the cost of each prompt's decode
             contexts = {k: self.models[m].format_prompt(prompts[k]) for k in range(n)}
-            scores.append(score_pools(engine, contexts, pools))
+            scores.append(score_pools(engine, contexts, pools)[0])
             for k in range(n):
                 engine.remove(k)
         share = (time.perf_counter() - started) / n

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adafuse.decoding.output import Proposal
+from adafuse.decoding.proposals import own_span_nlls
 from adafuse.decoding.text import encode_continuations, longest_common_prefix
 
 OWN_SPAN, BRANCH_FORWARD, SCORING_FORWARD = "own span", "branch forward", "scoring forward"
@@ -56,34 +57,40 @@ class ModelScores:
 
 
 def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = None,
-                folded: dict | None = None) -> dict:
-    """Step 3 for one model: {key: ModelScores} of every proposal of `pools` ({key: pool}).
+                folded: dict | None = None) -> tuple[dict, object]:
+    """Step 3 for one model: ({key: ModelScores} of every proposal of `pools` ({key: pool}),
+    the engine's `Scored` of its scoring forward or None), the latter for the commit.
 
     contexts: {key: prompt_m + R}, the text the committed ids encode;
     own_spans: {key: {(text, terminal): OwnSpan}} this model generated this round (None: no
         shortcut, every NLL from a forward);
     folded: `Rows.folded` of this model's branch rows this round (NLLs already computed)."""
-    out, requests = {}, {}
+    out, requests, plans = {}, {}, []
     encoded = proposal_rows_many(engine.lm, {k: (engine.ids[k], contexts[k], pool) for k, pool in pools.items()})
     for key, pool in pools.items():
         committed = engine.ids[key]
         rows, starts = encoded[key]
-        scores = out[key] = ModelScores([None] * len(pool), [None] * len(pool),
-                                        any(s < len(committed) for s in starts))
+        out[key] = ModelScores([None] * len(pool), [None] * len(pool), any(s < len(committed) for s in starts))
         spans = (own_spans or {}).get(key, {})
-        ahead = (folded or {}).get(key, {})
         for i, (p, row, start) in enumerate(zip(pool, rows, starts)):
-            nll = spans[p.key].nll(row[start:]) if p.key in spans and start == len(committed) else None
-            if nll is not None:
-                scores.nll[i], scores.source[i] = nll, OWN_SPAN
-            elif (tuple(row), start) in ahead:
+            if p.key in spans and start == len(committed):
+                plans.append((key, i, spans[p.key].plan(row[start:])))
+    for (key, i, _), nll in zip(plans, own_span_nlls([plan for *_, plan in plans])):
+        if nll is not None:
+            out[key].nll[i], out[key].source[i] = nll, OWN_SPAN
+    for key, pool in pools.items():
+        rows, starts = encoded[key]
+        scores, ahead = out[key], (folded or {}).get(key, {})
+        for i, (row, start) in enumerate(zip(rows, starts)):
+            if scores.nll[i] is None and (tuple(row), start) in ahead:
                 scores.nll[i], scores.source[i] = ahead[(tuple(row), start)], BRANCH_FORWARD
         todo = [i for i, v in enumerate(scores.nll) if v is None]
         if todo:
             requests[key] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)
-    if requests:
-        scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
-        for key, (_, _, todo) in requests.items():
-            for i, v in zip(todo, scored[key]):
-                out[key].nll[i], out[key].source[i] = v, SCORING_FORWARD
-    return out
+    if not requests:
+        return out, None
+    scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
+    for key, (_, _, todo) in requests.items():
+        for i, v in zip(todo, scored.nll[key]):
+            out[key].nll[i], out[key].source[i] = v, SCORING_FORWARD
+    return out, scored

@@ -34,20 +34,20 @@ from collections.abc import Sequence
 
 from adafuse.decoding.ensemble import AdaFuse
 from adafuse.decoding.output import Proposal
-from adafuse.decoding.proposals import ModelProposals, Proposed, margin_and_top
+from adafuse.decoding.proposals import ModelProposals, Proposed
 from adafuse.decoding.registry import check_parameters, register_decoder
 from adafuse.decoding.text import ContinuationDecoder, find_stop
 
 INCOMPLETE = "\ufffd"  # what a partial UTF-8 sequence decodes to
 
 
-def token_pieces(engine, key, model_index: int, top_k: int, tail: str, stop: Sequence[str]):
-    """Model `model_index`'s top-k next tokens after prompt `key` as proposals, and Δ1."""
+def token_pieces(engine, key, dist, model_index: int, top_k: int, tail: str, stop: Sequence[str]):
+    """Model `model_index`'s top-k next tokens after prompt `key` (`dist`, the engine's
+    distribution there) as proposals, and Δ1."""
     lm = engine.lm
-    margin, tokens, probs = margin_and_top(engine.context_logits(key), top_k)
     decode = ContinuationDecoder(lm, engine.ids[key])
     pieces = []
-    for token, prob in zip(tokens, probs):
+    for token, prob in zip(dist.ids[:top_k], dist.probs(top_k)):
         if token in lm.eos_ids:
             text, terminal = "", "eos"
         else:
@@ -59,7 +59,7 @@ def token_pieces(engine, key, model_index: int, top_k: int, tail: str, stop: Seq
                 text, terminal = (tail + text)[len(tail) : found[1]], "stop"
         pieces.append(Proposal(text=text, terminal=terminal, proposers=[model_index], kind="token",
                                first_token_prob=prob))
-    return pieces, margin
+    return pieces, dist.margin
 
 
 @register_decoder
@@ -77,14 +77,18 @@ class UnionTopK(AdaFuse):
                          mode=mode, engine=engine)
         self.top_k = int(top_k)
 
-    def propose(self, engines, states, keys, stop, tail_len) -> list[ModelProposals]:
+    def engine_top_k(self) -> int:
+        return max(2, self.top_k)
+
+    def propose(self, engines, states, keys, fold: bool = False) -> list[ModelProposals]:
         """Step 1: each model's top-k pieces; no spans, so every piece is scored by a forward."""
-        tails = {k: states[k].response[-tail_len:] if tail_len else "" for k in keys}
         out = []
         for m, engine in enumerate(engines):
             per_key = {}
+            contexts = engine.contexts(keys)
             for k in keys:
-                pieces, margin = token_pieces(engine, k, m, self.top_k, tails[k], stop)
+                pieces, margin = token_pieces(engine, k, contexts[k], m, self.top_k, states[k].tail(),
+                                              states[k].stop)
                 per_key[k] = Proposed(pieces, [margin], explored=False)
             out.append(ModelProposals(per_key))
         for k in keys:  # no piece at all: an empty proposal, which ends the decode

@@ -225,7 +225,7 @@ def score_continuations(engine, pairs, greedy: bool, batch_size: int = 1, desc: 
         chunk = range(at, min(at + batch_size, len(units)))  # engine keys: unit indices
         engine.add_many([(u, contexts[units[u][0]], cost, prefix) for u in chunk])
         nlls = engine.score({u: ([rows[i][1] for i in units[u][1]], [rows[i][2] for i in units[u][1]])
-                             for u in chunk})
+                             for u in chunk}).nll
         members = [(u, i) for u in chunk for i in units[u][1]]
         flags = (greedy_flags(engine, [(u, rows[i][1], rows[i][2]) for u, i in members]) if greedy
                  else [False] * len(members))
@@ -242,9 +242,10 @@ def greedy_flags(engine, rows) -> list[bool]:
     """Whether each row's tokens from `start` on are the model's argmax at every position,
     teacher-forced: branch rows fed one token a step, a row leaving at its first miss."""
     flags = []
+    contexts = engine.contexts(list(dict.fromkeys(key for key, _, _ in rows)))
     for key, row, start in rows:
         n = len(row) - start
-        flags.append(n == 0 or int(engine.context_logits(key).argmax()) == row[start])
+        flags.append(n == 0 or contexts[key].ids[0] == row[start])
     follow = [j for j, (_, row, start) in enumerate(rows) if flags[j] and len(row) - start > 1]
     if not follow:
         return flags
@@ -253,11 +254,11 @@ def greedy_flags(engine, rows) -> list[bool]:
     step = 1
     while live:
         tokens = [rows[follow[b]][1][rows[follow[b]][2] + step - 1] for b in live]
-        logits = branches.extend(live, tokens)
+        steps = branches.step(live, tokens)
         still = []
-        for b, scores in zip(live, logits):
+        for b, result in zip(live, steps):
             _, row, start = rows[follow[b]]
-            if int(scores.argmax()) != row[start + step]:
+            if result.dist.ids[0] != row[start + step]:
                 flags[follow[b]] = False
             elif start + step + 1 < len(row):
                 still.append(b)

@@ -17,6 +17,7 @@ import re
 import warnings
 import contextlib
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +81,8 @@ class NoLoggerConf:
 # the engine options as a mutable schema (EngineOptions is frozen, and OmegaConf would make a
 # node from it read-only)
 EngineConf = dataclasses.make_dataclass(
-    "EngineConf", [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(EngineOptions)])
+    "EngineConf", [(f.name, typing.get_type_hints(EngineOptions)[f.name], dataclasses.field(default=f.default))
+                   for f in dataclasses.fields(EngineOptions)])
 
 
 @dataclass
@@ -122,7 +124,12 @@ def run_dir(resume: Optional[str], fresh: str, runs_dir: Optional[str] = None) -
     before Hydra creates the folder, so a mistyped one leaves nothing behind. A new folder is
     claimed with an atomic mkdir: two runs started in the same second (a shell loop of jobs)
     get `<time>` and `<time>_2` instead of sharing one folder."""
+    from adafuse.runfolder import check_location
+
+    if runs_dir is not None:
+        check_location("runs_dir", runs_dir)  # '' would put runs under /<task>/, '/' in the root
     if resume:
+        check_location("resume", resume)
         if not (Path(resume) / "results.json").is_file():
             raise AdaFuseError(f"resume={resume!r}: no run there (a run folder holds results.json)")
         from adafuse.runner.rundir import RunDir
@@ -146,8 +153,39 @@ def run_dir(resume: Optional[str], fresh: str, runs_dir: Optional[str] = None) -
     raise AdaFuseError(f"{fresh}: 999 runs started in this second; pass hydra.run.dir=...")
 
 
+def sweep_root(runs_dir: Optional[str]) -> str:
+    """runs_dir as the root of hydra.sweep.dir, checked: not empty, not the root folder."""
+    from adafuse.runfolder import check_location
+
+    check_location("runs_dir", runs_dir)
+    return str(runs_dir)
+
+
 _hydra_subdirs: dict[str, str] = {}  # output dir -> the subdir Hydra was last told to write
 _locks: dict[str, contextlib.ExitStack] = {}  # output dir -> its lock, taken by hydra_subdir
+_refused: dict[str, tuple[AdaFuseError, str]] = {}  # a sweep job's folder -> why, where Hydra wrote
+
+
+def refused_job(output_dir: str) -> Optional[AdaFuseError]:
+    """Why `hydra_subdir` refused this sweep job's folder (locked by another run, damaged),
+    or None; the throwaway folder Hydra wrote its files into instead is removed."""
+    import shutil
+
+    refused = _refused.pop(output_dir, None)
+    if refused is None:
+        return None
+    shutil.rmtree(refused[1], ignore_errors=True)
+    return refused[0]
+
+
+def _multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # no Hydra config set: not inside a Hydra job
+        return False
 
 
 def taken_lock(output_dir: str) -> Optional[contextlib.ExitStack]:
@@ -156,13 +194,8 @@ def taken_lock(output_dir: str) -> Optional[contextlib.ExitStack]:
     return _locks.pop(output_dir, None)
 
 
-def hydra_subdir(output_dir: str) -> str:
-    """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
-    inside it, so the first invocation's saved config is never overwritten.
-
-    Hydra asks this just before it writes that subdir, so the run folder's lock is taken here:
-    a second invocation on the same folder is refused before it writes anything there, and
-    one that fails on bad input later removes only what it wrote itself."""
+def _take(output_dir: str) -> None:
+    """Lock the run folder for this invocation and check what is in it."""
     if output_dir not in _locks:
         from adafuse import runfolder
 
@@ -172,7 +205,35 @@ def hydra_subdir(output_dir: str) -> str:
     if (Path(output_dir) / "results.json").is_file():  # a damaged one fails before .hydra is written
         from adafuse.runner.rundir import RunDir
 
-        RunDir(output_dir).read_results()
+        try:
+            RunDir(output_dir).read_results()
+        except AdaFuseError:
+            _locks.pop(output_dir).close()
+            raise
+
+
+def hydra_subdir(output_dir: str) -> str:
+    """hydra.output_subdir: `.hydra`, or, when a run is continued in its folder, a new folder
+    inside it, so the first invocation's saved config is never overwritten.
+
+    Hydra asks this just before it writes that subdir, so the run folder's lock is taken here:
+    a second invocation on the same folder is refused before it writes anything there, and
+    one that fails on bad input later removes only what it wrote itself.
+
+    A sweep job's folder that is refused (held by another run, damaged, a link inside) must
+    not stop the sweep (Hydra would end it on an error raised here): Hydra is given a
+    throwaway folder for its files instead, and the job fails alone (`refused_job`)."""
+    if output_dir in _refused:  # Hydra asks more than once
+        return _refused[output_dir][1]
+    try:
+        _take(output_dir)
+    except AdaFuseError as exc:
+        if not _multirun():
+            raise
+        import tempfile
+
+        _refused[output_dir] = (exc, tempfile.mkdtemp(prefix="adafuse-refused-"))
+        return _refused[output_dir][1]  # absolute: Hydra's output_dir / it is this folder
     if not (Path(output_dir) / ".hydra" / "config.yaml").is_file():
         subdir = ".hydra"
     else:
@@ -267,7 +328,8 @@ def register() -> None:
                      node=OmegaConf.to_container(OmegaConf.structured(node)))
     except ImportError:
         pass
-    for name, fn in {"adafuse.run_dir": run_dir, "adafuse.hydra_subdir": hydra_subdir,
+    for name, fn in {"adafuse.run_dir": run_dir, "adafuse.sweep_root": sweep_root,
+                     "adafuse.hydra_subdir": hydra_subdir,
                      "adafuse.job_dir": job_dir, "adafuse.help_groups": help_groups,
                      "adafuse.help_shortcuts": help_shortcuts}.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)

@@ -27,9 +27,9 @@ class ConfidentProposer(AdaFuse):
         check_parameters(ConfidentProposer, {"lead": lead})
         self.lead = float(lead)
 
-    def propose(self, engines, states, keys, stop, tail_len):
+    def propose(self, engines, states, keys, fold=False):
         """AdaFuse's step 1, then each prompt's proposals of the less confident models dropped."""
-        proposed = super().propose(engines, states, keys, stop, tail_len)
+        proposed = super().propose(engines, states, keys, fold)
         for key in keys:
             first = [p.by_key[key].margins[0] for p in proposed]
             for per_model, margin in zip(proposed, first):

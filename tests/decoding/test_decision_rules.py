@@ -12,7 +12,8 @@ from adafuse.decoding.decide import pick_winner
 from adafuse.decoding.engine import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost, Proposal
 from adafuse.decoding.pool import pool_proposals
-from adafuse.decoding.proposals import margin_and_top, propose
+from adafuse.decoding.engine.readout import read_dists
+from adafuse.decoding.proposals import propose
 from adafuse.decoding.text import complete_word_ends, find_stop
 from tests.scripted import EOS, ScriptedLM
 
@@ -42,11 +43,11 @@ def chain(margins_by_word):
 
 
 def test_margin_is_top1_minus_top2_after_softmax():
-    logits = torch.log(torch.tensor([0.6, 0.25, 0.15]))
-    margin, top, probs = margin_and_top(logits, 3)
-    assert margin == pytest.approx(0.35)
-    assert top == [0, 1, 2]
-    assert probs == pytest.approx([0.6, 0.25, 0.15])
+    logits = torch.log(torch.tensor([[0.6, 0.25, 0.15]]))
+    (dist,), _ = read_dists(logits, 3)
+    assert dist.margin == pytest.approx(0.35)
+    assert list(dist.ids) == [0, 1, 2]
+    assert dist.probs() == pytest.approx([0.6, 0.25, 0.15])
 
 
 @pytest.mark.parametrize(

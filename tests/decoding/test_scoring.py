@@ -45,7 +45,7 @@ def one_round(mode: str, reuse_own_spans: bool):
     scores = []
     for m, engine in enumerate(engines):
         own = {0: proposed[m].by_key[0].spans_by_key()} if reuse_own_spans else None
-        scores.append(score_pools(engine, {0: PROMPT}, pools, own, proposed[m].folded)[0])
+        scores.append(score_pools(engine, {0: PROMPT}, pools, own, proposed[m].folded)[0][0])
     return pools[0], scores
 
 

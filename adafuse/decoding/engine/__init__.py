@@ -1,6 +1,7 @@
 """Per-model forward passes behind one small protocol, so decoders never touch caches.
 
-    protocol.py         what decoders call (`Engine`, `Rows`, `Branches`, `EngineOptions`)
+    protocol.py         what decoders call (`Engine`, `Rows`, `Scored`, `EngineOptions`)
+    readout.py          what they get back: `Dist`, `Step`, mean NLLs, one host read each
     recompute.py        the oracle: re-encodes everything on every call, one prompt at a time
     cached.py           one KV cache per prompt; cached_rows.py: its branch rows
     executor.py         one model's forward (LM head only where asked), its cost counters
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 from adafuse.decoding.engine.cached import CachedEngine
 from adafuse.decoding.engine.executor import Executor, shares_prefix
-from adafuse.decoding.engine.protocol import Branches, Engine, EngineOptions, Rows, mean_nll
+from adafuse.decoding.engine.protocol import Engine, EngineOptions, Rows, Scored
+from adafuse.decoding.engine.readout import Dist, Step, mean_nll, mean_nlls
 from adafuse.decoding.engine.recompute import RecomputeEngine
 
-__all__ = ["Branches", "CachedEngine", "Engine", "EngineOptions", "Executor", "RecomputeEngine",
-           "Rows", "mean_nll", "open_engine", "shares_prefix"]
+__all__ = ["CachedEngine", "Dist", "Engine", "EngineOptions", "Executor", "RecomputeEngine",
+           "Rows", "Scored", "Step", "mean_nll", "mean_nlls", "open_engine", "shares_prefix"]
 
 
-def open_engine(lm, total=None, mode: str = "cached", options=None) -> Engine:
-    """The engine for `mode`: "cached" (the default) or "recompute" (the oracle)."""
-    return (RecomputeEngine if mode == "recompute" else CachedEngine)(lm, total, options)
+def open_engine(lm, total=None, mode: str = "cached", options=None, top_k: int = 2) -> Engine:
+    """The engine for `mode`: "cached" (the default) or "recompute" (the oracle); its `Dist`s
+    hold the `top_k` most likely tokens (at least 2)."""
+    return (RecomputeEngine if mode == "recompute" else CachedEngine)(lm, total, options, top_k)

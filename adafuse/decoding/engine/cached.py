@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -23,7 +23,8 @@ from adafuse.decoding.engine.batching import by_key, score_rows, width_groups
 from adafuse.decoding.engine.cached_rows import CachedRows
 from adafuse.decoding.engine.executor import pad_id
 from adafuse.decoding.engine.kv_cache import PrefixCache, cache_layers, new_cache, select_rows, stack_caches
-from adafuse.decoding.engine.protocol import Engine, Key, mean_nll
+from adafuse.decoding.engine.protocol import Engine, Key, Scored
+from adafuse.decoding.engine.readout import mean_nlls, read_dists
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
@@ -56,17 +57,15 @@ class ScoredRow:
 @dataclass
 class _Context:
     cache: object = None  # batch-1 cache of the committed ids from position `plen` on
-    last_logits: torch.Tensor | None = None
-    # this round's scoring forwards: ([(row, batch row, offset, last logits, plen)], their cache)
-    scored: list = field(default_factory=list)  # (ScoredRow list, batched cache) per scoring forward
+    last_logits: torch.Tensor | None = None  # on the model's device, never read whole
     plen: int = 0  # positions of the engine's shared prefix this prompt reads in place
 
 
 class CachedEngine(Engine):
     """Keeps each prompt's KV cache and the logits after its last committed token."""
 
-    def __init__(self, lm, total: ModelCost | None = None, options=None):
-        super().__init__(lm, total, options)
+    def __init__(self, lm, total: ModelCost | None = None, options=None, top_k: int = 2):
+        super().__init__(lm, total, options, top_k)
         self.ctx: dict[Key, _Context] = {}
         self.shared: PrefixCache | None = None  # the prefix read in place, once one is added
 
@@ -151,10 +150,16 @@ class CachedEngine(Engine):
         new = torch.tensor([ids[keep:]], dtype=torch.long)
         logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]},
                               "prefill", self.shared_arg([ctx.plen]))
-        ctx.cache, ctx.last_logits, ctx.scored = cache, logits[0], []
+        ctx.cache, ctx.last_logits = cache, logits[0]
 
-    def context_logits(self, key):
-        return self.ctx[key].last_logits
+    def context_tensor(self, keys) -> torch.Tensor:
+        """[len(keys), vocab]: the logits after each key's committed ids (on the device)."""
+        return torch.stack([self.ctx[k].last_logits for k in keys])
+
+    def contexts(self, keys, k=None):
+        keys = list(keys)
+        dists, _ = read_dists(self.context_tensor(keys), k or self.top_k)
+        return dict(zip(keys, dists))
 
     def open_rows(self, keys, score=None):
         """Branch rows; with `score` (requests as for `score()`), their first step and the
@@ -162,15 +167,18 @@ class CachedEngine(Engine):
         in the rows' `folded`."""
         return CachedRows(self, keys, score)
 
-    def score(self, requests):
+    def score(self, requests) -> Scored:
         flat = score_rows(requests)
         nll = [float("nan")] * len(flat)
+        held = []
         for group in width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type,
                                   self.options.split_waste):
             part = [flat[i] for i in group]
-            for i, value in zip(group, self.collect(part, range(len(part)), self.feed(part))):
+            values, adoptable = self.collect(part, range(len(part)), self.feed(part))
+            held.append(adoptable)
+            for i, value in zip(group, values):
                 nll[i] = value
-        return by_key(flat, nll)
+        return Scored(by_key(flat, nll), held)
 
     def feed(self, flat, kind="score") -> Fed:
         """One padded forward over rows of several prompts.
@@ -204,59 +212,65 @@ class CachedEngine(Engine):
                               positions if padded or shared else None, gather, charge, kind, shared)
         return Fed(logits, at, cache, prefix, plens)
 
-    def collect(self, flat, batch_rows, fed: Fed) -> list[float]:
+    def collect(self, flat, batch_rows, fed: Fed) -> tuple[list[float], tuple]:
         """Mean NLL of each scored row (`flat`, at rows `batch_rows` of `fed`), in the order of
-        `flat`; each row's keys and values stay adoptable by the commit."""
-        out: list[float] = []
+        `flat`, in one read; and what a commit may adopt of them: ({key: [ScoredRow]}, the
+        batched cache holding their keys and values)."""
+        spans, targets = [], []
         per_key: dict[Key, list[ScoredRow]] = {}
         for (key, row, s, p0), r in zip(flat, batch_rows):
             n = len(row) - s
             first = fed.at[r]
-            out.append(mean_nll(fed.logits[first : first + n], row[s:]) if n > 0 else float("nan"))
+            spans.append((first, max(n, 0)))
+            targets += row[s:]
             per_key.setdefault(key, []).append(
                 ScoredRow(row, r, fed.prefix - (p0 - fed.plens[r]), fed.logits[first + n], fed.plens[r]))
-        for key, entries in per_key.items():
-            self.ctx[key].scored.append((entries, fed.cache))
-        return out
+        return mean_nlls(fed.logits, spans, targets), (per_key, fed.cache)
 
-    def commit(self, updates, branches=None):
-        """New committed ids; a key's cache is taken from the scoring row that holds exactly
-        those ids, else from `branches` (a span this model generated), else extended from
-        the old cache after the common prefix (rolling back where earlier ids changed)."""
+    def commit(self, updates, held=()):
+        """New committed ids; a key's cache is taken from a scoring row of `held` (this
+        round's `Scored` values and `Rows`, folded scoring included) that holds exactly those
+        ids, else from a branch row of `held` that fed them (a span this model generated),
+        else extended from the old cache after the common prefix (rolling back where earlier
+        ids changed)."""
+        scored = [entry for h in held for entry in _adoptable_scored(h)]
+        branches = [h for h in held if isinstance(h, CachedRows)]
         for key, ids in updates.items():
             ctx = self.ctx[key]
-            old_ids, scored, ctx.scored = self.ids[key], ctx.scored, []
+            old_ids = self.ids[key]
             self.ids[key] = list(ids)
-            adopted = False
-            for entries, cache in scored:
-                for entry in entries:
-                    if entry.ids == ids:  # the winner's row already holds its keys and values
-                        ctx.cache = select_rows(cache, [entry.index], entry.offset, len(ids) - entry.plen)
-                        ctx.last_logits, ctx.plen = entry.last_logits, entry.plen
-                        adopted = True
-                        break
-                if adopted:
-                    break
-            if not adopted:
-                adopted = self._adopt_branch(key, old_ids, ids, branches)
-            if not adopted:
+            if not (self._adopt_scored(ctx, key, ids, scored) or self._adopt_branch(ctx, key, old_ids, ids, branches)):
                 self._extend(key, old_ids, ctx.cache)
-        for ctx in self.ctx.values():  # keys that finished this round keep nothing either
-            ctx.scored = []
 
-    def _adopt_branch(self, key, old_ids, ids, branches) -> bool:
+    @staticmethod
+    def _adopt_scored(ctx, key, ids, scored) -> bool:
+        """The winner's scoring row already holds its keys and values."""
+        for per_key, cache in scored:
+            for entry in per_key.get(key, ()):
+                if entry.ids == ids:
+                    ctx.cache = select_rows(cache, [entry.index], entry.offset, len(ids) - entry.plen)
+                    ctx.last_logits, ctx.plen = entry.last_logits, entry.plen
+                    return True
+        return False
+
+    @staticmethod
+    def _adopt_branch(ctx, key, old_ids, ids, branches) -> bool:
         """A winner this model generated itself is already in its branch's cache."""
-        if branches is None or ids[: len(old_ids)] != old_ids:
+        if ids[: len(old_ids)] != old_ids:
             return False
-        rows = branches.rows
-        k = len(ids) - len(old_ids)
-        for row, (tokens, after) in branches.fed.items():
-            if rows.keys[row] == key and 0 < k <= len(after) and tokens[:k] == ids[len(old_ids):]:
-                cache, position, pad = rows.locate(row)
-                ctx = self.ctx[key]
+        added = ids[len(old_ids):]
+        for rows in branches:
+            found = rows.adopt(key, added)
+            if found is not None:
+                cache, position, pad, last_logits = found
                 ctx.cache = select_rows(cache, [position], pad, len(ids) - ctx.plen)
-                ctx.last_logits = after[k - 1]
+                ctx.last_logits = last_logits
                 return True
         return False
 
 
+def _adoptable_scored(held) -> list:
+    """The (per-key scored rows, cache) entries of a `Scored` or of rows' folded scoring."""
+    if isinstance(held, Scored):
+        return held.held
+    return getattr(held, "scored", [])

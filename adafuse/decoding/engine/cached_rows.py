@@ -7,7 +7,8 @@ import torch
 
 from adafuse.decoding.engine.batching import by_key, score_rows, width_groups
 from adafuse.decoding.engine.kv_cache import select_rows, stack_caches
-from adafuse.decoding.engine.protocol import Key, Rows
+from adafuse.decoding.engine.protocol import Key, Rows, Step
+from adafuse.decoding.engine.readout import read_dists, token_logprobs
 
 ROWS_ROOM = 24  # positions reserved for branch growth; a longer branch grows its buffer
 
@@ -18,7 +19,10 @@ class CachedRows(Rows):
     With `score` requests, the first step feeds each row's token together with those rows
     (right-padded after it), so that a later model scores the proposals already made in the
     forward it needs anyway; the branch rows then continue from that forward's cache.
-    Branch rows continue committed contexts, so each reads its prompt's plen of the prefix."""
+    Branch rows continue committed contexts, so each reads its prompt's plen of the prefix.
+
+    Every distribution a row reaches stays on the device (`dists[row][p]`: after p fed
+    tokens, p = 0 the context's), for `logprobs` and for a commit adopting the row."""
 
     def __init__(self, engine, keys, score=None):
         self.engine = engine
@@ -31,6 +35,11 @@ class CachedRows(Rows):
         # {key: {(row, start): NLL}} of the `score` requests, scored with the first step: in
         # its forward, or in a scoring forward just before where one would pad too much
         self.folded: dict = {}
+        self.scored: list = []  # what a commit may adopt of that scoring (`CachedEngine.collect`)
+        self.fed: list[list[int]] = [[] for _ in self.keys]
+        # per row, the logits after each number of fed tokens: (tensor, its row there)
+        self.context = engine.context_tensor(self.keys) if self.keys else None
+        self.dists: list[list[tuple[torch.Tensor, int]]] = [[(self.context, r)] for r in range(len(self.keys))]
 
     def _stack(self) -> None:
         engine = self.engine
@@ -46,7 +55,8 @@ class CachedRows(Rows):
         for r, n in enumerate(tails):
             self.mask[r, width - n :] = 1
 
-    def _fold(self, nlls) -> None:
+    def _fold(self, nlls, adoptable: list) -> None:
+        self.scored += adoptable
         for key, (rows, starts) in self._score.items():
             self.folded[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
 
@@ -65,8 +75,8 @@ class CachedRows(Rows):
             return None
         n = len(branch)
         fed = engine.feed(branch + scoring, "step+score")
-        nlls = engine.collect(scoring, range(n, n + len(scoring)), fed)
-        self._fold(by_key(scoring, nlls))
+        nlls, adoptable = engine.collect(scoring, range(n, n + len(scoring)), fed)
+        self._fold(by_key(scoring, nlls), [adoptable])
         self.live = list(live)
         self.pads = [0] * len(self.keys)
         lengths = []
@@ -81,14 +91,45 @@ class CachedRows(Rows):
         self.padded = any(self.pads[row] for row in live)
         return fed.logits[[fed.at[j] for j in range(n)]]
 
-    def extend(self, live, tokens):
-        live = list(live)
+    def step(self, live, tokens) -> list[Step]:
+        live, tokens = list(live), [int(t) for t in tokens]
+        before = torch.stack([self._dist(row, len(self.fed[row])) for row in live]) if live else None
+        logits = self._forward(live, tokens)
+        for j, (row, token) in enumerate(zip(live, tokens)):
+            self.fed[row].append(token)
+            self.dists[row].append((logits, j))
+        dists, fed = read_dists(logits, self.engine.top_k, before, tokens)
+        return [Step(f, d) for f, d in zip(fed, dists)]
+
+    def _dist(self, row: int, position: int) -> torch.Tensor:
+        tensor, at = self.dists[row][position]
+        return tensor[at]
+
+    def logprobs(self, queries):
+        queries = list(queries)
+        if not queries:
+            return []
+        table = torch.stack([self._dist(row, position) for row, position, _ in queries])
+        return token_logprobs(table, [token for *_, token in queries])
+
+    def adopt(self, key, added: list[int]):
+        """(cache, batch position, left padding, logits after) of a row of `key` whose fed
+        tokens start with `added` (at least one), or None."""
+        k = len(added)
+        for row, fed in enumerate(self.fed):
+            if self.keys[row] == key and 0 < k <= len(fed) and fed[:k] == added:
+                cache, position, pad = self._locate(row)
+                return cache, position, pad, self._dist(row, k)
+        return None
+
+    def _forward(self, live, tokens) -> torch.Tensor:
         if self.cache is None:
             if self._score:
                 logits = self._first_with_scoring(live, tokens)
                 if logits is not None:
                     return logits
-                self._fold(self.engine.score(self._score))
+                scored = self.engine.score(self._score)
+                self._fold(scored.nll, scored.held)
             self._stack()
         if live != self.live:  # finished rows leave the batch; their caches stay readable
             where = {row: j for j, row in enumerate(self.live)}
@@ -113,7 +154,7 @@ class CachedRows(Rows):
         self.positions = self.positions + 1
         return logits
 
-    def locate(self, row: int) -> tuple[object, int, int]:
+    def _locate(self, row: int) -> tuple[object, int, int]:
         """(cache, batch position, left padding) holding a row's keys and values."""
         if row in self.left:
             cache, position = self.left[row]

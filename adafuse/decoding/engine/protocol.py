@@ -1,19 +1,26 @@
 """What a decoder asks of an engine: one model, several prompts keyed by the caller.
 
+Nothing of vocabulary size crosses this protocol: an engine answers in token ids and
+log-probabilities (`readout.Dist`, `readout.Step`), each answer read off the device once for
+all the rows it covers. The messages:
+
 - `add(key, ids, cost, prefix)` / `add_many(entries)` / `remove(key)`: prompts join or leave;
   `prefill(ids, cost)`: a shared prefix encoded once, the `prefix` of later `add`s (None
   where the engine does not reuse one);
-- `ids[key]`: the committed ids of prompt_m + R; `context_logits(key)`: the next-token
-  logits right after them;
+- `ids[key]`: the committed ids of prompt_m + R; `contexts(keys)`: {key: Dist} of the
+  distribution right after them (top `top_k` tokens), one read for all keys;
 - `open_rows(keys, score=None)`: branch rows continuing the committed contexts, one per key
-  listed; `Rows.extend(live, tokens)` feeds one token to each live row and returns their
-  next-token logits, one forward for all rows of all prompts. Requests passed as `score`
-  (as for `score()`) may be scored in the first of those forwards, which saves a later
-  model the scoring forward for the proposals made before it; what was scored so is in
-  `Rows.folded`;
-- `score({key: (rows, starts)})`: mean NLL of row[start:] for every row (a scoring forward);
-- `commit({key: ids}, branches)`: the new committed ids; `branches` (this round's branch
-  rows and what they fed) lets an engine take a winner's keys and values from its branch.
+  listed; `Rows.step(live, tokens)` feeds one token to each live row and returns a `Step` per
+  row (the fed token's log-probability and the distribution after it), one forward and one
+  read for all rows of all prompts; `Rows.logprobs([(row, position, token)])` asks for other
+  tokens' log-probabilities at positions a row has reached (0: the context), which the rows
+  keep on their device. Requests passed as `score` (as for `score()`) may be scored in the
+  first forward (an engine option, `fold_scoring`); what was scored so is in `Rows.folded`;
+- `score({key: (rows, starts)})`: a `Scored`, the mean NLL of row[start:] for every row of
+  every prompt (one scoring forward, one read), and what a commit may adopt of that forward;
+- `commit({key: ids}, held)`: the new committed ids; `held` is this round's `Rows` and
+  `Scored` values, passed on by the decoder: an engine takes a winner's keys and values from
+  them and keeps nothing of a round itself.
 
 Both engines implement all of it; neither has members the other lacks.
 """
@@ -22,24 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 
 from adafuse.decoding.engine.batching import SPLIT_WASTE
 from adafuse.decoding.engine.executor import Executor
+from adafuse.decoding.engine.readout import Dist, Step, mean_nll, read_dists  # noqa: F401 (re-exported)
 from adafuse.decoding.output import ModelCost
 from adafuse.errors import AdaFuseError
 
 Key = Hashable
-
-
-def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
-    """Mean of -log p(target_i) where logits[i] predicts target_i."""
-    if len(targets) == 0:
-        return float("nan")
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    picked = logprobs[torch.arange(len(targets)), torch.tensor(list(targets), dtype=torch.long)]
-    return float(-picked.mean())
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,19 @@ class EngineOptions:
         in place by every row (`prefix_attention`), where the model passes the probe;
         False: every prompt's cache starts as a copy of the prefix's;
     split_waste: on CPU, a padded forward that would waste more positions than this is split
-        in two by width (`batching.width_groups`).
+        in two by width (`batching.width_groups`);
+    fold_scoring: a later model scores the earlier models' proposals in its first branch
+        forward, saving its scoring forward, but then proposes only after them (the models
+        take turns); False: every model proposes at once from the committed text and all
+        score in the scoring phase, so members on different devices compute at the same
+        time. None (the default, "auto"): fold where every member is on the CPU (one device,
+        where it measured faster), not elsewhere.
     """
 
     pack_cpu_weights: bool = True
     share_prefix: bool = True
     split_waste: int = SPLIT_WASTE
+    fold_scoring: Optional[bool] = None  # None: auto (typing.Optional: Hydra's schema reads it)
 
     @classmethod
     def of(cls, options) -> EngineOptions:
@@ -76,41 +83,65 @@ class EngineOptions:
             if name == "split_waste":
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise AdaFuseError(f"engine.split_waste={value!r} is not allowed; it must be an integer >= 0")
+            elif name == "fold_scoring":
+                if value is not None and not isinstance(value, bool):
+                    raise AdaFuseError(f"engine.fold_scoring={value!r} is not allowed; it must be true, "
+                                       "false or null (auto)")
             elif not isinstance(value, bool):
                 raise AdaFuseError(f"engine.{name}={value!r} is not allowed; it must be true or false")
         return cls(**options)
 
-
-@dataclass
-class Branches:
-    """A round's branch rows of one model and, per row, the tokens it fed and the logits after
-    each: what a commit may adopt when the winner is a span this model generated."""
-
-    rows: Rows
-    fed: dict[int, tuple[list[int], list]] = field(default_factory=dict)
+    def folds(self, devices) -> bool:
+        """Whether a round folds scoring into branch forwards, for members on `devices`."""
+        if self.fold_scoring is None:
+            return all(getattr(d, "type", str(d)) == "cpu" for d in devices)
+        return bool(self.fold_scoring)
 
 
 class Rows:
-    """Branch rows opened by `Engine.open_rows`."""
+    """Branch rows opened by `Engine.open_rows`, each continuing one prompt's committed ids.
+
+    The rows keep, on their device, every distribution they reached, so that a decoder can
+    ask for a token it did not pick (`logprobs`) and a commit can adopt a row's keys and
+    values; `fed[row]` holds the tokens each row was fed."""
 
     keys: list
+    fed: list[list[int]]
     # {key: {(row as a tuple, start): NLL}}: the `score` requests of `open_rows`, scored with
     # the first step (the cached engine feeds them in that forward); empty where the engine
     # scores only in `score()` (the recompute oracle) or no step was taken
     folded: dict
 
-    def extend(self, live: Sequence[int], tokens: Sequence[int]) -> torch.Tensor:
-        """Append tokens[i] to row live[i]; return [len(live), vocab] next-token logits."""
+    def step(self, live: Sequence[int], tokens: Sequence[int]) -> list[Step]:
+        """Append tokens[i] to row live[i]; one forward for all, one read: a Step per row."""
+        raise NotImplementedError
+
+    def logprobs(self, queries: Sequence[tuple[int, int, int]]) -> list[float]:
+        """log p(token) at (row, position, token) each, position being the tokens the row had
+        been fed (0: the committed context); one read for all."""
         raise NotImplementedError
 
 
-class Engine:
-    """One model, several prompts; the bookkeeping both engines share."""
+@dataclass
+class Scored:
+    """What `Engine.score` answers: {key: [mean NLL per row]}, and (engine-private) what a
+    commit may adopt of the forward that computed them."""
 
-    def __init__(self, lm, total: ModelCost | None = None, options: EngineOptions | None = None):
+    nll: dict
+    held: list = field(default_factory=list)
+
+
+class Engine:
+    """One model, several prompts; the bookkeeping both engines share.
+
+    top_k: how many top tokens each `Dist` holds (a decoder's need: max(2, B) for AdaFuse)."""
+
+    def __init__(self, lm, total: ModelCost | None = None, options: EngineOptions | None = None,
+                 top_k: int = 2):
         self.lm = lm
         self.total = total or ModelCost(lm.name)
         self.options = EngineOptions.of(options)
+        self.top_k = max(2, int(top_k))
         self.executor = Executor(lm, self.total, pack_cpu_weights=self.options.pack_cpu_weights)
         self.costs: dict[Key, ModelCost] = {}
         self.ids: dict[Key, list[int]] = {}
@@ -134,16 +165,17 @@ class Engine:
         """A shared prefix encoded once, to pass to `add`; None: this engine reuses none."""
         return None
 
-    def context_logits(self, key: Key) -> torch.Tensor:
+    def contexts(self, keys: Sequence[Key], k: int | None = None) -> dict[Key, Dist]:
+        """{key: Dist} after each key's committed ids, top `k` (default `top_k`) tokens."""
         raise NotImplementedError
 
     def open_rows(self, keys: Sequence[Key], score=None) -> Rows:
         raise NotImplementedError
 
-    def score(self, requests: dict[Key, tuple[list[list[int]], list[int]]]) -> dict[Key, list[float]]:
+    def score(self, requests: dict[Key, tuple[list[list[int]], list[int]]]) -> Scored:
         raise NotImplementedError
 
-    def commit(self, updates: dict[Key, list[int]], branches: Branches | None = None) -> None:
+    def commit(self, updates: dict[Key, list[int]], held: Sequence = ()) -> None:
         for key, ids in updates.items():
             self.ids[key] = list(ids)
 

@@ -10,13 +10,14 @@ import torch
 from adafuse.decoding.engine import CachedEngine, RecomputeEngine
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
+from tests.decoding.engine.logits import context_logits, step_logits
 from tests.tiny_hf import PROMPTS
 
 
 def _recompute_logits(lm, ids):
     engine = RecomputeEngine(lm)
     engine.add(0, ids, ModelCost(lm.name))
-    return engine.context_logits(0)
+    return context_logits(engine, 0)
 
 
 def _cached(lm, ids):
@@ -32,19 +33,19 @@ def test_rollback_restores_the_cache_of_a_fresh_encode(tiny, name):
     engine = _cached(lm, base)
     # speculative branches and a scoring pass must not leak into the committed cache
     rows = engine.open_rows([0, 0])
-    rows.extend([0, 1], [5, 6])
-    rows.extend([0, 1], [7, 8])
+    step_logits(rows, [0, 1], [5, 6])
+    step_logits(rows, [0, 1], [7, 8])
     engine.score({0: ([base + [9, 10], base + [11]], [len(base), len(base)])})
     # commit a context whose last 5 tokens differ: roll back 5, feed 3
     new = base[:-5] + [12, 13, 14]
     engine.commit({0: new})
     assert engine.ids[0] == new
-    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, new), atol=1e-4)
+    assert torch.allclose(context_logits(engine, 0), _recompute_logits(lm, new), atol=1e-4)
     # and a winner adopted from the scoring rows
     winner = new + [21, 22]
-    engine.score({0: ([new + [20], winner], [len(new), len(new)])})
-    engine.commit({0: winner})
-    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, winner), atol=1e-4)
+    scored = engine.score({0: ([new + [20], winner], [len(new), len(new)])})
+    engine.commit({0: winner}, [scored])
+    assert torch.allclose(context_logits(engine, 0), _recompute_logits(lm, winner), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
@@ -62,7 +63,7 @@ def test_rollback_when_retokenisation_merges_across_the_boundary(tiny, name):
     a, full = lm.encode(text[:split]), lm.encode(text[: split + 12])
     engine = _cached(lm, a)
     engine.commit({0: full})
-    assert torch.allclose(engine.context_logits(0), _recompute_logits(lm, full), atol=1e-4)
+    assert torch.allclose(context_logits(engine, 0), _recompute_logits(lm, full), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["llama", "gemma"])
@@ -74,24 +75,24 @@ def test_prompts_of_different_lengths_share_a_batch(tiny, name):
     for k, ids in enumerate(contexts):
         engine.add(k, ids, ModelCost(lm.name))
     rows = engine.open_rows([0, 1, 1, 2])
-    logits = rows.extend([0, 1, 2, 3], [5, 6, 7, 8])
+    logits = step_logits(rows, [0, 1, 2, 3], [5, 6, 7, 8])
     for j, (k, t) in enumerate([(0, 5), (1, 6), (1, 7), (2, 8)]):
         assert torch.allclose(logits[j], _recompute_logits(lm, contexts[k] + [t]), atol=1e-4)
-    logits = rows.extend([1, 3], [9, 10])
+    logits = step_logits(rows, [1, 3], [9, 10])
     assert torch.allclose(logits[1], _recompute_logits(lm, contexts[2] + [8, 10]), atol=1e-4)
     nlls = engine.score({0: ([contexts[0] + [3, 4]], [len(contexts[0])]),
                          2: ([contexts[2] + [5], contexts[2][:-2] + [6, 7, 8]],
-                             [len(contexts[2]), len(contexts[2]) - 2])})
+                             [len(contexts[2]), len(contexts[2]) - 2])}).nll
     ref = RecomputeEngine(lm)
     for k in (0, 2):
         ref.add(k, contexts[k], ModelCost(lm.name))
     expected = ref.score({0: ([contexts[0] + [3, 4]], [len(contexts[0])]),
                           2: ([contexts[2] + [5], contexts[2][:-2] + [6, 7, 8]],
-                              [len(contexts[2]), len(contexts[2]) - 2])})
+                              [len(contexts[2]), len(contexts[2]) - 2])}).nll
     for k in (0, 2):
         assert nlls[k] == pytest.approx(expected[k], abs=1e-4)
     engine.commit({2: contexts[2][:-2] + [6, 7, 8]})
-    assert torch.allclose(engine.context_logits(2),
+    assert torch.allclose(context_logits(engine, 2),
                           _recompute_logits(lm, contexts[2][:-2] + [6, 7, 8]), atol=1e-4)
 
 

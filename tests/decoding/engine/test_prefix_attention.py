@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from adafuse import AdaFuse
-from adafuse.decoding.engine import Branches, CachedEngine, RecomputeEngine, prefix_attention
+from adafuse.decoding.engine import CachedEngine, RecomputeEngine, prefix_attention
 from adafuse.decoding.engine.executor import cache_arg
 from adafuse.decoding.output import ModelCost
 from tests import tiny_hf
+from tests.decoding.engine.logits import context_logits, step_logits
 
 PREFIX = tiny_hf.PROMPTS[1][: tiny_hf.PROMPTS[1].index("Question: Who")]
 ITEMS = ["Question: Who wrote Emma?\nAnswer:", "Question: What is the capital of Peru?\nAnswer:"]
@@ -47,7 +48,7 @@ def _setup(lm):
 def _assert_logits_of(lm, logits, contexts_fed):
     """logits[j] are the next-token logits after contexts_fed[j], as a full encode gives them."""
     for got, ids in zip(logits, contexts_fed):
-        want = _recompute(lm, {0: ids}).context_logits(0)
+        want = context_logits(_recompute(lm, {0: ids}), 0)
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
@@ -74,25 +75,25 @@ def test_engine_with_a_shared_prefix_gives_the_logits_of_a_full_encode(tiny, nam
     lm = tiny[name]
     contexts, engine, ref = _setup(lm)
     for k in contexts:
-        torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(context_logits(engine, k), context_logits(ref, k), atol=1e-4, rtol=1e-4)
     # branch rows of two prompts of different lengths, one step after another
     rows = engine.open_rows([0, 0, 1])
-    logits = rows.extend([0, 1, 2], [5, 6, 7])
+    logits = step_logits(rows, [0, 1, 2], [5, 6, 7])
     _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[0] + [6], contexts[1] + [7]])
-    logits = rows.extend([0, 2], [8, 9])
+    logits = step_logits(rows, [0, 2], [8, 9])
     _assert_logits_of(lm, logits[1:], [contexts[1] + [7, 9]])
     # scoring, including a row whose tokens differ from position 3 of the prompt: it reads
     # only the first 2 prefix positions, the rest from its own re-encoded tokens
     requests = {0: ([contexts[0] + [3, 4], contexts[0][:3] + [11, 12]], [len(contexts[0]), 3]),
                 1: ([contexts[1] + [5]], [len(contexts[1])])}
-    got = engine.score(requests)
-    want = ref.score(requests)
+    scored = engine.score(requests)
+    want = ref.score(requests).nll
     for k in requests:
-        assert got[k] == pytest.approx(want[k], abs=1e-4)
+        assert scored.nll[k] == pytest.approx(want[k], abs=1e-4)
     # the winner is adopted from its scoring row; a later commit rolls back into the prefix
     committed = {0: contexts[0] + [3, 4], 1: contexts[1][:5] + [13, 14]}
-    engine.commit(committed)
-    _assert_logits_of(lm, [engine.context_logits(k) for k in committed], committed.values())
+    engine.commit(committed, [scored])
+    _assert_logits_of(lm, [context_logits(engine, k) for k in committed], committed.values())
     assert engine.ctx[1].plen == 5
 
 
@@ -102,19 +103,18 @@ def test_first_branch_step_with_scoring_and_branch_adoption(tiny, name):
     contexts, engine, ref = _setup(lm)
     requests = {k: ([ids + [3, 4]], [len(ids)]) for k, ids in contexts.items()}
     rows = engine.open_rows([0, 1, 1], score=requests)
-    logits = rows.extend([0, 1, 2], [5, 6, 7])
+    logits = step_logits(rows, [0, 1, 2], [5, 6, 7])
     _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[1] + [6], contexts[1] + [7]])
-    want = ref.score(requests)
+    want = ref.score(requests).nll
     for k in contexts:
         assert rows.folded[k][(tuple(contexts[k] + [3, 4]), len(contexts[k]))] == pytest.approx(want[k][0], abs=1e-4)
-    after = rows.extend([0, 2], [8, 9])
-    branches = Branches(rows, {0: ([5, 8], [logits[0], after[0]]), 2: ([7, 9], [logits[2], after[1]])})
+    after = step_logits(rows, [0, 2], [8, 9])
     committed = {0: contexts[0] + [5, 8], 1: contexts[1] + [7, 9]}
-    engine.commit(committed, branches)
-    _assert_logits_of(lm, [engine.context_logits(k) for k in committed], committed.values())
+    engine.commit(committed, [rows])
+    _assert_logits_of(lm, [context_logits(engine, k) for k in committed], committed.values())
     # and the adopted caches carry on correctly
     rows = engine.open_rows([0, 1])
-    logits = rows.extend([0, 1], [10, 11])
+    logits = step_logits(rows, [0, 1], [10, 11])
     _assert_logits_of(lm, logits, [committed[0] + [10], committed[1] + [11]])
 
 
@@ -141,7 +141,7 @@ def test_prompts_joining_together_are_prefilled_in_one_forward(tiny, name):
     ref = _recompute(lm, contexts)
     for k, ids in contexts.items():
         assert engine.costs[k].tokens_fed == len(ids) - engine.ctx[k].plen
-        torch.testing.assert_close(engine.context_logits(k), ref.context_logits(k), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(context_logits(engine, k), context_logits(ref, k), atol=1e-4, rtol=1e-4)
     rows = engine.open_rows([0, 1])
-    logits = rows.extend([0, 1], [5, 6])
+    logits = step_logits(rows, [0, 1], [5, 6])
     _assert_logits_of(lm, logits, [contexts[0] + [5], contexts[1] + [6]])
