@@ -31,7 +31,9 @@ from adafuse.decoding.output import ModelCost, Output, Proposal, Round, Stats
 from adafuse.decoding.pool import pool_proposals
 from adafuse.decoding.proposals import ModelProposals, ProposalRun, run_together
 from adafuse.decoding.registry import check_parameters, register_decoder
-from adafuse.decoding.scoring import ModelScores, proposal_rows_many, score_pools
+from adafuse.decoding.engine import gather
+from adafuse.decoding.engine.protocol import Done
+from adafuse.decoding.scoring import fill_scores, proposal_rows_many, score_requests
 from adafuse.decoding.text import encode_continuations, find_stop, word_count
 
 
@@ -137,7 +139,7 @@ class AdaFuse(Decoder):
         the models take turns and each scores the proposals of the models before it in its
         first branch forward, so the last model needs no scoring forward of its own.
         A subclass with another proposal rule (a baseline) overrides this step only."""
-        contexts = [engine.contexts(keys) for engine in engines]
+        contexts = gather([engine.submit("contexts", keys) for engine in engines])
         tails, stops = {k: states[k].tail() for k in keys}, {k: states[k].stop for k in keys}
         runs: list[ProposalRun] = []
         done: list[ModelProposals] = []
@@ -171,14 +173,19 @@ class AdaFuse(Decoder):
         one batched scoring forward per model, all models' issued before any is read. Also,
         per model, what the commit may adopt (its branch rows and its `Scored`): the round's
         state, passed on by the caller rather than kept by the engines."""
-        scores, held = [], []
+        known, pending = [], []
         for m, engine in enumerate(engines):
             contexts = {k: states[k].prompts[m] + states[k].response for k in pools}
             own = None
             if self.reuse_own_spans:
                 own = {k: proposed[m].by_key[k].spans_by_key() for k in pools}
-            nlls, scored = score_pools(engine, contexts, pools, own, proposed[m].folded)
-            scores.append(nlls)
+            out, requests = score_requests(engine, contexts, pools, own, proposed[m].folded)
+            known.append((out, requests))
+            pending.append(engine.submit("score", {k: (r, s) for k, (r, s, _) in requests.items()})
+                           if requests else Done(None))
+        scores, held = [], []
+        for m, ((out, requests), scored) in enumerate(zip(known, gather(pending))):
+            scores.append(fill_scores(out, requests, scored))
             held.append([h for h in (proposed[m].rows, scored) if h is not None])
         return scores, held
 
@@ -201,12 +208,14 @@ class AdaFuse(Decoder):
                 commits[k] = state.response
             else:
                 finished.append(k)
+        pending = []
         for m, engine in enumerate(engines):
             if commits:  # R + winner encoded as a whole would be, re-tokenising its tail only
                 ids = encode_continuations(engine.lm, [
                     (states[k].prompts[m] + before[k], engine.ids[k], [states[k].prompts[m] + r])
                     for k, r in commits.items()])
-                engine.commit({k: row for k, (row,) in zip(commits, ids)}, held[m])
+                pending.append(engine.submit("commit", {k: row for k, (row,) in zip(commits, ids)}, held[m]))
+        gather(pending)
         for k in commits:
             # the budget is in the first model's tokens; each round adds at least one
             spent = len(engines[0].ids[k]) - states[k].prompt_len

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import math
 
-from adafuse.decoding.engine import Engine, Rows, Step
+from adafuse.decoding.engine import Engine, Rows, Step, gather
+from adafuse.decoding.engine.protocol import Done
 from adafuse.decoding.output import Proposal
 from adafuse.decoding.text import ContinuationDecoder, complete_word_ends, find_stop
 
@@ -233,8 +234,9 @@ def run_together(runs: Sequence[ProposalRun]) -> None:
     compute at the same time; in one process they simply take turns within the step)."""
     feeds = [run.feed() for run in runs]
     while any(live for live, _ in feeds):
-        steps = [run.rows.step(live, tokens) if live else [] for run, (live, tokens) in zip(runs, feeds)]
-        for run, result in zip(runs, steps):
+        pending = [run.rows.submit("step", live, tokens) if live else Done([])
+                   for run, (live, tokens) in zip(runs, feeds)]
+        for run, result in zip(runs, gather(pending)):
             run.take(result)
         feeds = [run.feed() if live else (live, tokens) for run, (live, tokens) in zip(runs, feeds)]
 

@@ -60,6 +60,17 @@ def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = No
                 folded: dict | None = None) -> tuple[dict, object]:
     """Step 3 for one model: ({key: ModelScores} of every proposal of `pools` ({key: pool}),
     the engine's `Scored` of its scoring forward or None), the latter for the commit.
+    `score_requests` then `fill_scores`, for a model alone."""
+    out, requests = score_requests(engine, contexts, pools, own_spans, folded)
+    scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()}) if requests else None
+    return fill_scores(out, requests, scored), scored
+
+
+def score_requests(engine, contexts: dict, pools: dict, own_spans: dict | None = None,
+                   folded: dict | None = None) -> tuple[dict, dict]:
+    """What one model knows of its NLLs before its scoring forward: {key: ModelScores} with
+    the own-span and folded NLLs filled in, and the requests left for `Engine.score`
+    ({key: (rows, starts, pool indices)}).
 
     contexts: {key: prompt_m + R}, the text the committed ids encode;
     own_spans: {key: {(text, terminal): OwnSpan}} this model generated this round (None: no
@@ -87,10 +98,12 @@ def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = No
         todo = [i for i, v in enumerate(scores.nll) if v is None]
         if todo:
             requests[key] = ([rows[i] for i in todo], [starts[i] for i in todo], todo)
-    if not requests:
-        return out, None
-    scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()})
+    return out, requests
+
+
+def fill_scores(out: dict, requests: dict, scored) -> dict:
+    """`score_requests`' ModelScores completed with the NLLs of its scoring forward."""
     for key, (_, _, todo) in requests.items():
         for i, v in zip(todo, scored.nll[key]):
             out[key].nll[i], out[key].source[i] = v, SCORING_FORWARD
-    return out, scored
+    return out

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from adafuse.decoding.engine.cached import CachedEngine
 from adafuse.decoding.engine.executor import Executor, shares_prefix
-from adafuse.decoding.engine.protocol import Engine, EngineOptions, Rows, Scored
+from adafuse.decoding.engine.protocol import Engine, EngineOptions, Rows, Scored, gather
 from adafuse.decoding.engine.readout import Dist, Step, mean_nll, mean_nlls
 from adafuse.decoding.engine.recompute import RecomputeEngine
 
 __all__ = ["CachedEngine", "Dist", "Engine", "EngineOptions", "Executor", "RecomputeEngine",
-           "Rows", "Scored", "Step", "mean_nll", "mean_nlls", "open_engine", "shares_prefix"]
+           "Rows", "Scored", "Step", "gather", "mean_nll", "mean_nlls", "open_engine", "shares_prefix"]
 
 
 def open_engine(lm, total=None, mode: str = "cached", options=None, top_k: int = 2) -> Engine:

@@ -98,7 +98,32 @@ class EngineOptions:
         return bool(self.fold_scoring)
 
 
-class Rows:
+class Done:
+    """A call's result that is already there (an in-process engine computes when called)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class Submits:
+    """`submit(name, *args)`: issue a protocol call, get something with `.result()`. In
+    process the call runs at once; an engine in another process (an actor) returns at once
+    and computes meanwhile, so a decoder that submits a phase to every member before reading
+    any result lets the members compute at the same time."""
+
+    def submit(self, name: str, *args, **kwargs):
+        return Done(getattr(self, name)(*args, **kwargs))
+
+
+def gather(pending) -> list:
+    """The results of submitted calls, in order."""
+    return [p.result() for p in pending]
+
+
+class Rows(Submits):
     """Branch rows opened by `Engine.open_rows`, each continuing one prompt's committed ids.
 
     The rows keep, on their device, every distribution they reached, so that a decoder can
@@ -131,7 +156,7 @@ class Scored:
     held: list = field(default_factory=list)
 
 
-class Engine:
+class Engine(Submits):
     """One model, several prompts; the bookkeeping both engines share.
 
     top_k: how many top tokens each `Dist` holds (a decoder's need: max(2, B) for AdaFuse)."""
