@@ -20,6 +20,7 @@ from pathlib import Path
 from adafuse.compare.disagree import default_pair
 from adafuse.compare.load import Run, load_runs
 from adafuse.compare.table import terminal_report
+from adafuse.safe_read import quiet_on_closed_pipe, say
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,20 +61,23 @@ def write_report(path: Path, page: str) -> str | None:
     return None
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
+    """Every text printed may hold run-folder content (names, paths, answers): through `say`,
+    its control characters escaped."""
     args = parse_args(argv)
     runs, notes = load_runs(args.paths)
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}", file=sys.stderr)
     if not runs:
         print("error: no runs to compare", file=sys.stderr)
         return 2
-    print(terminal_report(runs))
+    say(terminal_report(runs))
     if args.pair:
         pair = tuple(find_run(runs, name) for name in args.pair)
         missing = [name for name, run in zip(args.pair, pair) if run is None]
         if missing:
-            print(f"error: --pair: no run (or several) at {', '.join(missing)}", file=sys.stderr)
+            say(f"error: --pair: no run (or several) at {', '.join(missing)}", file=sys.stderr)
             return 2
     else:
         pair = default_pair(runs)
@@ -82,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
 
         problem = write_report(args.html, render_report(runs, notes, pair, title=args.title))
         if problem:
-            print(f"error: --html {args.html}: {problem}", file=sys.stderr)
+            say(f"error: --html {args.html}: {problem}", file=sys.stderr)
             return 2
-        print(f"\nreport: {args.html}")
+        say(f"\nreport: {args.html}")
     if args.wandb:
         from adafuse.compare.wandb_table import log_to_wandb
 
-        print(log_to_wandb(runs, args.wandb_dir, project=args.project))
+        say(log_to_wandb(runs, args.wandb_dir, project=args.project))
     return 0
 
 

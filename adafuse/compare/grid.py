@@ -85,7 +85,7 @@ def system_rank(run: Run) -> tuple:
     the baselines, in the order the decoders are registered."""
     order = list(DECODERS)
     decoder = order.index(run.decoder) if run.decoder in order else len(order)
-    return (not run.is_single, run.setting("model_index") or 0, decoder, not is_paper_adafuse(run),
+    return (not run.is_single, run.number("model_index") or 0, decoder, not is_paper_adafuse(run),
             system_label(run))
 
 

@@ -17,26 +17,39 @@ from typing import Any
 
 def hydra_config(path: Path) -> dict | None:
     """The composed config Hydra saved (a run killed before its first item has no config in
-    results.json), as plain YAML data: interpolations stay unresolved text."""
-    file = path / ".hydra" / "config.yaml"
-    if not file.is_file():
-        return None
-    try:
-        import yaml
+    results.json), as plain YAML data read within adafuse.safe_read's bounds (size, aliases,
+    nodes): interpolations stay unresolved text. None when there is no such file; damage (not
+    YAML, too large, an alias bomb, not a mapping) is an AdaFuseError naming the file."""
+    from adafuse.errors import AdaFuseError
+    from adafuse.safe_read import read_yaml
 
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - YAML or OS errors alike: no usable config
+    file = path / ".hydra" / "config.yaml"
+    data = read_yaml(file)
+    if data is None:
         return None
-    return resolve_references(data) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise AdaFuseError(f"{file}: not a mapping of keys to values")
+    return resolve_references(data)
 
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w]*(?:\.[\w]+)*)\}")
 
 
-def resolve_references(config: dict) -> dict:
+def resolve_references(config: dict, budget: int | None = None) -> dict:
     """The config with its plain references (`${theta_delta}`, `${task.name}`: another key of
     the same config) replaced by their values; anything else in `${...}`, a resolver call
-    such as `${oc.env:HOME}` among them, and a reference to a missing key stay as text."""
+    such as `${oc.env:HOME}` among them, and a reference to a missing key stay as text.
+    References that multiply (a key holding ten references to one holding ten ...) are
+    bounded like YAML aliases: past `budget` nodes and characters made, an AdaFuseError."""
+    from adafuse.errors import AdaFuseError
+    from adafuse.safe_read import MAX_NODES
+
+    left = [MAX_NODES * 8 if budget is None else budget]
+
+    def spend(amount: int) -> None:
+        left[0] -= amount
+        if left[0] < 0:
+            raise AdaFuseError("its ${...} references expand past the bound a config may reach")
 
     def lookup(path: str, depth: int) -> Any:
         node: Any = config
@@ -52,6 +65,7 @@ def resolve_references(config: dict) -> dict:
     def resolve(node: Any, depth: int) -> Any:
         if depth > 20:  # a reference cycle: left as it is
             return node
+        spend(1 + (len(node) if isinstance(node, (str, list, dict)) else 0))
         if isinstance(node, dict):
             return {k: resolve(v, depth) for k, v in node.items()}
         if isinstance(node, list):
@@ -62,8 +76,12 @@ def resolve_references(config: dict) -> dict:
         try:
             if whole:
                 return lookup(whole.group(1), depth)
-            return REFERENCE.sub(lambda m: str(lookup(m.group(1), depth)), node)
+            return REFERENCE.sub(lambda m: spent(str(lookup(m.group(1), depth))), node)
         except KeyError:
             return node
+
+    def spent(text: str) -> str:
+        spend(len(text))
+        return text
 
     return resolve(config, 0)

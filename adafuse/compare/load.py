@@ -15,6 +15,7 @@ this machine's environment), and nothing in a folder is imported or run.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
@@ -24,10 +25,11 @@ from typing import Any
 from adafuse.compare.costs import COST_FIELDS, cost_totals
 from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError
-from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_json, read_jsonl
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE
+from adafuse.safe_read import TRACE_FIELDS, finite, read_json_bounded, read_records
 
 # decoder settings that change how fast a run goes, not what it decodes
-PLUMBING = ("name", "mode", "batch_size")
+PLUMBING = ("name", "_target_", "mode", "batch_size")
 SKIPPED_DIRS = (".hydra", "wandb")
 
 
@@ -45,27 +47,36 @@ class Run:
     sweep: str | None = None  # "<task>/<sweep folder>" for a job of a multirun
     _samples: list[dict] | None = field(default=None, repr=False)
     header: dict = field(default_factory=dict, repr=False)  # results.json as read (git, versions, times)
+    trace_problem: str | None = field(default=None, repr=False)  # why its trace is not shown
 
     # --- what was run -----------------------------------------------------------------------
 
     @property
     def decoder(self) -> str:
-        return str((self.config.get("decoder") or {}).get("name") or "?")
+        """The decoder's name; for a class named only by `_target_`, the class's name."""
+        node = self.config.get("decoder") or {}
+        target = str(node.get("_target_") or "").rpartition(".")[2]
+        return str(node.get("name") or target or "?")
 
     def setting(self, key: str) -> Any:
         return (self.config.get("decoder") or {}).get(key)
 
+    def number(self, key: str) -> float | int | None:
+        """A numeric setting; None when absent or not a number (an unresolved `${...}`)."""
+        value = self.setting(key)
+        return value if finite(value) else None
+
     @property
     def theta_delta(self) -> float | None:
-        return self.setting("theta_delta")
+        return self.number("theta_delta")
 
     @property
     def max_words(self) -> int | None:
-        return self.setting("max_words")
+        return self.number("max_words")
 
     @property
     def num_candidates(self) -> int | None:
-        return self.setting("num_candidates")
+        return self.number("num_candidates")
 
     @property
     def model_names(self) -> list[str]:
@@ -75,13 +86,13 @@ class Run:
     @property
     def is_single(self) -> bool:
         """One model decodes (greedy, or any decoder with a `model_index`, or a set of one)."""
-        return self.setting("model_index") is not None or len(self.model_names) == 1
+        return self.number("model_index") is not None or len(self.model_names) == 1
 
     @property
     def models(self) -> list[str]:
         """The models that decode in this run: the chosen one for a single-model decoder."""
         names = self.model_names
-        index = self.setting("model_index")
+        index = self.number("model_index")
         if index is not None and 0 <= index < len(names):
             return [names[index]]
         return names
@@ -136,8 +147,9 @@ class Run:
         """Trace rows by item id, in round order (empty for decoders that keep no trace)."""
         rows: dict[str, list[dict]] = {}
         try:
-            records = read_jsonl(self.path / TRACE)
-        except (AdaFuseError, OSError):  # a damaged trace only costs the divergence view
+            records = read_records(self.path / TRACE, TRACE_FIELDS)
+        except (AdaFuseError, OSError) as exc:  # a damaged trace only costs the divergence view
+            self.trace_problem = first_line(exc)
             records = []
         for row in records:
             rows.setdefault(str(row.get("id")), []).append(row)
@@ -175,8 +187,9 @@ def model_name(spec: Any) -> str:
 
 
 def read_samples(path: Path) -> list[dict]:
-    """The finished items of a run folder; a torn last line (a killed run) is left out."""
-    records = read_jsonl(path / SAMPLES)
+    """The finished items of a run folder, each of the types adafuse.run writes (else an
+    AdaFuseError naming the file and line); a torn last line (a killed run) is left out."""
+    records = read_records(path / SAMPLES)
     seen, unique = set(), []
     for record in records:
         key = str(record.get("id"))
@@ -240,46 +253,40 @@ def load_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
 
 
 def load_run(path: Path) -> tuple[Run | None, str | None]:
-    """(run, note): the run, or None when it cannot be shown; a note when something is off."""
+    """(run, note): the run, or None when it cannot be shown; a note when something is off.
+    A file that is damaged or not of the types adafuse.run writes (a bad line in samples.jsonl,
+    a θ that is text, a NaN metric, a YAML alias bomb) leaves the run out, and the note names
+    the file."""
     results, problem = _read_results(path)
-    config = (results or {}).get("config") or hydra_config(path)
+    config = (results or {}).get("config")
     if config is None:
-        hydra = ("its .hydra/config.yaml is not plain YAML data" if (path / ".hydra" / "config.yaml").is_file()
-                 else "no .hydra/config.yaml")
-        return None, f"{problem or 'results.json has no config'} and {hydra}; skipped"
-    if not well_formed(config):
-        return None, "its config is not one adafuse.run writes (models, task, decoder); skipped"
+        try:
+            config = hydra_config(path)
+        except AdaFuseError as exc:
+            return None, f"{problem or 'results.json has no config'} and {first_line(exc)}; skipped"
+        if config is None:
+            return None, f"{problem or 'results.json has no config'} and no .hydra/config.yaml; skipped"
+    where = RESULTS if (results or {}).get("config") is not None else ".hydra/config.yaml"
+    bad = config_problem(config)
+    if bad:
+        return None, f"{path / where}: {bad}; skipped"
     task = (config.get("task") or {}).get("name") or ((results or {}).get("task") or {}).get("name") or "prompt"
+    if not isinstance(task, str):
+        return None, f"{path / RESULTS}: the task's name is {type(task).__name__}, not text; skipped"
     sweep = _sweep_name(path, results, task)
     header = results or {}
-    if results and results.get("status") == "complete":
-        main_metric = results.get("main_metric")
-        metrics = results.get("metrics") if isinstance(results.get("metrics"), dict) else {}
-        metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        problems = []
-        if main_metric and main_metric not in metrics:
-            problems.append(f"no {main_metric} in its metrics")
-        n_items = results.get("n_items") if isinstance(results.get("n_items"), int) else 0
-        n_done = n_items - (results.get("n_missing") or 0)
-        if n_done <= 0:
-            problems.append("0 items scored; never marked best, not in the grid")
-        cost = results.get("cost") if isinstance(results.get("cost"), dict) else {}
-        lacking = [k for k in COST_FIELDS if not isinstance(cost.get(k), (int, float))]
-        if lacking:
-            problems.append(f"{RESULTS} cost has no {', '.join(lacking)}; shown as unknown")
-        cost = {**cost, **dict.fromkeys(lacking)}
-        return Run(path, config, task, main_metric, metrics, n_items, max(n_done, 0), cost, True, sweep,
-                   None, header), "; ".join(problems) or None
-    # stopped early: score what it finished
     try:
         samples = read_samples(path)
     except (AdaFuseError, OSError) as exc:
-        return None, f"{SAMPLES} unreadable ({first_line(exc)}); skipped"
+        return None, f"{first_line(exc)}; skipped"
+    if results and results.get("status") == "complete":
+        return _complete_run(path, config, task, sweep, header, samples)
+    # stopped early: score what it finished
     if not samples:
         return None, f"{problem or 'not finished'}, no finished items yet; skipped"
     main_metric, metrics, how = score_partial(task, results, samples)
     limit = (config.get("task") or {}).get("limit")
-    n_items = limit if isinstance(limit, int) else None
+    n_items = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
     stored = header.get("cost") if isinstance(header.get("cost"), dict) else {}
     cost, lacking = cost_totals(samples, stored.get("shared_prefix"))
     note = (f"{problem or 'not finished'}: partial, {len(samples)}"
@@ -289,18 +296,109 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
                cost, False, sweep, samples, header), note
 
 
+def _complete_run(path: Path, config: dict, task: str, sweep: str | None, results: dict,
+                  samples: list[dict]) -> tuple[Run | None, str | None]:
+    main_metric = results.get("main_metric")
+    raw = results.get("metrics") if isinstance(results.get("metrics"), dict) else {}
+    if main_metric is not None and not isinstance(main_metric, str):
+        return None, f"{path / RESULTS}: main_metric is {type(main_metric).__name__}, not a name; skipped"
+    not_finite = [k for k, v in raw.items() if isinstance(v, (int, float)) and not finite(v)]
+    if main_metric in not_finite:
+        return None, f"{path / RESULTS}: its {main_metric} is {raw[main_metric]}, not a number; skipped"
+    metrics = {str(k): v for k, v in raw.items() if finite(v)}
+    problems = [f"{k} is {raw[k]}; not shown" for k in not_finite]
+    if main_metric and main_metric not in metrics:
+        problems.append(f"no {main_metric} in its metrics")
+    n_items, n_missing = (v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+                          for v in (results.get("n_items"), results.get("n_missing")))
+    n_done = n_items - n_missing
+    if n_done <= 0:
+        problems.append("0 items scored; never marked best, not in the grid")
+    elif samples and len(samples) != n_done:
+        problems.append(f"{SAMPLES} holds {len(samples)} items, {RESULTS} says {n_done}")
+    cost = results.get("cost") if isinstance(results.get("cost"), dict) else {}
+    lacking = [k for k in COST_FIELDS if not finite(cost.get(k))]
+    if lacking:
+        problems.append(f"{RESULTS} cost has no {', '.join(lacking)}; shown as unknown")
+    cost = {**cost, **dict.fromkeys(lacking)}
+    return Run(path, config, task, main_metric, metrics, n_items, max(n_done, 0), cost, True, sweep,
+               samples, results), "; ".join(problems) or None
+
+
 def well_formed(config: Any) -> bool:
     """The parts of a config the comparison reads have the types adafuse.run gives them."""
-    return (isinstance(config, dict)
-            and isinstance(config.get("decoder") or {}, dict)
-            and isinstance(config.get("task") or {}, dict)
-            and isinstance(config.get("models") or [], list))
+    return config_problem(config) is None
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, bool, int)) or finite(value)
+
+
+def config_problem(config: Any) -> str | None:
+    """What keeps a run's config from being read, or None: the models, task and decoder
+    nodes of the types adafuse.run writes; decoder settings plain values (numbers finite),
+    and the numeric parameters the decoder registry declares (θ_Δ, max_words, B, ...) numbers."""
+    if not isinstance(config, dict):
+        return "its config is not a mapping"
+    decoder, task, models = config.get("decoder") or {}, config.get("task") or {}, config.get("models") or []
+    if not isinstance(decoder, dict) or not isinstance(task, dict) or not isinstance(models, list):
+        return "its config is not one adafuse.run writes (models, task, decoder)"
+    for spec in models:
+        if not (isinstance(spec, str) or (isinstance(spec, dict) and all(
+                isinstance(spec.get(k), (str, type(None))) for k in ("name", "alias")))):
+            return f"a model of its config is {_shown(spec)}, not a name or a model spec"
+    if not isinstance(task.get("name"), (str, type(None))):
+        return f"task.name is {_shown(task.get('name'))}, not a name"
+    for key, value in decoder.items():
+        ok = _scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value)) or key == "engine"
+        if not ok:
+            return f"decoder.{key} is {_shown(value)}, not a plain value"
+        kind = numeric_settings().get(key)
+        unresolved = isinstance(value, str) and value.startswith("${") and key != "model_index"
+        if kind and value is not None and not unresolved and not _number_of(kind, value):
+            return f"decoder.{key} is {_shown(value)}, not {kind}"
+    return None
+
+
+def _number_of(kind: str, value: Any) -> bool:
+    if kind == "a list of numbers":
+        return isinstance(value, list) and all(finite(v) for v in value)
+    return finite(value) and (kind == "a number" or isinstance(value, int))
+
+
+def _shown(value: Any) -> str:
+    from adafuse.safe_read import short
+
+    return short(value)
+
+
+@functools.cache
+def numeric_settings() -> dict[str, str]:
+    """Decoder keys the registry declares as numbers ("an integer", "a number", "a list of
+    numbers"), across the registered decoders."""
+    import typing
+
+    from adafuse.decoding import DECODERS
+    from adafuse.decoding.registry import config_schema
+
+    kinds: dict[str, str] = {}
+    for cls in DECODERS.values():
+        for f in dataclasses.fields(config_schema(cls)):
+            args = [a for a in typing.get_args(f.type) if a is not type(None)] or [f.type]
+            if args == [int]:
+                kinds.setdefault(f.name, "an integer")
+            elif args == [float]:
+                kinds.setdefault(f.name, "a number")
+            elif typing.get_origin(args[0]) in (list, typing.List) and typing.get_args(args[0]) in ((float,), (int,)):
+                kinds.setdefault(f.name, "a list of numbers")
+    return kinds
+
 
 
 def _read_results(path: Path) -> tuple[dict | None, str | None]:
-    """results.json through the run folder's own reader; what it refuses becomes a note."""
+    """results.json, read within adafuse.safe_read's bounds; what it refuses becomes a note."""
     try:
-        data = read_json(path / RESULTS)
+        data = read_json_bounded(path / RESULTS)
     except (AdaFuseError, OSError) as exc:
         return None, f"{RESULTS} unreadable ({first_line(exc)})"
     if data is None:

@@ -118,5 +118,6 @@ def test_results_of_another_shape_are_skipped_with_a_note(tmp_path):
     runs, notes = load_runs([tmp_path])
     assert [r.path.name for r in runs] == ["metrics"]  # read, with nothing to show but its folder
     assert sorted(n.split(": ", 1)[1] for n in notes if n.endswith("skipped")) == [
-        "its config is not one adafuse.run writes (models, task, decoder); skipped",
+        f"{tmp_path / 'decoder' / 'results.json'}: its config is not one adafuse.run writes "
+        "(models, task, decoder); skipped",
         "results.json is not an object and no .hydra/config.yaml; skipped"]

@@ -51,8 +51,9 @@ def test_yaml_tags_that_build_objects_are_not_followed(tmp_path, capsys):
         "task: {name: triviaqa}\ndecoder: {name: adafuse}\n"))
     assert main([str(tmp_path / "runs")]) == 2  # no usable config: left out, nothing to compare
     assert not marker.exists()
-    assert (f"note: {tmp_path / 'runs' / 'evil'}: no results.json and its .hydra/config.yaml is not "
-            "plain YAML data; skipped") in capsys.readouterr().err
+    assert (f"note: {tmp_path / 'runs' / 'evil'}: no results.json and "
+            f"{tmp_path / 'runs' / 'evil' / '.hydra' / 'config.yaml'}: not plain YAML data; skipped"
+            ) in capsys.readouterr().err
 
 
 def test_references_resolve_within_the_config_and_nothing_else():
