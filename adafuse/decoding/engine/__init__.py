@@ -27,5 +27,10 @@ __all__ = ["CachedEngine", "Dist", "Engine", "EngineOptions", "Executor", "Recom
 
 def open_engine(lm, total=None, mode: str = "cached", options=None, top_k: int = 2) -> Engine:
     """The engine for `mode`: "cached" (the default) or "recompute" (the oracle); its `Dist`s
-    hold the `top_k` most likely tokens (at least 2)."""
+    hold the `top_k` most likely tokens (at least 2). A member placed in a Ray actor
+    (`ray_member.load_member`) gets the driver's side of an engine opened in that actor."""
+    if getattr(lm, "placement", None) == "ray":
+        from adafuse.decoding.engine.ray_member import RayEngine
+
+        return RayEngine(lm, total, mode, options, top_k)
     return (RecomputeEngine if mode == "recompute" else CachedEngine)(lm, total, options, top_k)
