@@ -3,9 +3,12 @@ tasks/README.md is executed here, or listed below with the reason it cannot run 
 
 Each block is matched by a pattern of its text to one entry of PLAN (exactly one), which says
 how it runs:
-- "tiny": a bash script in a scratch folder, where `python -m adafuse.run` decodes with the tiny
-  random-init models (a `python` on PATH appends `models=tiny` and a short budget, at most two
-  items, `logger=none`); everything else runs as written;
+- "tiny": a bash script in a scratch folder, where `python -m adafuse.run` (and `adafuse-run`)
+  decodes with the tiny random-init models (a `python` on PATH appends `models=tiny` and a short
+  budget, at most two items of a task, `logger=none`); everything else runs as written;
+
+Every block runs from a shell that activated nothing (no venv on PATH), after the lines the
+README's set-up says a new shell needs (`source .venv/bin/activate`), as a reader would.
 - "plain": as written (no model is loaded);
 - "slow": as written, on the real embedded pair (the `slow` marker; also on the tiny blocks
   of sweeps, which take about a minute each on 2 cores);
@@ -78,6 +81,7 @@ SWEEP_JOB = "$(ls -d runs/triviaqa/demo_theta_grid/*/ | head -1)"
 GREEDY_JOB = "$(ls -d runs/triviaqa/demo_baselines/*/ | head -1)"
 
 PLAN = [
+    Entry(r"^source \.venv/bin/activate", "plain"),
     Entry(r"^make run\b.*\n^make test\b", "skip",
           "installs .venv (pip, network) and runs this test suite; make run's decode is "
           "python -m adafuse.run with no overrides, run here by the command-line block"),
@@ -118,14 +122,50 @@ PLAN = [
 ]
 
 SHIM = """#!/bin/bash
-# python for the README blocks: `python -m adafuse.run ...` decodes with the tiny models
+# python for the "tiny" README blocks: `python -m adafuse.run ...` decodes with the tiny models
+# (and at most two items where a task is decoded: prompt mode refuses limit=)
 if [ "$1" = "-m" ] && [ "$2" = "adafuse.run" ]; then
     shift 2
-    exec "$VENV_PYTHON" -m adafuse.run "$@" $TINY_OVERRIDES
+    case " $* " in *" task="*) LIMIT=limit=2;; *) LIMIT=;; esac
+    exec "$VENV_PYTHON" -m adafuse.run "$@" $TINY_OVERRIDES $LIMIT
 fi
 exec "$VENV_PYTHON" "$@"
 """
-TINY = ["models=tiny", "device=cpu", "max_new_tokens=8", "progress=false", "logger=none", "limit=2"]
+RUN_SHIM = """#!/bin/bash
+case " $* " in *" task="*) LIMIT=limit=2;; *) LIMIT=;; esac
+exec "$VENV_PYTHON" -m adafuse.run "$@" $TINY_OVERRIDES $LIMIT
+"""
+ACTIVATE = "source .venv/bin/activate"
+
+
+def setup_section() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return text.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_activates() -> bool:
+    """Whether the README's set-up tells a new shell to activate .venv (then the blocks run
+    after that line; else in a shell that activated nothing)."""
+    return re.search(rf"^{re.escape(ACTIVATE)}\b", setup_section(), re.M) is not None
+
+
+def fresh_shell_env() -> dict:
+    """This environment as a new shell has it: no venv active, none of its bin folders on PATH."""
+    venv_bins = {str(Path(sys.executable).parent), str(REPO / ".venv" / "bin")}
+    venv_bins |= {str(Path(p).resolve()) for p in venv_bins}
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep)
+            if p and p not in venv_bins and str(Path(p).resolve()) not in venv_bins]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(path)
+    return env
+
+
+def console_scripts() -> list[str]:
+    """The names of pyproject.toml's [project.scripts] table."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    table = text.split("[project.scripts]", 1)[1].split("\n[", 1)[0]
+    return re.findall(r'^([A-Za-z0-9_.-]+)\s*=\s*"', table, re.M)
+TINY = ["models=tiny", "device=cpu", "max_new_tokens=8", "progress=false", "logger=none"]
 
 
 def entry_of(block: Block) -> list[Entry]:
@@ -194,19 +234,22 @@ tiny_conf = _load_run_conftest().tiny_conf
 
 
 def run_block(block: Block, tmp_path: Path, env_extra: dict | None = None,
-              timeout: float = 600) -> subprocess.CompletedProcess:
-    """The block in tmp_path/work, with this venv's python (and, for "tiny" blocks, the tiny
-    models) first on PATH, as a reader with the venv activated runs it."""
+              timeout: float = 600, tiny: bool = False) -> subprocess.CompletedProcess:
+    """The block in tmp_path/work, from a shell that activated nothing (no venv on PATH) but
+    what the README's set-up says to run first (`source .venv/bin/activate`). For "tiny"
+    blocks only, `python -m adafuse.run` and `adafuse-run` then decode with the tiny models."""
     entry = entry_of(block)[0]
     workdir, shims = tmp_path / "work", tmp_path / "bin"
     workdir.mkdir(parents=True, exist_ok=True)
     shims.mkdir(exist_ok=True)
     (shims / "python").write_text(SHIM)
+    (shims / "adafuse-run").write_text(RUN_SHIM)
     # make's install prerequisite is taken as done (-o): the shared venv is never rebuilt
     (shims / "make").write_text(f'#!/bin/bash\nexec {shutil.which("make")} -o .venv/.installed "$@"\n')
-    for shim in ("python", "make"):
+    for shim in ("python", "adafuse-run", "make"):
         (shims / shim).chmod(0o755)
-    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}", "TINY_OVERRIDES": "",
+    base = fresh_shell_env()
+    env = {**base, "TINY_OVERRIDES": "", "SHIMS": str(shims),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "REPO": str(REPO), "VENV_PYTHON": sys.executable,
@@ -216,11 +259,18 @@ def run_block(block: Block, tmp_path: Path, env_extra: dict | None = None,
     for name in ("Makefile", ".venv"):  # `make <target>` as in the repository
         if not (workdir / name).exists():
             (workdir / name).symlink_to(REPO / name)
+    # the shell of a reader who followed the set-up; the shims only where a block decodes
+    # with the tiny models, and only `make` (never rebuilding the shared venv) otherwise
+    prologue = ACTIVATE + "\n" if readme_activates() else ""
+    prologue += 'export PATH="$SHIMS:$PATH"\n' if tiny else f'export PATH="{shims / "only_make"}:$PATH"\n'
+    (shims / "only_make").mkdir(exist_ok=True)
+    if not (shims / "only_make" / "make").exists():
+        (shims / "only_make" / "make").symlink_to(shims / "make")
     if block.lang in ("python", "py"):
         (workdir / "example.py").write_text(script, encoding="utf-8")
-        argv = [sys.executable, "example.py"]
+        argv = ["bash", "-euo", "pipefail", "-c", f"{prologue}python example.py"]
     else:
-        argv = ["bash", "-euo", "pipefail", "-c", f"{entry.setup}\n{script}"]
+        argv = ["bash", "-euo", "pipefail", "-c", f"{prologue}{entry.setup}\n{script}"]
     return subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -229,7 +279,7 @@ def run_block(block: Block, tmp_path: Path, env_extra: dict | None = None,
 def test_tiny_block_runs(block, tiny_conf, tmp_path):
     overrides = " ".join([f"hydra.searchpath=[file://{tiny_conf}]", *TINY])
     proc = run_block(block, tmp_path, {"TINY_OVERRIDES": overrides,
-                                       "ADAFUSE_CACHE": str(tmp_path / "cache")})
+                                       "ADAFUSE_CACHE": str(tmp_path / "cache")}, tiny=True)
     assert proc.returncode == 0, f"{block.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
 
 
@@ -237,7 +287,7 @@ def test_tiny_block_runs(block, tiny_conf, tmp_path):
 def test_plain_block_runs(block, tmp_path):
     proc = run_block(block, tmp_path)
     assert proc.returncode == 0, f"{block.name}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
-    if "adafuse.show" in block.text:
+    if "adafuse.show runs/" in block.text:
         # the excerpt printed under the block is what the commands print (abridged by "...")
         readme = (REPO / block.file).read_text(encoding="utf-8")
         after = readme.split(block.text, 1)[1].split("```")[2]  # the next block's text
@@ -255,3 +305,29 @@ def test_slow_block_runs(block, tmp_path):
         answer = proc.stdout.splitlines()[0] if proc.stdout else ""
         assert answer.strip(), f"the example printed an empty answer: {proc.stdout!r}"
         assert re.search(r"^round  0: smollm2 .*; winner .* from ", proc.stdout, re.M), proc.stdout
+
+
+def test_a_new_shell_has_no_python_with_adafuse_unless_the_readme_activates_it(tmp_path):
+    """The blocks above run in a shell like a reader's new one: without the set-up's
+    activation line, `python -m adafuse...` is not this venv's (issue 29.1)."""
+    probe = 'python -c "import adafuse, hydra" 2>/dev/null && echo found || echo missing'
+    bare = subprocess.run(["bash", "-c", probe], env=fresh_shell_env(), cwd=REPO,
+                          capture_output=True, text=True)
+    assert bare.stdout.strip() == "missing", "the test's new shell already finds adafuse"
+    assert readme_activates(), f"README's set-up does not say `{ACTIVATE}`"
+    active = subprocess.run(["bash", "-c", f"{ACTIVATE}\n{probe}"], env=fresh_shell_env(), cwd=REPO,
+                            capture_output=True, text=True)
+    assert active.stdout.strip() == "found", active.stderr
+
+
+@pytest.mark.parametrize("name", console_scripts())
+def test_console_scripts_run_without_activating(name, tmp_path):
+    """Each `[project.scripts]` command, by path as the set-up names them, from a shell that
+    activated nothing; `--help` exits 0 (a missing one: `make install` after pyproject.toml
+    changed installs it)."""
+    path = REPO / ".venv" / "bin" / name
+    assert path.is_file(), f"{path} is not installed; run make install"
+    proc = subprocess.run([str(path), "--help"], env=fresh_shell_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{name} --help:\n{proc.stdout[-1000:]}\n{proc.stderr[-2000:]}"
+    assert proc.stdout.strip() and "Traceback" not in proc.stderr
