@@ -53,22 +53,30 @@ def run(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.resume) if cfg.resume else Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else None
     again = continue_command([*hc.overrides.hydra, *hc.overrides.task], run_dir, sweep_dir)
+    refused = schema.refused_job(hc.runtime.output_dir)
+    if refused is not None:  # a sweep job whose folder is locked or damaged: the others go on
+        fail(refused, sweep_dir, run_dir)
     try:
         # held from before Hydra wrote .hydra/ (schema.hydra_subdir took it) to the end: what
         # this invocation removes after bad input can be nobody else's
         with schema.taken_lock(hc.runtime.output_dir) or runfolder.hold(run_dir):
             return held_run(cfg, hc, run_dir, sweep_dir, again)
-    except (runfolder.FolderInUse, OSError) as exc:  # held by another run; a folder not writable
-        fail(exc, sweep_dir)
+    except (AdaFuseError, OSError) as exc:  # held by another run; a folder not writable
+        fail(exc, sweep_dir, run_dir)
 
 
-def fail(exc: BaseException, sweep_dir: Path | None):
-    """Bad input: one line, exit 2; in a sweep the other jobs go on (Hydra names the failed
-    one, main() exits with 2)."""
-    print(f"error: {exc if isinstance(exc, AdaFuseError) else os_error(exc)}", file=sys.stderr)
+FAILED_JOBS: list[tuple[str, str]] = []  # (job folder, why) of this invocation's failed sweep jobs
+
+
+def fail(exc: BaseException, sweep_dir: Path | None, run_dir: Path | None = None):
+    """Bad input: one line, exit 2; in a sweep the other jobs go on, and main() names the
+    failed ones at the end and exits with 2."""
+    message = str(exc) if isinstance(exc, AdaFuseError) else os_error(exc)
+    print(f"error: {message}", file=sys.stderr)
     if sweep_dir is None:
         raise SystemExit(2) from None
-    raise RunFailed(str(exc)) from None
+    FAILED_JOBS.append((str(run_dir.name if run_dir is not None else "?"), message))
+    raise RunFailed(message) from None
 
 
 def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: str) -> dict:
@@ -81,7 +89,7 @@ def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: 
     except (AdaFuseError, OSError) as exc:
         remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir),
                       held=True)
-        fail(exc, sweep_dir)
+        fail(exc, sweep_dir, run_dir)
     except KeyboardInterrupt as exc:
         code = exc.exit_code if isinstance(exc, Interrupted) else 130
         if (run_dir / "results.json").is_file():
@@ -153,6 +161,11 @@ def one_line(exc: BaseException) -> str:
         why = why.replace("LexerNoViableAltException: ", "cannot read ")
         return (f"cannot parse the override {exc.override!r} ({why}); a list is written [a,b], "
                 "and a value holding a comma, a bracket, '=' or a space goes in quotes")
+    text = str(exc)
+    if text.lstrip().startswith("Ambiguous value for argument"):  # a sweep typed without -m
+        given = text.split("'")[1] if text.count("'") >= 2 else "the value"
+        return (f"ambiguous value {given!r}: to sweep over it, add -m (--multirun); as a list, "
+                "write key=[a,b]; as a string, quote it: key='a,b'")
     missing = getattr(exc, "missing_cfg_file", None) or ""
     if missing.startswith("schema/launcher/"):
         return (f"hydra/launcher={missing.rpartition('/')[2]} needs hydra-submitit-launcher: "
@@ -211,10 +224,19 @@ def main() -> None:
     # let Hydra raise instead of printing a multi-line report and exiting with 1
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ[schema.SWEEP_KEYS_ENV] = ",".join(swept_keys(sys.argv[1:]))
+    FAILED_JOBS.clear()
     handlers = catch_signals()
     try:
+        check_locations(sys.argv[1:])
         run()
+        if FAILED_JOBS:  # a launcher that does not re-raise a job's failure
+            raise RunFailed(FAILED_JOBS[0][1])
     except RunFailed:
+        if len(FAILED_JOBS) > 0:
+            shown = "; ".join(f"{job}: {why}" for job, why in FAILED_JOBS[:5])
+            more = f"; and {len(FAILED_JOBS) - 5} more" if len(FAILED_JOBS) > 5 else ""
+            print(f"error: {len(FAILED_JOBS)} job(s) of the sweep failed, the others ran: "
+                  f"{shown}{more}", file=sys.stderr)
         sys.exit(2)
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -257,6 +279,32 @@ def catch_signals() -> dict:
         raise Interrupted(signum)
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+LOCATION_KEYS = ("runs_dir", "hydra.run.dir", "hydra.sweep.dir")
+
+
+def check_locations(argv: list[str]) -> None:
+    """runs_dir, hydra.run.dir and hydra.sweep.dir given on the command line name a folder of
+    their own: empty would mean the current folder (or `/<task>/...` for runs_dir), the root
+    the whole file system. Checked before Hydra creates anything."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from adafuse.runfolder import check_location
+
+    wanted = [a for a in argv
+              if not a.startswith("-") and a.split("=", 1)[0].lstrip("+~") in LOCATION_KEYS]
+    if not wanted:
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(wanted)
+    except Exception:  # Hydra reports a bad override itself, in its own words
+        return
+    for override in parsed:
+        if override.is_sweep_override() or override.is_delete():
+            continue
+        value = override.value()
+        check_location(override.get_key_element().lstrip("+~"), "" if value is None else value)
 
 
 def swept_keys(argv: list[str]) -> list[str]:

@@ -13,9 +13,20 @@ from adafuse.errors import AdaFuseError
 from adafuse.loggers.base import Logger, MultiLogger
 from adafuse.loggers.disk import DiskLogger
 
-__all__ = ["DiskLogger", "Logger", "MultiLogger", "build_logger"]
+__all__ = ["DiskLogger", "Logger", "MultiLogger", "build_logger", "check_logger"]
 
 KNOWN = ("wandb", "none")
+
+
+def check_logger(settings: dict[str, Any] | None) -> None:
+    """The logger node, checked before any model loads (W&B: mode, timeout, project)."""
+    kind = (settings or {}).get("name", "none")
+    if kind not in KNOWN:
+        raise AdaFuseError(f"unknown logger {kind!r}; allowed: {', '.join(KNOWN)}")
+    if kind == "wandb":
+        from adafuse.loggers.wandb_logger import check_settings
+
+        check_settings(dict(settings))
 
 
 def build_logger(settings: dict[str, Any] | None, run_dir, *, name: str, group: str | None,

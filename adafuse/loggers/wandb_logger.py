@@ -26,6 +26,42 @@ TABLE_COLUMNS = ("id", "response", "extracted", "gold", "score", "rounds", "word
                  "uncertain_share", "forwards", "seconds")
 
 
+MODES = ("online", "offline", "disabled")
+MAX_INIT_TIMEOUT = 600.0  # seconds: longer is a hang by another name
+FINISH_TIMEOUT = 60.0  # seconds the run's end waits for W&B to finish (upload, sync) at most
+PROJECT_FORBIDDEN = set("/\\#?%:")  # W&B refuses these in a project name
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """The logger node and $WANDB_MODE, checked before any model loads: one line naming the
+    bad value and what is allowed."""
+    from adafuse.errors import AdaFuseError
+
+    mode = settings.get("mode")
+    if mode is not None and mode not in MODES:
+        raise AdaFuseError(f"logger.mode={mode!r} is not allowed; allowed: {', '.join(MODES)} "
+                           "or null (online iff an API key is set)")
+    env = os.environ.get("WANDB_MODE", "")
+    if mode is None and env and env not in MODES:
+        raise AdaFuseError(f"WANDB_MODE={env!r} is not allowed; allowed: {', '.join(MODES)} "
+                           "or unset")
+    timeout = settings.get("init_timeout", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 < timeout <= MAX_INIT_TIMEOUT:
+        raise AdaFuseError(f"logger.init_timeout={timeout!r} is not allowed; it must be a number "
+                           f"of seconds in (0, {MAX_INIT_TIMEOUT:g}]")
+    project = settings.get("project")
+    if project is not None and (not isinstance(project, str) or not project.strip()
+                                or len(project) > 128 or PROJECT_FORBIDDEN & set(project)):
+        raise AdaFuseError(f"logger.project={project!r} is not allowed; a W&B project name is 1 to "
+                           "128 characters without / \\ # ? % :")
+    for key in ("entity", "group", "job_type", "run_name"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 128):
+            raise AdaFuseError(f"logger.{key}={value!r} is not allowed; it must be a string of at "
+                               "most 128 characters, or null")
+
+
 def has_api_key() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
@@ -109,12 +145,14 @@ class WandbLogger:
     def run_id(self) -> tuple[str, bool]:
         """(id, whether it is an earlier one): one W&B run per run folder, its id kept in the
         folder (wandb/run-id), so a continued run logs into the same W&B run, online or not."""
+        from adafuse import runfolder
+
         path = self.run_dir / "wandb" / RUN_ID_FILE
-        if path.is_file() and path.read_text().strip():
-            return path.read_text().strip(), True
+        stored = (runfolder.read_bytes(path) or b"").decode("utf-8", "replace").strip()
+        if stored:
+            return stored, True
         run_id = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id + "\n")
+        runfolder.write_text_atomic(path, run_id + "\n")
         return run_id, False
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -158,13 +196,30 @@ class WandbLogger:
             self._failed("summary", exc)
 
     def close(self) -> None:
+        """Finish the W&B run, waiting FINISH_TIMEOUT seconds at most (an unreachable server
+        must not hold the run's end); the run folder is complete either way."""
+        import threading
+
         if self.run is None:
             return
-        try:
-            self.run.finish()
-        except Exception as exc:
-            log.warning("wandb: finish failed (%s)", exc)
-        self.run = None
+        run, self.run = self.run, None
+        errors: list[BaseException] = []
+
+        def finish() -> None:
+            try:
+                run.finish()
+            except Exception as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=finish, name="wandb-finish", daemon=True)
+        worker.start()
+        worker.join(FINISH_TIMEOUT)
+        if worker.is_alive():
+            log.warning("wandb: finish did not end within %.0f s; the run folder is complete, "
+                        "sync the W&B files later (wandb sync %s)", FINISH_TIMEOUT,
+                        self.run_dir / "wandb")
+        elif errors:
+            log.warning("wandb: finish failed (%s)", errors[0])
 
 
 def _flat(prefix: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,17 @@
         samples.jsonl    Sample: one line an item, appended and synced as each item finishes
         trace.jsonl      TraceRow: one line a round, written just before its item's sample
 
+Every file of a run folder is opened through `files.open_plain`: never through a symbolic
+link, so a folder someone hands you cannot make a write land outside it.
+
 The runner (adafuse.runner.rundir), `adafuse.merge`, the disk logger and readers go through
 this package; it needs neither torch nor the models.
 """
 
-from adafuse.runfolder.files import (append_jsonl, json_line, read_json, read_jsonl,
-                                     write_json_atomic, write_jsonl_atomic)
+from adafuse.runfolder.files import (append_jsonl, check_folder, check_location, json_line,
+                                     read_bytes, read_json, read_jsonl, refuse_link,
+                                     remove_temporaries, write_json_atomic, write_jsonl_atomic,
+                                     write_text_atomic)
 from adafuse.runfolder.lock import LOCK, FolderInUse, hold
 from adafuse.runfolder.records import (CostTotals, ModelTotals, Record, Results, Sample, TraceRow,
                                        complete_results, header, prefix_totals, totals)
@@ -23,5 +28,6 @@ TRACE = "trace.jsonl"
 
 __all__ = ["LOCK", "RESULTS", "SAMPLES", "TRACE", "CostTotals", "FolderInUse", "ModelTotals",
            "Record", "Results", "Sample", "TraceRow", "append_jsonl", "complete_results", "header",
-           "hold", "json_line", "prefix_totals", "read_json", "read_jsonl", "totals",
-           "write_json_atomic", "write_jsonl_atomic"]
+           "check_folder", "check_location", "hold", "json_line", "prefix_totals", "read_bytes",
+           "read_json", "read_jsonl", "refuse_link", "remove_temporaries", "totals", "write_json_atomic",
+           "write_jsonl_atomic", "write_text_atomic"]
