@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from adafuse.errors import ModelLoadError
-from adafuse.models import EMBEDDED, ModelSpec, resolve_device, resolve_dtype
+from adafuse.models import EMBEDDED, ModelSpec, model_cache_dir, resolve_device, resolve_dtype
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]*[A-Za-z0-9_]")
 GGUF_MAGIC = b"GGUF"
@@ -57,6 +57,10 @@ def check_spec(spec: ModelSpec | str | dict[str, Any], **options: Any) -> ModelS
     if isinstance(spec.weight, bool) or not isinstance(spec.weight, (int, float)):
         raise ModelLoadError(f"weight={spec.weight!r} for {name!r} must be a number")
     resolve_dtype(spec.dtype, resolve_device(spec.device))
+    if spec.alias is not None and (not isinstance(spec.alias, str) or not spec.alias.strip()):
+        raise ModelLoadError(f"alias={spec.alias!r} for {name!r} is not allowed; an alias is a "
+                             "non-empty name")
+    model_cache_dir(spec)  # an empty or root cache folder, before anything is written there
     if name in EMBEDDED:
         entry = EMBEDDED[name]
         if importlib.util.find_spec(entry.package) is None:
@@ -115,3 +119,27 @@ def _check_hub(name: str, spec: ModelSpec) -> None:
                              "with the model cached, set HF_HUB_OFFLINE=1") from None
     if found is False:
         raise ModelLoadError(f"model {name!r} on the Hugging Face hub has no {wanted}")
+
+
+def check_model_names(specs: list[ModelSpec | str | dict[str, Any]]) -> None:
+    """Every model of a set goes by its own name (its alias, else its spec's name): traces,
+    costs and reports key their per-model entries by it, and two alike would merge. Two names
+    may not end alike either (reports and W&B show a path's or hub id's last part), and an
+    alias may not be another member's model name. The same model twice, each with its own
+    alias, is fine."""
+    specs = [ModelSpec.coerce(s) for s in specs]
+
+    def shown(spec: ModelSpec) -> str:
+        return spec.alias or str(spec.name)
+
+    for j, b in enumerate(specs):
+        for i, a in enumerate(specs[:j]):
+            clash = {shown(a), Path(shown(a)).name} & {shown(b), Path(shown(b)).name}
+            if b.alias and b.alias == str(a.name):
+                clash.add(b.alias)
+            if a.alias and a.alias == str(b.name):
+                clash.add(a.alias)
+            if clash:
+                raise ModelLoadError(
+                    f"models.{j} ({shown(b)!r}) and models.{i} ({shown(a)!r}) are both named "
+                    f"{min(clash)!r}; give each model its own alias, e.g. models.{j}.alias=m{j}")

@@ -31,6 +31,9 @@ log = logging.getLogger("adafuse.run")
 
 PROMPT_MAX_NEW_TOKENS = 32
 PROMPT_STOP = ["\n"]
+# prompts decoded together: beyond this a batch only holds more caches in memory, and on a
+# CPU a padded forward of hundreds of rows is slower than several smaller ones
+MAX_BATCH_SIZE = 256
 
 
 @dataclass
@@ -46,12 +49,14 @@ class RunContext:
 
 
 def check_config(config: dict) -> None:
-    from adafuse.model_checks import check_spec
+    from adafuse.loggers import check_logger
+    from adafuse.model_checks import check_model_names, check_spec
     from adafuse.models import DTYPES
 
     models = config.get("models") or []
     if not models:
         raise AdaFuseError("models is empty; a run needs at least one model")
+    check_model_names(models)
     for i, spec in enumerate(models):
         if spec.get("dtype", "auto") not in DTYPES:
             raise AdaFuseError(f"models.{i}.dtype={spec['dtype']!r}; allowed: {', '.join(DTYPES)}")
@@ -67,8 +72,9 @@ def check_config(config: dict) -> None:
 
     check_decoder_config({k: v for k, v in decoder.items() if k != "batch_size"}, len(models),
                          config.get("engine"))
-    check_range("batch_size", decoder.get("batch_size", 1), 1, integer=True)
+    check_range("batch_size", decoder.get("batch_size", 1), 1, MAX_BATCH_SIZE, integer=True)
     check_threads(config.get("threads", "auto"))
+    check_logger(config.get("logger"))
     check_range("num_shards", config["num_shards"], 1, integer=True)
     check_range("shard", config["shard"], 0, config["num_shards"] - 1, integer=True)
     task = config.get("task") or {}
@@ -83,6 +89,9 @@ def check_config(config: dict) -> None:
         check_stop(stop)
     if not task:
         check_prompt(config.get("prompt"))
+        if config.get("limit") is not None:
+            raise AdaFuseError(f"limit={config['limit']!r} applies to a task, and prompt mode decodes "
+                               "the one prompt= given; add task=<name> (e.g. task=triviaqa) or drop limit")
 
 
 def open_task(config: dict):

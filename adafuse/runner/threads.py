@@ -4,7 +4,14 @@ torch's default is one thread per physical core. When other work shares those co
 threads wait on each other at every small matrix product and a decode slows many-fold (see
 the README's "CPU threads"). `auto` therefore takes the cores this process may use
 (`os.sched_getaffinity`, physical cores at most) less the load already on them (the 1-minute
-load average), and at least one; an explicit `OMP_NUM_THREADS` or `threads=N` wins.
+load average), and at least one; an explicit `OMP_NUM_THREADS` or `threads=N` wins. N may
+be at most `THREADS_PER_CPU` times the CPUs (`os.cpu_count()`): more only contend, and
+OpenMP aborts the process when it cannot start them all (`threads=100000` ended in a
+segfault).
+
+The rule applies wherever models decode: the runner sets `threads` before loading, and
+`adafuse.models.load_model` (the Python API, the lm-eval wrapper) calls `apply_auto_once`,
+which applies `auto` unless something set the threads already; it is logged once a process.
 """
 
 from __future__ import annotations
@@ -17,10 +24,19 @@ from adafuse.errors import AdaFuseError
 log = logging.getLogger("adafuse.run")
 
 
+THREADS_PER_CPU = 4
+
+
+def max_threads() -> int:
+    return THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
 def check_threads(value) -> None:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+    top = max_threads()
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= top):
         return
-    raise AdaFuseError(f"threads={value!r} is not allowed; threads must be auto or an integer >= 1")
+    raise AdaFuseError(f"threads={value!r} is not allowed; threads must be auto or an integer in "
+                       f"[1, {top}] ({THREADS_PER_CPU} x this machine's {os.cpu_count() or 1} CPUs)")
 
 
 def physical_cores() -> int:
@@ -56,11 +72,13 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> tuple[i
 
 
 _auto: tuple[int, str] | None = None  # chosen once a process: a sweep's later jobs would see their own load
+_applied: tuple[int, str] | None = None  # what this process last set, and why (logged when it changes)
+_default: int | None = None  # torch's own count before this module first set it
 
 
 def apply_threads(value) -> int:
     """Set torch's intra-op threads for this run; returns the number."""
-    global _auto
+    global _auto, _applied, _default
     import torch
 
     check_threads(value)
@@ -69,7 +87,27 @@ def apply_threads(value) -> int:
         threads, why = _auto
     else:
         threads, why = int(value), "threads="
+    if _default is None:
+        _default = torch.get_num_threads()
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
-    log.info("CPU threads: %d (%s)", threads, why)
+    if _applied != (threads, why):
+        log.info("CPU threads: %d (%s)", threads, why)
+    _applied = (threads, why)
     return threads
+
+
+def apply_auto_once() -> None:
+    """`threads=auto` for a load outside the runner (the Python API, lm-eval): applied the
+    first time only, and not where the threads were set already (by the runner, by
+    `torch.set_num_threads`, by OMP_NUM_THREADS, which `auto` follows anyway)."""
+    global _default
+    import torch
+
+    if _applied is not None or _default is not None:
+        return
+    _default = torch.get_num_threads()
+    if _default != physical_cores() and not os.environ.get("OMP_NUM_THREADS", "").strip():
+        return  # someone chose a count (torch.set_num_threads): theirs stands
+    _default = None
+    apply_threads("auto")
