@@ -66,7 +66,16 @@ def run_server(app, settings: dict) -> None:
         timeout_graceful_shutdown=settings["grace_seconds"], lifespan="on"))
     log.info("listening on http://%s:%d (SIGTERM: in-flight requests get %g s to finish)",
              settings["host"], settings["port"], settings["grace_seconds"])
-    server.run()
+    # uvicorn stops gracefully on SIGTERM / Ctrl-C, then raises the signal again for the
+    # handlers it found; these take it as done, so a stopped server exits 0
+    import signal
+
+    before = {sig: signal.signal(sig, lambda signum, frame: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     if not server.started:  # uvicorn logged why (the port was taken after the check)
         raise AdaFuseError(f"the server did not start on {settings['host']}:{settings['port']}")
 
