@@ -283,6 +283,12 @@ def printable(text: str, keep_newlines: bool = True) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def json_printable(text: str) -> str:
+    """JSON text with the control characters JSON leaves raw (DEL, C1, bidi) as `\\uXXXX`
+    escapes, still the same JSON."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def say(text: str, file=None) -> None:
     """Print text that may hold run-folder content, its control characters escaped."""
     print(printable(text), file=file if file is not None else sys.stdout)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from adafuse.compare.load import find_run_dirs, read_samples
+from adafuse.compare.load import find_run_dirs, read_samples, results_problem
 from adafuse.errors import AdaFuseError
-from adafuse.runfolder import read_json
-from adafuse.runner.rundir import RESULTS, SAMPLES, TRACE, read_jsonl
+from adafuse.runfolder import RESULTS, SAMPLES, TRACE
+from adafuse.safe_read import (TRACE_FIELDS, json_printable, quiet_on_closed_pipe, read_json_bounded,
+                               read_records, say)
 from adafuse.traceview import (WIDTH, clip, plural, render_round, round_view, short_names,
                                wrapped)
 
@@ -95,11 +96,14 @@ def load(path: Path) -> RunFiles:
         hint = (f"; run folders below it: {', '.join(below[:4])}{' ...' if len(below) > 4 else ''}"
                 if below else " (or one stopped before its first item)")
         raise AdaFuseError(f"{path}: no {RESULTS}, so not a run folder{hint}")
-    results = read_json(path / RESULTS)
+    results = read_json_bounded(path / RESULTS)
     if not isinstance(results, dict):
         raise AdaFuseError(f"{path / RESULTS}: not a JSON object")
+    problem = results_problem(results)
+    if problem:
+        raise AdaFuseError(f"{path / RESULTS}: {problem}; the run is not shown")
     trace: dict[str, list[dict]] = {}
-    for row in read_jsonl(path / TRACE):
+    for row in read_records(path / TRACE, TRACE_FIELDS):
         trace.setdefault(str(row.get("id")), []).append(row)
     for rows in trace.values():
         rows.sort(key=lambda r: r.get("round", 0))
@@ -277,7 +281,9 @@ def show(args: Args) -> tuple[dict, list[str]]:
     return {"run": h, "item": detail}, lines + render_item(detail)
 
 
+@quiet_on_closed_pipe
 def main(argv: Optional[list[str]] = None) -> int:
+    """What it prints holds run-folder text: control characters are escaped (`say`)."""
     argv = sys.argv[1:] if argv is None else argv
     if {"-h", "--help"} & set(argv):
         print(__doc__.strip() + "\n\n" + USAGE)
@@ -286,9 +292,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = parse_args(argv)
         content, lines = show(args)
     except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(content, ensure_ascii=False, indent=1) if args.as_json else "\n".join(lines))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        # a field of a type the checks above let through: the folder, not this command, is odd
+        say(f"error: {argv}: a file of this run folder holds a value of another type than "
+            f"adafuse.run writes ({type(exc).__name__}: {exc}); the run is not shown", file=sys.stderr)
+        return 2
+    if args.as_json:
+        print(json_printable(json.dumps(content, ensure_ascii=False, indent=1)))
+    else:
+        say("\n".join(lines))
     return 0
 
 

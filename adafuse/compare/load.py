@@ -360,6 +360,47 @@ def config_problem(config: Any) -> str | None:
     return None
 
 
+def results_problem(results: dict) -> str | None:
+    """What in a results.json has another type than adafuse.run writes there, or None: its
+    config (`config_problem`), task, metric, counts and cost totals."""
+    config = results.get("config")
+    if config is not None:
+        bad = config_problem(config)
+        if bad:
+            return bad
+    task = results.get("task")
+    if task is not None and not isinstance(task, dict):
+        return f"task is {_shown(task)}, not an object"
+    task = task or {}
+    stop = task.get("stop")
+    checks = [
+        ("status", results.get("status"), isinstance(results.get("status"), str), "a word"),
+        ("task.name", task.get("name"), isinstance(task.get("name"), str), "a name"),
+        ("task.source", task.get("source"), isinstance(task.get("source"), str), "text"),
+        ("task.stop", stop, isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop)),
+         "stop strings"),
+        ("task.max_new_tokens", task.get("max_new_tokens"), _count(task.get("max_new_tokens")), "a count"),
+        ("main_metric", results.get("main_metric"), isinstance(results.get("main_metric"), str), "a name"),
+        ("main", results.get("main"), finite(results.get("main")), "a finite number"),
+        ("n_items", results.get("n_items"), _count(results.get("n_items")), "a count"),
+        ("n_missing", results.get("n_missing"), _count(results.get("n_missing")), "a count"),
+        ("metrics", results.get("metrics"), isinstance(results.get("metrics"), dict), "an object"),
+        ("cost", results.get("cost"), isinstance(results.get("cost"), dict), "an object"),
+    ]
+    for name, value, ok, what in checks:
+        if value is not None and not ok:
+            return f"{name} is {_shown(value)}, not {what}"
+    cost = results.get("cost") or {}
+    for key in (*COST_FIELDS, "forwards_per_item", "rounds"):
+        if cost.get(key) is not None and not finite(cost[key]):
+            return f"cost.{key} is {_shown(cost[key])}, not a finite number"
+    return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _number_of(kind: str, value: Any) -> bool:
     if kind == "a list of numbers":
         return isinstance(value, list) and all(finite(v) for v in value)
