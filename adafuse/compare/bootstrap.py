@@ -16,6 +16,7 @@ set of numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,18 +130,24 @@ def average_replicates(system: System, tasks: Sequence[str]) -> np.ndarray | Non
 
 
 class Results:
-    """The grid with a bootstrap Cell in each of its cells; its numbers are the grid's."""
+    """A new grid, the given one's systems with a bootstrap Cell in each of their cells (the
+    given grid is left as it was); its numbers are the grid's."""
 
     def __init__(self, grid: Grid, resamples: int, seed: int):
-        self.grid, self.resamples, self.seed = grid, resamples, seed
-        self.tasks, self.metrics, self.systems = grid.tasks, grid.metrics, grid.systems
-        self.best_single, self.adafuse = grid.best_single, grid.adafuse
-        self.notes = list(grid.notes)
+        self.resamples, self.seed = resamples, seed
+        copies = {id(s): dataclasses.replace(s, cells={t: make_cell(c.run, resamples, seed)
+                                                       for t, c in s.cells.items()})
+                  for s in grid.systems}
+        self.grid = dataclasses.replace(
+            grid, systems=[copies[id(s)] for s in grid.systems], notes=list(grid.notes),
+            best_single=copies.get(id(grid.best_single)), adafuse=copies.get(id(grid.adafuse)))
+        self.tasks, self.metrics, self.systems = self.grid.tasks, self.grid.metrics, self.grid.systems
+        self.best_single, self.adafuse = self.grid.best_single, self.grid.adafuse
+        self.notes = list(self.grid.notes)
         for system in self.systems:
             for task, cell in system.cells.items():
-                system.cells[task] = make_cell(cell.run, resamples, seed)
-                if system.cells[task].replicates is None:
-                    self.notes.append(f"{task}, {system.label}: no interval ({system.cells[task].how})")
+                if cell.replicates is None:
+                    self.notes.append(f"{task}, {system.label}: no interval ({cell.how})")
 
     def gain(self, system: System, task: str | None = None) -> float | None:
         return self.grid.gain(system, task)

@@ -155,15 +155,24 @@ class Grid:
     adafuse: System | None  # AdaFuse at the paper's setting
     notes: list[str]
 
-    def shared_tasks(self, system: System) -> list[str]:
+    def paired(self, system: System, task: str) -> bool:
+        """Whether the system and the best single model ran `task` on the same items: only
+        then is a gain between them shown (a 3-item run is not set against 20 items)."""
         ref = self.best_single
-        return [t for t in system.tasks(self.tasks) if ref is not None and ref.value(t) is not None]
+        if ref is None or system.value(task) is None or ref.value(task) is None:
+            return False
+        mine, theirs = item_ids(system.cells[task].run), item_ids(ref.cells[task].run)
+        return mine is not None and mine == theirs
+
+    def shared_tasks(self, system: System) -> list[str]:
+        """The tasks the system and the best single model ran on the same items."""
+        return [t for t in system.tasks(self.tasks) if self.paired(system, t)]
 
     def gain(self, system: System, task: str | None = None) -> float | None:
         """Relative gain over the best single model on a task, or on the average over the
-        tasks both have (task=None)."""
+        tasks both ran on the same items (task=None); None where there are none."""
         ref = self.best_single
-        if ref is None or system is ref:
+        if ref is None or system is ref or (task is not None and not self.paired(system, task)):
             return None
         shared = [task] if task else self.shared_tasks(system)
         mine, theirs = system.average(shared), ref.average(shared)
@@ -236,16 +245,35 @@ def build_grid(runs: Sequence[Run]) -> Grid:
     best_single = max(singles, key=lambda s: (len(s.tasks(tasks)), s.average(tasks) or float("-inf")),
                       default=None)
     adafuse = next((s for s in ordered if any(is_paper_adafuse(c.run) for c in s.cells.values())), None)
-    return Grid(tasks, metrics, ordered, best_single, adafuse, notes)
+    grid = Grid(tasks, metrics, ordered, best_single, adafuse, notes)
+    for system in ordered:
+        for task in system.tasks(tasks):
+            if system is not best_single and best_single is not None and best_single.value(task) is not None \
+                    and not grid.paired(system, task):
+                n, m = system.cells[task].run.n_done, best_single.cells[task].run.n_done
+                notes.append(f"{task}, {system.label}: {n} items against the best single model's "
+                             f"{m if m != n else f'{m} other'}; no gain shown on this task")
+    return grid
 
 
-def grid_rows(grid: Grid) -> tuple[list[str], list[list[str]]]:
-    """The grid as text: one row a system, its cells, average and gain; the terminal prints it
-    and the HTML report and RESULTS.md show these same numbers."""
+def fmt_gain_interval(value: float | None, interval: tuple[float, float] | None) -> str:
+    """A relative gain and its interval, `+12.0% [-3.1, +25.0]`; the gain alone without one."""
+    if value is None or interval is None:
+        return fmt_gain(value)
+    return f"{fmt_gain(value)} [{interval[0] * 100:+.1f}, {interval[1] * 100:+.1f}]"
+
+
+def grid_rows(grid: Grid, gain_interval=None) -> tuple[list[str], list[list[str]]]:
+    """The grid as text: one row a system, each cell its score and item count `15.0 (20)`,
+    average and gain (with `gain_interval(system)`'s interval where given: the bootstrap's);
+    the terminal prints it and the HTML report and RESULTS.md show these same numbers."""
     header = ["system", *grid.tasks, "Avg", "gain vs best single"]
     rows = []
     for s in grid.systems:
         avg = fmt_score(s.average(grid.tasks)) + ("" if s.covers(grid.tasks) else "*")
         name = s.label + (" (best single)" if s is grid.best_single else "")
-        rows.append([name, *[fmt_score(s.value(t)) for t in grid.tasks], avg, fmt_gain(grid.gain(s))])
+        cells = [MISSING if s.value(t) is None else f"{fmt_score(s.value(t))} ({s.cells[t].run.n_done})"
+                 for t in grid.tasks]
+        interval = gain_interval(s) if gain_interval else None
+        rows.append([name, *cells, avg, fmt_gain_interval(grid.gain(s), interval)])
     return header, rows

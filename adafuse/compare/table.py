@@ -103,8 +103,13 @@ def terminal_report(runs: Sequence[Run]) -> str:
         blocks.append("\n".join([title, text_table(*task_rows(group)), *[f"warning: {w}" for w in warnings]]))
     grid = build_grid(runs)
     if grid.tasks:
-        lines = [f"Table 1: systems × tasks, main metric on 0-100, gain over the best single model "
-                 "(* = average over fewer tasks)", text_table(*grid_rows(grid))]
+        from adafuse.compare.bootstrap import LEVEL, build_results
+
+        res = build_results(runs)  # RESULTS.md's intervals: 1,000 paired resamples, seed 0
+        lines = [f"Table 1: systems × tasks, main metric on 0-100 (items in brackets), gain over the "
+                 f"best single model on the same items with its {LEVEL}% paired-bootstrap interval "
+                 "(* = average over fewer tasks)",
+                 text_table(*grid_rows(res.grid, res.gain_interval))]
         lines += [f"note: {n}" for n in grid.notes if "did not all run on the same items" not in n]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -46,7 +46,7 @@ def terminal_grid(text: str) -> dict[str, tuple[str, str]]:
         if not line.strip() or line.startswith("note:"):
             break
         parts = re.split(r"\s{2,}", line.strip())
-        out[_label(parts[0])] = (parts[-2].rstrip("*"), parts[-1])
+        out[_label(parts[0])] = (parts[-2].rstrip("*"), parts[-1].split(" [")[0])
     return out
 
 

@@ -45,8 +45,9 @@ def test_the_terminal_report_has_one_table_a_task_with_every_column(sweep, tmp_p
     assert [b.splitlines()[0] for b in blocks] == [
         "gsm8k: sorted by gsm8k_accuracy (0-100, higher is better), * = best",
         "triviaqa: sorted by em_lenient_triviaqa (0-100, higher is better), * = best",
-        "Table 1: systems × tasks, main metric on 0-100, gain over the best single model "
-        "(* = average over fewer tasks)"]
+        "Table 1: systems × tasks, main metric on 0-100 (items in brackets), gain over the best "
+        "single model on the same items with its 95% paired-bootstrap interval (* = average over "
+        "fewer tasks)"]
     trivia = blocks[1].splitlines()
     assert len(trivia) == 3 + 8  # title, header, rule; 6 sweep runs and 2 single models
     best_line = trivia[3]
@@ -105,4 +106,46 @@ def test_grid_notes_systems_scored_on_different_item_counts(tmp_path):
     make_run(tmp_path / "a", n_items=4)
     grid = build_grid(load_runs([tmp_path])[0])
     assert grid.notes == ["triviaqa: the runs did not all run on the same items (4, 8 items); "
-                          "differences are not paired"]
+                          "differences are not paired",
+                          "triviaqa, AdaFuse: 4 items against the best single model's 8; no gain "
+                          "shown on this task"]
+    adafuse = grid.systems[1]
+    assert grid.gain(adafuse) is None and grid.gain(adafuse, "triviaqa") is None
+
+
+def test_the_terminal_grid_shows_items_per_cell_and_gains_with_intervals_on_the_same_items(tmp_path, capsys):
+    """A 3-item run is shown without a gain beside a 20-item best single; runs on the same
+    items get the paired-bootstrap interval RESULTS.md prints (bootstrap.py, one owner)."""
+    from compare_helpers import make_sample
+
+    from adafuse.compare.__main__ import main
+    from adafuse.compare.bootstrap import build_results
+
+    def samples(n, right):
+        return [make_sample(i, " Paris", ["Paris"], float(i < right), [1], 0.5) for i in range(n)]
+
+    make_run(tmp_path / "single", decoder="greedy", theta=None, max_words=None, model_index=0,
+             n_items=20, main=0.25, samples=samples(20, 5))
+    make_run(tmp_path / "ens", n_items=20, main=0.4, samples=samples(20, 8))
+    make_run(tmp_path / "small", theta=0.2, n_items=3, main=1.0, samples=samples(3, 3))
+    runs = load_runs([tmp_path])[0]
+    grid = build_grid(runs)
+    res = build_results(runs)
+    ens = next(s for s in res.systems if s.label == "AdaFuse")
+    low, high = res.gain_interval(ens)
+    assert low <= res.gain(ens) <= high and low < high
+    assert main([str(tmp_path)]) == 0
+    table = capsys.readouterr().out.split("Table 1")[1]
+    rows = {line.split("  ")[0]: line for line in table.splitlines()}
+    assert "25.0 (20)" in rows["smollm2-135m-instruct (best single)"]
+    assert rows["AdaFuse"].rstrip().endswith(f"+60.0% [{low * 100:+.1f}, {high * 100:+.1f}]")
+    assert "100.0 (3)" in rows["AdaFuse θ_Δ=0.2"] and rows["AdaFuse θ_Δ=0.2"].rstrip().endswith("—")
+    assert ("note: triviaqa, AdaFuse θ_Δ=0.2: 3 items against the best single model's 20; no gain "
+            "shown on this task") in table
+    # the bootstrap makes a new grid: the one it is given keeps its own cells
+    from adafuse.compare.bootstrap import Results
+
+    before = [(s, dict(s.cells)) for s in grid.systems]
+    copied = Results(grid, 10, 0)
+    assert all(s.cells[t] is c for s, cells in before for t, c in cells.items())
+    assert copied.grid is not grid and copied.systems[0] is not grid.systems[0]
