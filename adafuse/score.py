@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from adafuse.errors import AdaFuseError
-from adafuse.runfolder import RESULTS, read_jsonl as read_run_jsonl, write_json_atomic, write_jsonl_atomic
+from adafuse.runfolder import RESULTS, write_json_atomic, write_jsonl_atomic
+from adafuse.safe_read import printable, read_records
 from adafuse.runner.provenance import git_state
 from adafuse.runner.rundir import RunDir
 from adafuse.tasks import ScoreResult, Task, TaskError, get_task
@@ -224,10 +225,20 @@ def finished_runs(root: Path) -> list[RunDir]:
     if not root.exists():
         raise TaskError(f"rescore: no such folder: {root}")
     found = sorted({p.parent for p in [root / RESULTS, *root.rglob(RESULTS)] if p.is_file()})
-    runs = [RunDir(p) for p in found if (RunDir(p).read_results() or {}).get("status") == "complete"]
+    runs = [RunDir(p) for p in found if _complete(RunDir(p))]
     if not runs:
         raise TaskError(f"rescore: no finished run folder (results.json with status complete) at or below {root}")
     return runs
+
+
+def _complete(run: RunDir) -> bool:
+    """Whether a folder holds a finished run; a damaged results.json is a note, and skipped."""
+    try:
+        results = run.read_results()
+    except (AdaFuseError, OSError) as exc:
+        print(f"note: {printable(str(exc))}; not rescored, nothing changed", file=sys.stderr)
+        return False
+    return isinstance(results, dict) and results.get("status") == "complete"
 
 
 def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
@@ -241,11 +252,23 @@ def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
         return {"run": str(run.path), "skipped": f"{n_missing} items missing; score it with task= predictions="}
     source = described.get("source")
     task = get_task(described["name"], source=None if source in (None, "bundled") else source, tasks_dir=tasks_dir)
+    unchanged = "; not rescored, nothing changed"
+    try:
+        records = read_records(run.samples)
+    except AdaFuseError as exc:
+        return {"run": str(run.path), "skipped": f"{exc}{unchanged}"}
+    raw = run.samples.read_bytes() if run.samples.is_file() else b""
+    if raw and not raw.endswith(b"\n"):  # a partial last line: kept as it is, never cut
+        return {"run": str(run.path), "skipped": f"{run.samples}: its last line is cut short{unchanged}"}
     samples, seen = [], set()
-    for record in read_run_jsonl(run.samples):
+    for record in records:
         if str(record.get("id")) not in seen:  # as the run counts them: the first line of an id
             seen.add(str(record.get("id")))
             samples.append(record)
+    n_items = results.get("n_items")
+    if len(samples) != n_items:  # rescoring fewer items would change what n_items means
+        return {"run": str(run.path), "skipped": f"{run.samples} holds {len(samples)} items, {RESULTS} "
+                f"counts {n_items!r}{unchanged}; score it with task= predictions= (missing = wrong)"}
     scored = task.score([s.get("response") for s in samples], [{"answer": s.get("gold")} for s in samples])
     main = scored.main_metric
     for sample, extracted, scores in zip(samples, scored.extracted, scored.per_item):
@@ -263,7 +286,18 @@ def rescore_run(run: RunDir, tasks_dir: Optional[str] = None) -> dict[str, Any]:
 
 
 def rescore(args: dict[str, str]) -> list[dict[str, Any]]:
-    return [rescore_run(run, args.get("tasks_dir")) for run in finished_runs(Path(args["rescore"]))]
+    """Each finished run below the folder rescored, or skipped with the reason (a damaged
+    folder is one skipped entry and a note, never the end of the others)."""
+    report = []
+    for run in finished_runs(Path(args["rescore"])):
+        try:
+            entry = rescore_run(run, args.get("tasks_dir"))
+        except (AdaFuseError, OSError) as exc:
+            entry = {"run": str(run.path), "skipped": f"{exc}; not rescored, nothing changed"}
+        if "skipped" in entry:
+            print(f"note: {printable(entry['run'])}: {printable(entry['skipped'])}", file=sys.stderr)
+        report.append(entry)
+    return report
 
 
 def main(argv: Optional[list[str]] = None) -> int:

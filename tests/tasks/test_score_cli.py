@@ -239,3 +239,34 @@ def test_module_entry_point(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: missing predictions=")
     helped = subprocess.run([sys.executable, "-m", "adafuse.score", "--help"], capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and helped.stdout.startswith("Re-score predictions") and helped.stderr == ""
+
+
+def test_rescore_never_drops_rewrites_or_cuts_items(tmp_path, capsys):
+    """issue 31.3: a finished run whose samples.jsonl lost a line, or ends in a partial one,
+    or holds a damaged line, is skipped with a note naming the file; its files stay byte for
+    byte, and the other runs are rescored."""
+    import tarfile
+
+    with tarfile.open(REPO / "results" / "table1_embedded_runs.tar.gz") as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("table1_embedded/triviaqa/")]
+        tar.extractall(tmp_path, members=members, filter="data")
+    root = tmp_path / "table1_embedded" / "triviaqa"
+    lines = {name: (root / name / "samples.jsonl").read_bytes() for name in ("adafuse", "rerank", "union_topk")}
+    (root / "adafuse" / "samples.jsonl").write_bytes(b"".join(lines["adafuse"].splitlines(True)[1:]))
+    (root / "rerank" / "samples.jsonl").write_bytes(lines["rerank"] + b'{"id": 99, "resp')
+    (root / "union_topk" / "samples.jsonl").write_bytes(
+        lines["union_topk"].replace(b"\n", b"\nnot json\n", 1))
+    damaged = {name: {f: (root / name / f).read_bytes() for f in ("samples.jsonl", "results.json")}
+               for name in lines}
+    rc, out, err = _run(capsys, f"rescore={root}")
+    assert rc == 0, err
+    skipped = {Path(e["run"]).name: e["skipped"] for e in json.loads(out) if "skipped" in e}
+    assert set(skipped) == set(lines)
+    assert "holds 29 items, results.json counts 30" in skipped["adafuse"]
+    assert "last line is cut short" in skipped["rerank"]
+    assert "samples.jsonl:2" in skipped["union_topk"]
+    for name, files in damaged.items():
+        for file, data in files.items():
+            assert (root / name / file).read_bytes() == data, (name, file)
+        assert f"note: {root / name}:" in err
+    assert any("after" in e for e in json.loads(out))  # the undamaged runs were rescored
