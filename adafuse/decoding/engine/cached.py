@@ -23,8 +23,8 @@ from adafuse.decoding.engine.batching import by_key, score_rows, width_groups
 from adafuse.decoding.engine.cached_rows import CachedRows
 from adafuse.decoding.engine.executor import pad_id
 from adafuse.decoding.engine.kv_cache import PrefixCache, cache_layers, new_cache, select_rows, stack_caches
-from adafuse.decoding.engine.protocol import Engine, Key, Scored
-from adafuse.decoding.engine.readout import mean_nlls, read_dists
+from adafuse.decoding.engine.protocol import Engine, Key, Scored, Step
+from adafuse.decoding.engine.readout import Dist, read
 from adafuse.decoding.output import ModelCost
 from adafuse.decoding.text import longest_common_prefix
 
@@ -52,12 +52,14 @@ class ScoredRow:
     offset: int
     last_logits: torch.Tensor
     plen: int
+    dist: Dist | None = None  # of last_logits, read with the NLLs
 
 
 @dataclass
 class _Context:
     cache: object = None  # batch-1 cache of the committed ids from position `plen` on
     last_logits: torch.Tensor | None = None  # on the model's device, never read whole
+    dist: Dist | None = None  # its top tokens, once read (with the forward that computed it)
     plen: int = 0  # positions of the engine's shared prefix this prompt reads in place
 
 
@@ -105,7 +107,7 @@ class CachedEngine(Engine):
         for r, (key, ids, _, _) in enumerate(group):
             ctx = self.ctx[key]
             ctx.cache = select_rows(fed.cache, [r], fed.prefix, len(ids) - ctx.plen)
-            ctx.last_logits = fed.logits[fed.at[r]]
+            ctx.last_logits, ctx.dist = fed.logits[fed.at[r]], None
 
     @staticmethod
     def _plen(prefix: PrefixCache, ids: list[int]) -> int:
@@ -150,16 +152,21 @@ class CachedEngine(Engine):
         new = torch.tensor([ids[keep:]], dtype=torch.long)
         logits = self.forward(new, cache, None, None, [(0, new.shape[1] - 1)], {key: new.shape[1]},
                               "prefill", self.shared_arg([ctx.plen]))
-        ctx.cache, ctx.last_logits = cache, logits[0]
+        ctx.cache, ctx.last_logits, ctx.dist = cache, logits[0], None
 
     def context_tensor(self, keys) -> torch.Tensor:
         """[len(keys), vocab]: the logits after each key's committed ids (on the device)."""
         return torch.stack([self.ctx[k].last_logits for k in keys])
 
     def contexts(self, keys, k=None):
-        keys = list(keys)
-        dists, _ = read_dists(self.context_tensor(keys), k or self.top_k)
-        return dict(zip(keys, dists))
+        """Read where not read yet (a prefill, an extend): all such keys in one read."""
+        keys, k = list(keys), max(2, k or self.top_k)
+        vocab = self.ctx[keys[0]].last_logits.shape[-1] if keys else 0
+        missing = [key for key in keys if self.ctx[key].dist is None or len(self.ctx[key].dist.ids) < min(k, vocab)]
+        if missing:
+            for key, dist in zip(missing, read(self.context_tensor(missing), k)[0]):
+                self.ctx[key].dist = dist
+        return {key: self.ctx[key].dist for key in keys}
 
     def open_rows(self, keys, score=None):
         """Branch rows; with `score` (requests as for `score()`), their first step and the
@@ -174,7 +181,7 @@ class CachedEngine(Engine):
         for group in width_groups([len(row) - p0 for _, row, _, p0 in flat], self.lm.device.type,
                                   self.options.split_waste):
             part = [flat[i] for i in group]
-            values, adoptable = self.collect(part, range(len(part)), self.feed(part))
+            values, adoptable, _ = self.collect(part, range(len(part)), self.feed(part))
             held.append(adoptable)
             for i, value in zip(group, values):
                 nll[i] = value
@@ -205,27 +212,37 @@ class CachedEngine(Engine):
             gather += [(r, p) for p in range(s - 1 - p0, len(row) - p0)]
             charge[key] = charge.get(key, 0) + len(chunk)
         shared = self.shared_arg(plens)
-        padded = bool((mask == 0).any())
+        padded = any(len(row) - p0 < width or tail < prefix for (_, row, _, p0), tail in zip(flat, tails))
         cache = stack_caches([(self.ctx[key].cache, tail) for (key, *_), tail in zip(flat, tails)],
                              prefix, room=width)
         logits = self.forward(ids, cache, mask if padded or shared else None,
                               positions if padded or shared else None, gather, charge, kind, shared)
         return Fed(logits, at, cache, prefix, plens)
 
-    def collect(self, flat, batch_rows, fed: Fed) -> tuple[list[float], tuple]:
+    def collect(self, flat, batch_rows, fed: Fed, branch: tuple | None = None) -> tuple[list[float], tuple, list]:
         """Mean NLL of each scored row (`flat`, at rows `batch_rows` of `fed`), in the order of
-        `flat`, in one read; and what a commit may adopt of them: ({key: [ScoredRow]}, the
-        batched cache holding their keys and values)."""
-        spans, targets = [], []
-        per_key: dict[Key, list[ScoredRow]] = {}
+        `flat`, and what a commit may adopt of them: ({key: [ScoredRow]}, the batched cache
+        holding their keys and values), the top tokens after each row (the next round's
+        context where it wins) included. With `branch` = (logits, before, tokens) of branch
+        rows stepped in the same forward, also their Steps. One read for all of it."""
+        spans, targets, last = [], [], []
         for (key, row, s, p0), r in zip(flat, batch_rows):
             n = len(row) - s
             first = fed.at[r]
             spans.append((first, max(n, 0)))
             targets += row[s:]
+            last.append(first + n)
+        last_logits = fed.logits[torch.tensor(last, dtype=torch.long, device=fed.logits.device)]
+        logits, before, tokens = branch if branch is not None else (None, None, None)
+        table = last_logits if logits is None else torch.cat([logits, last_logits])
+        dists, fed_lps, nlls = read(table, self.top_k, before, tokens, nll=(fed.logits, spans, targets))
+        n = 0 if logits is None else logits.shape[0]
+        per_key: dict[Key, list[ScoredRow]] = {}
+        for (key, row, s, p0), r, at, dist in zip(flat, batch_rows, last, dists[n:]):
             per_key.setdefault(key, []).append(
-                ScoredRow(row, r, fed.prefix - (p0 - fed.plens[r]), fed.logits[first + n], fed.plens[r]))
-        return mean_nlls(fed.logits, spans, targets), (per_key, fed.cache)
+                ScoredRow(row, r, fed.prefix - (p0 - fed.plens[r]), fed.logits[at], fed.plens[r], dist))
+        steps = [Step(f, d) for f, d in zip(fed_lps, dists[:n])]
+        return nlls, (per_key, fed.cache), steps
 
     def commit(self, updates, held=()):
         """New committed ids; a key's cache is taken from a scoring row of `held` (this
@@ -249,7 +266,7 @@ class CachedEngine(Engine):
             for entry in per_key.get(key, ()):
                 if entry.ids == ids:
                     ctx.cache = select_rows(cache, [entry.index], entry.offset, len(ids) - entry.plen)
-                    ctx.last_logits, ctx.plen = entry.last_logits, entry.plen
+                    ctx.last_logits, ctx.plen, ctx.dist = entry.last_logits, entry.plen, entry.dist
                     return True
         return False
 
@@ -262,9 +279,9 @@ class CachedEngine(Engine):
         for rows in branches:
             found = rows.adopt(key, added)
             if found is not None:
-                cache, position, pad, last_logits = found
+                cache, position, pad, last_logits, dist = found
                 ctx.cache = select_rows(cache, [position], pad, len(ids) - ctx.plen)
-                ctx.last_logits = last_logits
+                ctx.last_logits, ctx.dist = last_logits, dist
                 return True
         return False
 

@@ -40,6 +40,7 @@ class CachedRows(Rows):
         # per row, the logits after each number of fed tokens: (tensor, its row there)
         self.context = engine.context_tensor(self.keys) if self.keys else None
         self.dists: list[list[tuple[torch.Tensor, int]]] = [[(self.context, r)] for r in range(len(self.keys))]
+        self.read: list[list] = [[None] for _ in self.keys]  # the Dists read after each step
 
     def _stack(self) -> None:
         engine = self.engine
@@ -60,10 +61,10 @@ class CachedRows(Rows):
         for key, (rows, starts) in self._score.items():
             self.folded[key] = {(tuple(r), s): v for r, s, v in zip(rows, starts, nlls.get(key, []))}
 
-    def _first_with_scoring(self, live, tokens) -> torch.Tensor | None:
-        """The first step and the scoring in one forward; None (nothing run) where that
-        forward would pad the one-token branch rows so much that two forwards cost less
-        (`width_groups`)."""
+    def _first_with_scoring(self, live, tokens, before) -> tuple[torch.Tensor, list[Step]] | None:
+        """The first step and the scoring in one forward (and one read): the branch rows'
+        logits and Steps; None (nothing run) where that forward would pad the one-token
+        branch rows so much that two forwards cost less (`width_groups`)."""
         engine = self.engine
         branch = []
         for row, token in zip(live, tokens):
@@ -75,7 +76,8 @@ class CachedRows(Rows):
             return None
         n = len(branch)
         fed = engine.feed(branch + scoring, "step+score")
-        nlls, adoptable = engine.collect(scoring, range(n, n + len(scoring)), fed)
+        logits = fed.logits[[fed.at[j] for j in range(n)]]
+        nlls, adoptable, steps = engine.collect(scoring, range(n, n + len(scoring)), fed, (logits, before, tokens))
         self._fold(by_key(scoring, nlls), [adoptable])
         self.live = list(live)
         self.pads = [0] * len(self.keys)
@@ -89,17 +91,22 @@ class CachedRows(Rows):
         for j, row in enumerate(live):
             self.mask[j, self.pads[row] :] = 1
         self.padded = any(self.pads[row] for row in live)
-        return fed.logits[[fed.at[j] for j in range(n)]]
+        return logits, steps
 
     def step(self, live, tokens) -> list[Step]:
         live, tokens = list(live), [int(t) for t in tokens]
-        before = torch.stack([self._dist(row, len(self.fed[row])) for row in live]) if live else None
-        logits = self._forward(live, tokens)
-        for j, (row, token) in enumerate(zip(live, tokens)):
+        if not live:
+            return []
+        before = torch.stack([self._dist(row, len(self.fed[row])) for row in live])
+        logits, steps = self._forward(live, tokens, before)
+        if steps is None:
+            dists, fed = read_dists(logits, self.engine.top_k, before, tokens)
+            steps = [Step(f, d) for f, d in zip(fed, dists)]
+        for j, (row, token, result) in enumerate(zip(live, tokens, steps)):
             self.fed[row].append(token)
             self.dists[row].append((logits, j))
-        dists, fed = read_dists(logits, self.engine.top_k, before, tokens)
-        return [Step(f, d) for f, d in zip(fed, dists)]
+            self.read[row].append(result.dist)
+        return steps
 
     def _dist(self, row: int, position: int) -> torch.Tensor:
         tensor, at = self.dists[row][position]
@@ -113,21 +120,22 @@ class CachedRows(Rows):
         return token_logprobs(table, [token for *_, token in queries])
 
     def adopt(self, key, added: list[int]):
-        """(cache, batch position, left padding, logits after) of a row of `key` whose fed
-        tokens start with `added` (at least one), or None."""
+        """(cache, batch position, left padding, logits after, their Dist) of a row of `key`
+        whose fed tokens start with `added` (at least one), or None."""
         k = len(added)
         for row, fed in enumerate(self.fed):
             if self.keys[row] == key and 0 < k <= len(fed) and fed[:k] == added:
                 cache, position, pad = self._locate(row)
-                return cache, position, pad, self._dist(row, k)
+                return cache, position, pad, self._dist(row, k), self.read[row][k]
         return None
 
-    def _forward(self, live, tokens) -> torch.Tensor:
+    def _forward(self, live, tokens, before) -> tuple[torch.Tensor, list[Step] | None]:
+        """The logits after the step, and its Steps where they were read with a scoring."""
         if self.cache is None:
             if self._score:
-                logits = self._first_with_scoring(live, tokens)
-                if logits is not None:
-                    return logits
+                first = self._first_with_scoring(live, tokens, before)
+                if first is not None:
+                    return first
                 scored = self.engine.score(self._score)
                 self._fold(scored.nll, scored.held)
             self._stack()
@@ -152,7 +160,7 @@ class CachedRows(Rows):
             self.positions[:, None] if explicit else None,
             [(j, 0) for j in range(len(live))], charge, "step", shared)
         self.positions = self.positions + 1
-        return logits
+        return logits, None
 
     def _locate(self, row: int) -> tuple[object, int, int]:
         """(cache, batch position, left padding) holding a row's keys and values."""

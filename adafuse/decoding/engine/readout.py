@@ -48,47 +48,82 @@ class Step:
     dist: Dist
 
 
+def read(logits: torch.Tensor | None, k: int, before: torch.Tensor | None = None,
+         fed: Sequence[int] | None = None, nll=None) -> tuple[list[Dist], list[float], list[float]]:
+    """Everything a forward's caller needs, in ONE host read: the `Dist` (top `k`, at least 2
+    where the vocabulary allows) of each row of `logits` [rows, vocab]; with `before` and
+    `fed`, each fed token's log-probability under `before`'s row (`before` may cover only the
+    first rows); with `nll` = (logits,
+    spans, targets), the mean NLLs of `mean_nlls`. Returns (dists, fed log-probs, NLLs)."""
+    parts, shape = [], []
+    if logits is not None and logits.shape[0]:
+        rows, vocab = logits.shape
+        k = min(max(k, 2), vocab)
+        top = torch.topk(logits, k, dim=-1)
+        lse = torch.logsumexp(logits.double(), dim=-1, keepdim=True)
+        table = [top.indices.double(), top.values.double() - lse]
+        if before is not None:  # it may cover only the first rows
+            picked = torch.tensor(list(fed), dtype=torch.long, device=before.device)[:, None]
+            before = before.double()
+            column = before.gather(1, picked) - torch.logsumexp(before, dim=-1, keepdim=True)
+            if column.shape[0] < rows:
+                column = torch.cat([column, column.new_zeros((rows - column.shape[0], 1))])
+            table.append(column)
+        table = torch.cat(table, dim=1)
+        parts.append(table.reshape(-1))
+        shape.append(("dists", rows, table.shape[1]))
+    counts = []
+    if nll is not None and nll[1]:
+        means, counts = _mean_nlls(*nll)
+        parts.append(means)
+    if not parts:
+        return [], [], [float("nan")] * len(counts)
+    flat = torch.cat([p.to(parts[0].device) for p in parts]).tolist()
+    dists, fed_lps = [], []
+    at = 0
+    if shape:
+        _, rows, width = shape[0]
+        for r in range(rows):
+            row = flat[at + r * width : at + (r + 1) * width]
+            dists.append(Dist(tuple(int(i) for i in row[:k]), tuple(row[k : 2 * k])))
+            if before is not None and r < len(fed):
+                fed_lps.append(row[2 * k])
+        at += rows * width
+    nlls = [v if n else float("nan") for v, n in zip(flat[at:], counts)]
+    return dists, fed_lps, nlls
+
+
 def read_dists(logits: torch.Tensor, k: int, before: torch.Tensor | None = None,
                fed: Sequence[int] | None = None) -> tuple[list[Dist], list[float]]:
-    """Dists of the rows of `logits` [rows, vocab] (top `k`, at least 2 where the vocabulary
-    allows), and with `before` [rows, vocab] and `fed`, each fed token's log-probability under
-    `before`'s row; one host read for all of it."""
-    rows, vocab = logits.shape
-    if rows == 0:
-        return [], []
-    k = min(max(k, 2), vocab)
-    top = torch.topk(logits, k, dim=-1)
-    lse = torch.logsumexp(logits.double(), dim=-1, keepdim=True)
-    parts = [top.indices.double(), top.values.double() - lse]
-    if before is not None:
-        picked = torch.tensor(list(fed), dtype=torch.long, device=before.device)[:, None]
-        before = before.double()
-        parts.append(before.gather(1, picked) - torch.logsumexp(before, dim=-1, keepdim=True))
-    table = torch.cat(parts, dim=1).tolist()
-    dists = [Dist(tuple(int(i) for i in row[:k]), tuple(row[k : 2 * k])) for row in table]
-    return dists, [row[2 * k] for row in table] if before is not None else []
+    """`read` of dists (and fed tokens' log-probabilities) alone."""
+    dists, fed_lps, _ = read(logits, k, before, fed)
+    return dists, fed_lps
 
 
-def mean_nlls(logits: torch.Tensor, spans: Sequence[tuple[int, int]], targets: Sequence[int]) -> list[float]:
-    """Mean of -log p(target) per span: span i is (first, n), the logits rows first .. first+n-1
-    predicting its n targets (`targets` holds every span's targets in order). NaN for n = 0."""
-    if not spans:
-        return []
+def _mean_nlls(logits: torch.Tensor, spans: Sequence[tuple[int, int]], targets: Sequence[int]):
+    """(mean NLL per span as a float64 tensor on the device, each span's token count)."""
     index, segment, counts = [], [], []
     for i, (first, n) in enumerate(spans):
         index += range(first, first + n)
         segment += [i] * n
         counts.append(n)
-    if not index:
-        return [float("nan")] * len(spans)
     device = logits.device
-    picked = logits[torch.tensor(index, dtype=torch.long, device=device)].float()
-    logprobs = torch.log_softmax(picked, dim=-1).gather(
-        1, torch.tensor(list(targets), dtype=torch.long, device=device)[:, None])[:, 0]
     sums = torch.zeros(len(spans), dtype=torch.float64, device=device)
-    sums.index_add_(0, torch.tensor(segment, dtype=torch.long, device=device), -logprobs.double())
-    means = sums / torch.tensor([max(n, 1) for n in counts], dtype=torch.float64, device=device)
-    return [v if n else float("nan") for v, n in zip(means.tolist(), counts)]
+    if index:
+        picked = logits[torch.tensor(index, dtype=torch.long, device=device)].float()
+        logprobs = torch.log_softmax(picked, dim=-1).gather(
+            1, torch.tensor(list(targets), dtype=torch.long, device=device)[:, None])[:, 0]
+        sums.index_add_(0, torch.tensor(segment, dtype=torch.long, device=device), -logprobs.double())
+    return sums / torch.tensor([max(n, 1) for n in counts], dtype=torch.float64, device=device), counts
+
+
+def mean_nlls(logits: torch.Tensor, spans: Sequence[tuple[int, int]], targets: Sequence[int]) -> list[float]:
+    """Mean of -log p(target) per span: span i is (first, n), the logits rows first .. first+n-1
+    predicting its n targets (`targets` holds every span's targets in order). NaN for n = 0.
+    One host read."""
+    if not spans:
+        return []
+    return read(None, 2, nll=(logits, spans, targets))[2]
 
 
 def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
