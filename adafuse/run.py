@@ -84,8 +84,12 @@ def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: 
 
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
-        return run_experiment(config, RunContext(run_dir=run_dir, sweep_dir=sweep_dir,
-                                                 continue_command=again, locked=True))
+        ctx = RunContext(run_dir=run_dir, sweep_dir=sweep_dir, continue_command=again, locked=True)
+        results = run_experiment(config, ctx)
+        if ctx.nothing_to_do:  # a finished run rerun: not even a .hydra/reruns/ entry stays
+            remove_unused(Path(hc.runtime.output_dir),
+                          schema.written_hydra_subdir(hc.runtime.output_dir), held=True)
+        return results
     except (AdaFuseError, OSError) as exc:
         remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir),
                       held=True)
@@ -135,6 +139,8 @@ def remove_unused(output_dir: Path, hydra_subdir: str | None, held: bool = False
 
     if hydra_subdir and hydra_subdir.startswith(".hydra/reruns/"):
         shutil.rmtree(output_dir / hydra_subdir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only when this invocation's entry was its first
+            (output_dir / ".hydra" / "reruns").rmdir()
         return
     try:
         with contextlib.nullcontext(output_dir.is_dir()) if held else \

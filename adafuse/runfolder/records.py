@@ -108,10 +108,14 @@ class Results(Record):
 
 
 def header(*, config: dict, task: dict, versions: dict, git: dict, run_dir: str,
-           sweep_dir: Optional[str], started: str) -> dict:
-    """What results.json holds from the start: enough to continue the run later."""
-    return {"config": config, "task": task, "versions": versions, "git": git, "run_dir": run_dir,
-            "sweep_dir": sweep_dir, "started": started}
+           sweep_dir: Optional[str], started: str, inputs: Optional[dict] = None) -> dict:
+    """What results.json holds from the start: enough to continue the run later, and the
+    digests of its inputs (prompt, data, gold) that a continued run must find unchanged."""
+    out = {"config": config, "task": task, "versions": versions, "git": git, "run_dir": run_dir,
+           "sweep_dir": sweep_dir, "started": started}
+    if inputs is not None:
+        out["inputs"] = inputs
+    return out
 
 
 def complete_results(head: dict, *, finished: str, main_metric: str, metrics: dict,
@@ -134,6 +138,8 @@ def complete_results(head: dict, *, finished: str, main_metric: str, metrics: di
         out["resumed_items"] = resumed_items
     out.update({"shard": shard, "cost": cost, "models": models, "config": head.get("config"),
                 "versions": head.get("versions"), "git": head.get("git")})
+    if head.get("inputs") is not None:
+        out["inputs"] = head["inputs"]
     return out
 
 
@@ -173,12 +179,21 @@ class CostTotals:
     mean_uncertain_share: Optional[float]
     per_model: dict[str, ModelTotals]
     shared_prefix: Optional[dict[str, ModelTotals]] = field(default=None)
+    # the first item of each sitting (flagged in its sample's `seconds.warmup`: timings only,
+    # so a continued run's samples equal an uninterrupted run's) carries one-time work:
+    # weight packing, allocator and kernel warm-up. seconds_per_item leaves those items out
+    # (steady state) when there are others; they are reported apart here. None: a folder
+    # written before the flag, whose seconds_per_item is the mean over all items.
+    warmup_items: Optional[int] = None
+    warmup_seconds: Optional[float] = None
 
     def to_json(self) -> dict:
         out = {k: getattr(self, k) for k in
                ("forwards", "tokens_fed", "rounds", "words", "new_tokens", "boundary_merges",
                 "near_ties", "decode_seconds", "seconds_per_item", "forwards_per_item",
                 "mean_span_words", "mean_uncertain_share")}
+        if self.warmup_items is not None:
+            out["warmup_items"], out["warmup_seconds"] = self.warmup_items, self.warmup_seconds
         out["per_model"] = {k: v.to_json() for k, v in self.per_model.items()}
         if self.shared_prefix is not None:
             out["shared_prefix"] = {k: v.to_json() for k, v in self.shared_prefix.items()}
@@ -199,7 +214,8 @@ class CostTotals:
                    mean_span_words=data.get("mean_span_words"),
                    mean_uncertain_share=data.get("mean_uncertain_share"),
                    per_model=models(data.get("per_model")),
-                   shared_prefix=None if prefix is None else models(prefix))
+                   shared_prefix=None if prefix is None else models(prefix),
+                   warmup_items=data.get("warmup_items"), warmup_seconds=data.get("warmup_seconds"))
 
 
 class _CostRecord(Record):
@@ -238,7 +254,16 @@ def totals(samples: Sequence[dict | Sample], model_names: Sequence[str] = (),
 
     n = len(rows) or 1
     forwards = sum(s.need("cost")["forwards"] for s in rows) + prefix_forwards
-    decode_seconds = sum((s.get("seconds") or {}).get("decode") or 0.0 for s in rows)
+
+    def seconds(rows_: Sequence[Sample]) -> float:
+        return sum((s.get("seconds") or {}).get("decode") or 0.0 for s in rows_)
+
+    decode_seconds = seconds(rows)
+    def warmup(s: Sample) -> bool:
+        return (s.get("seconds") or {}).get("warmup") is True
+
+    warm = [s for s in rows if warmup(s)]
+    steady = [s for s in rows if not warmup(s)] or rows
     spans = [w for s in rows for w in s.get("span_words") or []]
     shares = [s.get("uncertain_share") for s in rows if s.get("uncertain_share") is not None]
     return CostTotals(
@@ -247,10 +272,12 @@ def totals(samples: Sequence[dict | Sample], model_names: Sequence[str] = (),
         rounds=total("rounds"), words=total("words"), new_tokens=total("new_tokens"),
         boundary_merges=total("boundary_merges"), near_ties=total("near_ties"),
         decode_seconds=round(decode_seconds, 3),
-        seconds_per_item=round(decode_seconds / n, 3),
+        seconds_per_item=round(seconds(steady) / (len(steady) or 1), 3),
         forwards_per_item=round(forwards / n, 2),
         mean_span_words=round(sum(spans) / len(spans), 3) if spans else None,
         mean_uncertain_share=round(sum(shares) / len(shares), 4) if shares else None,
         per_model=per_model,
         shared_prefix=shared_prefix,
+        warmup_items=len(warm) if warm else None,
+        warmup_seconds=round(seconds(warm), 3) if warm else None,
     )

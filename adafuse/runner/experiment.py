@@ -23,7 +23,9 @@ from adafuse.decoding.base import MODES, check_prompt, check_range, check_stop
 from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
-from adafuse.runner.items import PromptTask, make_sample, shard_slice, trace_rows
+from adafuse.runner.items import (INPUT_NAMES, PromptTask, input_digests, make_sample, shard_slice,
+                                  trace_rows)
+from adafuse.runner.plan import check_context, estimate_line, used_models
 from adafuse.runner.rundir import RunDir
 from adafuse.runner.threads import apply_threads, check_threads
 
@@ -43,6 +45,7 @@ class RunContext:
     name: str = ""  # the W&B run name; default <task>/<run folder>
     continue_command: str = ""  # the command that continues this run, shown at start and on Ctrl-C
     locked: bool = False  # the caller holds run_dir's lock (adafuse.run takes it before its first check)
+    nothing_to_do: bool = False  # set by the run: the folder held the finished run already
 
 
 # --- checks, before anything is loaded or written --------------------------------------------
@@ -199,13 +202,22 @@ class Experiment:
         self.started = time.perf_counter()
         self.task, self.stop, self.max_new_tokens = open_task(config)
         self.items = select_items(self.task, config)
+        self.inputs = input_digests(self.task, self.items)
 
     def run(self) -> dict:
         folder = RunDir(self.ctx.run_dir)
         with contextlib.nullcontext(folder) if self.ctx.locked else folder.lock() as store:
             self.store = store
             store.check_config(self.config)
+            store.check_inputs(self.inputs, INPUT_NAMES)
+            stored = store.read_results()
             finished = store.finished()
+            if (stored or {}).get("status") == "complete" and \
+                    all(str(doc["id"]) in finished for _, doc in self.items):
+                log.info("%s is complete (%d items): nothing to do; its results stay as they were",
+                         store.path, len(self.items))
+                self.ctx.nothing_to_do = True
+                return stored
             if finished:
                 log.info("continuing %s: %d of %d items already done", store.path, len(finished),
                          len(self.items))
@@ -214,7 +226,11 @@ class Experiment:
                      f"; if stopped, continue with: {self.ctx.continue_command}"
                      if self.ctx.continue_command and todo > 1 else "")
             apply_threads(self.config.get("threads", "auto"))
-            self.models = load_models(self.config["models"])
+            used, self.decoder_config = used_models(self.config)
+            self.models = load_models([self.config["models"][i] for i in used])
+            left = [(i, doc) for i, doc in self.items if str(doc["id"]) not in finished]
+            check_context(self.models, [self.task.prompt(doc) for _, doc in left],
+                          [doc["id"] for _, doc in left], self.max_new_tokens)
             self.decoder, self.batch_size = self.build_decoder()
             logger = self.build_logger(store)
             try:
@@ -239,7 +255,7 @@ class Experiment:
             import torch
 
             torch.manual_seed(self.config["seed"])
-        args = dict(self.config["decoder"])
+        args = dict(self.decoder_config)
         batch_size = int(args.pop("batch_size", 1))
         return build_decoder(args, self.models, self.config.get("engine")), batch_size
 
@@ -258,7 +274,7 @@ class Experiment:
             task={**self.task.describe(), "stop": self.stop, "max_new_tokens": self.max_new_tokens},
             versions=provenance.versions(), git=provenance.git_state(), run_dir=str(store.path),
             sweep_dir=str(self.ctx.sweep_dir) if self.ctx.sweep_dir else None,
-            started=self.started_at)
+            started=self.started_at, inputs=self.inputs)
 
     def decode(self, finished: dict[str, dict], logger) -> dict[str, dict]:
         """Decode the unfinished items, `batch_size` at a time; each item is written (and
@@ -282,6 +298,8 @@ class Experiment:
                 self.shared_prefix = runfolder.prefix_totals(self.decoder.prefix_costs)
                 self.store.record_shared_prefix(self.shared_prefix)
             sample = make_sample(index, doc, prompts[position], out, task.score([out.text], [doc]))
+            if count == 0 and len(todo) > 1:  # a sitting's first item carries its warm-up
+                sample["seconds"]["warmup"] = True
             logger.log_sample(sample, trace_rows(index, doc, out))
             done[str(doc["id"])] = sample
             seconds, count, self.last_output = seconds + out.stats.seconds, count + 1, out
@@ -298,7 +316,13 @@ class Experiment:
             logger.log_metrics(running, step=running["items_done"])
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
+            if count == 1 and len(todo) > 1:
+                line, long = estimate_line(time.perf_counter() - decode_started, len(todo) - 1,
+                                           self.batch_size)
+                (log.warning if long else log.info)(
+                    "%s%s", line, "; more than an hour: limit=N decodes fewer" if long else "")
 
+        decode_started = time.perf_counter()
         try:
             # all items in one call: a finished item's place in the batch is refilled at once,
             # and each item is written (and flushed) as soon as it finishes

@@ -5,6 +5,8 @@ Prompt mode (no task) is a one-item task without gold answers, so both modes sha
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any, Optional, Sequence
 
@@ -38,6 +40,29 @@ class PromptTask:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "stop": self.stop, "max_new_tokens": self.max_new_tokens}
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+# what each digest of `input_digests` covers, for the line that names a changed one
+INPUT_NAMES = {"prompt": "the prompt (the task's prompt file, separator or template, or prompt=)",
+               "data": "the data (the selected items' fields)",
+               "gold": "the gold answers"}
+
+
+def input_digests(task, items: Sequence[tuple[int, dict]]) -> dict[str, str]:
+    """Digests of what a run's outputs and scores are made from, besides its config: the
+    prompt every item shares (instruction, template; prompt mode: the prompt), the selected
+    items without their answers, and the answers. A continued run must find them unchanged."""
+    docs = [doc for _, doc in items]
+    prompt = {"shared_prefix": getattr(task, "shared_prefix", None) or "",
+              "template": getattr(task, "template", None) or getattr(task, "text", "")}
+    return {"prompt": _digest(prompt),
+            "data": _digest([{k: v for k, v in d.items() if k != "answer"} for d in docs]),
+            "gold": _digest([[d.get("id"), d.get("answer")] for d in docs])}
 
 
 def shard_slice(n_items: int, shard: int, num_shards: int) -> range:

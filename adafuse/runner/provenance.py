@@ -1,7 +1,10 @@
 """What a result was produced with: package versions, the git commit, the model files' hashes.
 
-File hashes are cached by (path, size, mtime) in ~/.cache/adafuse/file_hashes.json, so a
-1 GB weight file is read once, not at every run.
+A model loaded from the GGUF cache carries the hashes of the files it was read from, checked at
+load (`LoadedModel.files_sha256`): those are recorded. Other model files' hashes are cached by
+(path, inode, size, mtime, ctime) in ~/.cache/adafuse/file_hashes.json, so a 1 GB weight file
+is read once, not at every run; a write in place changes the ctime even when the mtime is set
+back, so it is hashed again.
 """
 
 from __future__ import annotations
@@ -64,14 +67,16 @@ def file_sha256(path: Path, cache: dict[str, Any] | None = None) -> str:
     stat = path.stat()
     key = str(path)
     entry = (cache or {}).get(key)
-    if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+             "inode": stat.st_ino}
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()):
         return entry["sha256"]
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     if cache is not None:
-        cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+        cache[key] = {**stamp, "sha256": digest.hexdigest()}
     return digest.hexdigest()
 
 
@@ -88,6 +93,8 @@ def source_hashes(source: str) -> dict[str, str]:
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        cache = {}
+    if not isinstance(cache, dict):  # a damaged cache only costs a re-hash
         cache = {}
     hashes = {p.name: file_sha256(p, cache) for p in files}
     try:
@@ -108,7 +115,8 @@ def model_record(lm) -> dict[str, Any]:
         "device": str(lm.device),
         "dtype": str(getattr(lm.model, "dtype", "")).replace("torch.", ""),
         "load_seconds": round(lm.load_seconds, 3),
-        "files_sha256": source_hashes(lm.source) if lm.source else {},
+        "files_sha256": dict(getattr(lm, "files_sha256", None) or {})
+        or (source_hashes(lm.source) if lm.source else {}),
     }
     revision = getattr(getattr(lm.model, "config", None), "_commit_hash", None)
     if revision:

@@ -102,6 +102,18 @@ class RunDir:
                 "or start a new run"
             )
 
+    def check_inputs(self, inputs: dict[str, str], names: dict[str, str]) -> None:
+        """Refuse to continue a run whose inputs changed since it started: its items so far
+        were decoded (and scored) from the old ones. Folders from before the digests pass."""
+        stored = (self.read_results() or {}).get("inputs")
+        if not isinstance(stored, dict):
+            return
+        changed = [k for k in inputs if k in stored and stored[k] != inputs[k]]
+        if changed:
+            what = "; ".join(names.get(k, k) for k in changed)
+            raise AdaFuseError(f"{self.path}: {what} changed since this run started (digest in "
+                               f"{RESULTS}); restore the old input or start a new run")
+
     def finished(self) -> dict[str, dict]:
         """The finished items by id, after repairing what a killed run left behind."""
         samples: dict[str, dict] = {}

@@ -6,6 +6,7 @@ checked here so that a typo fails when the card is read, with the bad key and th
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,15 +64,34 @@ def _check_keys(where: str, got: dict, allowed: set[str], required: set[str] = f
             raise TaskError(f"{where}: missing key {key!r}")
 
 
+MAX_FORMAT_WIDTH = 1000  # a field's width or precision in the template: {question:>1000000000} pads
+                         # every prompt to a gigabyte (and aborted the process)
+
+
 def _template_fields(template: str, where: str) -> list[str]:
+    if not isinstance(template, str) or not template:
+        raise TaskError(f"{where}: 'template' must be a non-empty string, got {template!r}")
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [(f, spec) for _, f, spec, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
         raise TaskError(f"{where}: bad prompt template ({e})") from None
-    for n in names:
+    for n, spec in parsed:
         if not n.isidentifier():
             raise TaskError(f"{where}: prompt template field {{{n}}} must be a plain field name")
-    return list(dict.fromkeys(names))
+        if "{" in (spec or ""):
+            raise TaskError(f"{where}: prompt template field {{{n}:{spec}}}: a format spec may not "
+                            "hold another field")
+        numbers = [int(x) for x in re.findall(r"\d+", spec or "")]
+        if any(x > MAX_FORMAT_WIDTH for x in numbers):
+            raise TaskError(f"{where}: prompt template field {{{n}:{spec}}} pads or cuts to "
+                            f"{max(numbers)} characters; at most {MAX_FORMAT_WIDTH} are allowed")
+    return list(dict.fromkeys(n for n, _ in parsed))
+
+
+def _version(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TaskError(f"{where}: 'version' must be a non-negative integer, got {value!r}")
+    return value
 
 
 def read_card(path: Path) -> TaskCard:
@@ -129,7 +149,7 @@ def read_card(path: Path) -> TaskCard:
         name=raw["name"],
         folder=path.parent,
         description=raw.get("description", ""),
-        version=int(raw.get("version", 1)),
+        version=_version(raw.get("version", 1), where),
         sources=sources,
         default_source=data["default"],
         instruction=instruction,

@@ -19,7 +19,8 @@ TASK = ["task=triviaqa", f"limit={N}", "logger=none"]  # cached mode (FAST): the
 
 
 def without_seconds(cost: dict) -> dict:
-    drop = {"decode_seconds", "seconds_per_item", "seconds"}
+    # timings, and the warm-up items (the first of each sitting: a continued run has more)
+    drop = {"decode_seconds", "seconds_per_item", "seconds", "warmup_items", "warmup_seconds"}
     return {k: without_seconds(v) if isinstance(v, dict) else v for k, v in cost.items() if k not in drop}
 
 

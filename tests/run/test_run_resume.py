@@ -100,14 +100,25 @@ def test_sigkill_midway_then_resume_matches_an_uninterrupted_run(tiny_conf, adaf
     assert len(list((killed / ".hydra" / "reruns").iterdir())) == 1
 
 
-def test_rerunning_into_a_finished_run_decodes_nothing(adafuse_run, tmp_path):
+def test_rerunning_into_a_finished_run_is_a_no_op_that_says_so(adafuse_run, tmp_path, monkeypatch):
+    from adafuse.runner import experiment
+
     args = ["task=triviaqa", "limit=2", "logger=none", f"hydra.run.dir={tmp_path}"]
     assert adafuse_run(*args).code == 0
-    before = (tmp_path / "samples.jsonl").read_bytes()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    hydra_before = sorted(p.name for p in (tmp_path / ".hydra").iterdir())
+
+    def refuse(specs):
+        raise AssertionError("a finished run loaded its models again")
+
+    monkeypatch.setattr(experiment, "load_models", refuse)
     res = adafuse_run(*args)
     assert res.code == 0, res.err
-    assert (tmp_path / "samples.jsonl").read_bytes() == before
-    assert json.loads((tmp_path / "results.json").read_text())["resumed_items"] == 2
+    assert "is complete (2 items): nothing to do" in res.out + res.err
+    # results.json (start time, git, versions), samples and trace: byte for byte as they were
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()
+            if p.name != "run.log"} == {k: v for k, v in before.items() if k != "run.log"}
+    assert sorted(p.name for p in (tmp_path / ".hydra").iterdir()) == hydra_before  # no reruns/
 
 
 def test_resume_may_change_batch_size_and_logger(adafuse_run, tmp_path):

@@ -83,8 +83,11 @@ def test_greedy_baseline(adafuse_run, tmp_path):
     assert res.code == 0, res.err
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["config"]["decoder"]["model_index"] == 1
-    gemma = results["models"][1]["name"]
-    assert set(results["cost"]["per_model"][gemma]) and results["cost"]["per_model"][gemma]["forwards"] > 0
+    # only the model greedy decodes with was loaded (#29.10): the set's other model was not
+    (loaded,) = results["models"]
+    gemma = loaded["name"]
+    assert gemma == results["config"]["models"][1]["name"]
+    assert set(results["cost"]["per_model"]) == {gemma} and results["cost"]["per_model"][gemma]["forwards"] > 0
     assert all(s["uncertain_share"] is None for s in read_jsonl(tmp_path / "samples.jsonl"))
 
 

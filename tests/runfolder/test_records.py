@@ -131,3 +131,26 @@ def test_the_package_needs_no_torch():
 
     code = "import sys, adafuse.runfolder; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_seconds_per_item_is_steady_state_with_the_warm_up_apart():
+    from adafuse.runfolder import CostTotals, totals
+
+    def sample(i, seconds, warmup=False):
+        timing = {"decode": seconds, "models": {"a": seconds}}
+        if warmup:
+            timing["warmup"] = True
+        return {"id": i, "cost": {"forwards": 2, "tokens_fed": 5, "models": {"a": {"forwards": 2, "tokens_fed": 5}}},
+                "rounds": 1, "words": 1, "new_tokens": 1, "boundary_merges": 0, "near_ties": 0,
+                "seconds": timing}
+
+    fresh = totals([sample(0, 9.0, warmup=True), sample(1, 1.0), sample(2, 3.0)], ["a"])
+    assert fresh.seconds_per_item == 2.0 and fresh.decode_seconds == 13.0
+    assert fresh.warmup_items == 1 and fresh.warmup_seconds == 9.0
+    back = CostTotals.from_json(fresh.to_json())
+    assert (back.warmup_items, back.warmup_seconds, back.seconds_per_item) == (1, 9.0, 2.0)
+    # a folder from before the flag: the mean over all items, no warm-up entry
+    old = totals([sample(0, 9.0), sample(1, 1.0), sample(2, 3.0)], ["a"])
+    assert old.seconds_per_item == round(13.0 / 3, 3) and "warmup_items" not in old.to_json()
+    # one item alone, its sitting's first: still counted (nothing else to take the mean of)
+    assert totals([sample(0, 9.0, warmup=True)], ["a"]).seconds_per_item == 9.0
