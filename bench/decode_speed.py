@@ -12,6 +12,9 @@ token cap, compared per generated word with cached AdaFuse on the same questions
 Per system: median seconds per question, forwards and tokens fed per generated word, the
 host share of AdaFuse's decodes (time outside model forwards) and the peak resident memory
 sampled while that system ran. --profile: one batched AdaFuse decode under torch.profiler.
+--counts N: on N TriviaQA questions at --counts-tokens, in a separate untimed decode per system
+(greedy each model, AdaFuse folded and in phases) at batch 1 and --batch, the torch ops, host
+reads and forwards per word (bench/counts.py) and issue 25's ratios on them.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from adafuse import AdaFuse, Greedy, load_model
 from adafuse.tasks import get_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # speed_report, when imported by a test
-from speed_report import print_profile, print_report  # noqa: E402
+from counts import per_word  # noqa: E402
+from speed_report import print_counts, print_profile, print_report  # noqa: E402
 
 PAIR = "smollm2-135m-instruct,gemma3-270m"
 ADAFUSE = dict(theta_delta=0.7, max_words=3, num_candidates=3)
@@ -109,6 +113,8 @@ def parse_args(argv=None):
     ap.add_argument("--profile", action="store_true",
                     help="profile one batched AdaFuse TriviaQA decode (bfloat16 if measured) and print "
                          "its top operators")
+    ap.add_argument("--counts", type=int, default=8, help="TriviaQA questions of the counts table (0: none)")
+    ap.add_argument("--counts-tokens", type=int, default=32, help="max_new_tokens of the counted decodes")
     ap.add_argument("--profile-tokens", type=int, default=0,
                     help="token cap of the profiled decode (0: the task's; the profiler's parse of a "
                          "long decode takes minutes)")
@@ -148,7 +154,25 @@ def measure_dtype(args, dtype: str):
         rows.append(measure(f"adafuse recompute @{cap}", AdaFuse(pair, mode="recompute", **ADAFUSE),
                             task, docs, cap, dtype=dtype))
     prof = profile(args, pair) if args.profile and dtype == profiled_dtype(args) else None
-    return rows, prof
+    counted = count_systems(args, pair) if args.counts > 0 and dtype == args.dtype_list[0] else []
+    return rows, prof, counted
+
+
+def count_systems(args, pair) -> list[dict]:
+    """Ops, host reads and forwards per word of each system at batch 1 and --batch."""
+    task = get_task("triviaqa")
+    prompts = [task.prompt(d) for d in task.docs(limit=args.counts)]
+    systems = [("greedy smollm2", lambda: Greedy(pair, model_index=0)),
+               ("greedy gemma3", lambda: Greedy(pair, model_index=1)),
+               ("adafuse folded", lambda: AdaFuse(pair, engine={"fold_scoring": True}, **ADAFUSE)),
+               ("adafuse phases", lambda: AdaFuse(pair, engine={"fold_scoring": False}, **ADAFUSE))]
+    out = []
+    for batch in sorted({1, args.batch}):
+        for name, make in systems:
+            counted = per_word(make(), prompts, max_new_tokens=args.counts_tokens, stop=task.stop,
+                               shared_prefix=task.shared_prefix, batch_size=batch)
+            out.append({"system": name, "batch": batch, **counted})
+    return out
 
 
 def release_memory() -> None:
@@ -181,10 +205,11 @@ def profile(args, pair):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    rows, profiled = [], None
+    rows, profiled, counted = [], None, []
     for dtype in args.dtype_list:
-        more, prof = measure_dtype(args, dtype)
+        more, prof, counts = measure_dtype(args, dtype)
         rows += more
+        counted += counts
         profiled = prof or profiled
         release_memory()  # the pair of this dtype goes before the next one loads
     if args.recompute > 0 and "float32" not in args.dtype_list:
@@ -193,6 +218,9 @@ def main(argv=None) -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}, "
           f"load average {os.getloadavg()[0]:.2f} at the end")
     print_report(rows, args.batch, args.recompute_tokens)
+    if counted:
+        print(f"\n({args.dtype_list[0]})", end="")
+        print_counts(counted)
     if profiled is not None:
         prof, n = profiled
         print(f"\nprofile: one AdaFuse decode of {n} TriviaQA questions at batch {args.batch}, "

@@ -8,6 +8,11 @@ from __future__ import annotations
 ADAFUSE_OVER_GREEDY_MAX = 1.3
 BATCH_GAIN_MIN = {"triviaqa": 2.5, "gsm8k": 2.0}
 HOST_SHARE_MAX = 0.15
+# issue 25's targets, on counts (bench/counts.py): AdaFuse's host reads per word against the
+# two greedy decodes' sum, host reads per forward, torch ops per word against the greedy sum
+READS_OVER_GREEDY_MAX = 1.5
+READS_PER_FORWARD_MAX = 1.0
+OPS_OVER_GREEDY_MAX = 1.3
 
 HOST_SHARE_LEGEND = (
     "host share = 1 - (seconds inside model forwards) / (wall seconds of the decode). Forward "
@@ -113,6 +118,41 @@ def _print_same_texts(rows: list[dict], cap: int) -> None:
         if dtype == "bfloat16" and f32:
             same = sum(x == y for x, y in zip(f32["texts"], row["texts"]))
             print(f"  {task}: {system}: identical texts bfloat16 vs float32: {same}/{len(row['texts'])}")
+
+
+def count_ratio_lines(counts: list[dict]) -> list[tuple[str, float, str, bool]]:
+    """Issue 25's ratios per batch size: each AdaFuse row's reads and ops per word against the
+    two greedy rows' sum, and its reads per forward."""
+    out = []
+    for batch in sorted({c["batch"] for c in counts}):
+        rows = {c["system"]: c for c in counts if c["batch"] == batch}
+        a, b = rows.get("greedy smollm2"), rows.get("greedy gemma3")
+        for name, r in rows.items():
+            if not name.startswith("adafuse") or not (a and b):
+                continue
+            reads = r["reads_per_word"] / (a["reads_per_word"] + b["reads_per_word"])
+            ops = r["ops_per_word"] / (a["ops_per_word"] + b["ops_per_word"])
+            out.append((f"batch {batch}: {name}: host reads / word vs both greedy", reads,
+                        f"<= {READS_OVER_GREEDY_MAX}x", reads <= READS_OVER_GREEDY_MAX))
+            out.append((f"batch {batch}: {name}: host reads / forward", r["reads_per_forward"],
+                        f"<= {READS_PER_FORWARD_MAX}", r["reads_per_forward"] <= READS_PER_FORWARD_MAX))
+            out.append((f"batch {batch}: {name}: torch ops / word vs both greedy", ops,
+                        f"<= {OPS_OVER_GREEDY_MAX}x", ops <= OPS_OVER_GREEDY_MAX))
+    return out
+
+
+def print_counts(counts: list[dict]) -> None:
+    """The counts table (ops, host reads, forwards per word) and issue 25's ratios."""
+    print("\ncounts per generated word (bench/counts.py; a separate, untimed decode of the same "
+          "questions: ops dispatched to ATen, host reads of tensor values incl. transformers' own)")
+    head = f"{'batch':>5} {'system':<26} {'ops/word':>9} {'reads/word':>10} {'fwd/word':>9} {'reads/fwd':>9}"
+    print(head)
+    print("-" * len(head))
+    for c in counts:
+        print(f"{c['batch']:>5} {c['system']:<26} {c['ops_per_word']:>9.0f} {c['reads_per_word']:>10.2f} "
+              f"{c['fwd_per_word']:>9.2f} {c['reads_per_forward']:>9.2f}")
+    for label, value, target, met in count_ratio_lines(counts):
+        print(f"  {label} = {value:.2f}  (target {target}){'  met' if met else '  NOT met'}")
 
 
 def print_profile(prof, row_limit: int = 15) -> None:

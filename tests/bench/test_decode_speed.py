@@ -61,7 +61,7 @@ def tiny_pair(tmp_path_factory):
 def test_main_prints_both_dtypes_side_by_side(tiny_pair, capsys):
     decode_speed.main(["--models", tiny_pair, "--trivia", "2", "--gsm8k", "1", "--gsm8k-tokens", "4",
                        "--recompute", "0", "--batch", "2", "--profile",
-                       "--profile-tokens", "2"])
+                       "--profile-tokens", "2", "--counts", "2", "--counts-tokens", "4"])
     out = capsys.readouterr().out
     table = out.split("-" * 20, 1)[1].split("\n\n", 1)[0].strip().splitlines()
     for dtype in ("float32", "bfloat16"):
@@ -75,6 +75,39 @@ def test_main_prints_both_dtypes_side_by_side(tiny_pair, capsys):
     assert "triviaqa: adafuse cached: float32 / bfloat16 time = " in out
     assert "profile: one AdaFuse decode of 2 TriviaQA questions at batch 2, bfloat16" in out
     assert "Self CPU" in out
+    counts = out.split("counts per generated word", 1)[1]
+    for batch in (1, 2):
+        for system in ("greedy smollm2", "greedy gemma3", "adafuse folded", "adafuse phases"):
+            assert f"{batch:>5} {system:<26}" in counts
+        assert f"batch {batch}: adafuse phases: host reads / forward = " in counts
+
+
+def test_count_ratios_against_the_targets():
+    def counted(system, batch, ops, reads, forwards):
+        return {"system": system, "batch": batch, "ops_per_word": ops, "reads_per_word": reads,
+                "fwd_per_word": forwards, "reads_per_forward": reads / forwards}
+
+    counts = [counted("greedy smollm2", 1, 1000, 2.0, 2.0), counted("greedy gemma3", 1, 1000, 2.0, 2.0),
+              counted("adafuse folded", 1, 2500, 6.0, 6.0), counted("adafuse phases", 1, 2600, 8.0, 7.0)]
+    lines = {label: (value, met) for label, value, _, met in speed_report.count_ratio_lines(counts)}
+    assert lines["batch 1: adafuse folded: host reads / word vs both greedy"] == (pytest.approx(1.5), True)
+    assert lines["batch 1: adafuse phases: host reads / word vs both greedy"] == (pytest.approx(2.0), False)
+    assert lines["batch 1: adafuse folded: host reads / forward"] == (pytest.approx(1.0), True)
+    assert lines["batch 1: adafuse phases: host reads / forward"][1] is False
+    assert lines["batch 1: adafuse folded: torch ops / word vs both greedy"] == (pytest.approx(1.25), True)
+    assert lines["batch 1: adafuse phases: torch ops / word vs both greedy"] == (pytest.approx(1.3), True)
+
+
+def test_counts_see_every_read_and_op():
+    sys.path.insert(0, str(BENCH))
+    import torch
+    from counts import Counts
+
+    with Counts() as counts:
+        t = torch.ones(3) + 1
+        t.tolist(), float(t[0]), bool(t[1] > 0), t.sum().item()
+    assert counts.reads == 4
+    assert counts.ops >= 5
 
 
 def test_recompute_runs_in_float32_only(tiny_pair, capsys):
