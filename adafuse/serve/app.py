@@ -212,8 +212,9 @@ def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int) -
             body = await body_of(request)
             if kind == "chat":
                 params, messages = parse.chat(body, max_new_tokens)
-                first = decoder.models[0]
-                params.prompts = [ChatPrompt(first.render(messages), messages)]
+                # every model renders the messages here, so one without a template is a 400 now
+                rendered = [lm.render(messages) for lm in decoder.models]
+                params.prompts = [ChatPrompt(rendered[0], messages)]
             else:
                 params = parse.completion(body, max_new_tokens)
             return await respond(request, kind, params, started)

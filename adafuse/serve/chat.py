@@ -34,7 +34,7 @@ class ChatPrompt(str):
 
 @dataclasses.dataclass(repr=False)
 class ServedModel(LoadedModel):
-    rendered: set = dataclasses.field(default_factory=set)
+    rendered: dict = dataclasses.field(default_factory=dict)  # id(ChatPrompt) -> its rendering
 
     @classmethod
     def of(cls, lm: LoadedModel) -> "ServedModel":
@@ -56,20 +56,19 @@ class ServedModel(LoadedModel):
     def format_prompt(self, prompt: str) -> str:
         if isinstance(prompt, ChatPrompt):
             text = self.render(prompt.messages)
-            self.rendered.add(text)
+            self.rendered[id(prompt)] = text
             return text
         return super().format_prompt(prompt)
 
     def release(self, prompt: str) -> None:
         """The request of `prompt` left the batch: its rendering is no longer encoded."""
-        if isinstance(prompt, ChatPrompt):
-            self.rendered.discard(self.render(prompt.messages))
+        self.rendered.pop(id(prompt), None)
 
     def encode_many(self, texts: list[str], add_special_tokens: bool | None = None) -> list[list[int]]:
         if add_special_tokens is not None or self.chat_template or not self.rendered:
             return super().encode_many(texts, add_special_tokens)
         texts = list(texts)
-        templated = [any(t.startswith(r) for r in self.rendered) for t in texts]
+        templated = [any(t.startswith(r) for r in self.rendered.values()) for t in texts]
         plain = iter(super().encode_many([t for t, c in zip(texts, templated) if not c], None))
         chats = iter(super().encode_many([t for t, c in zip(texts, templated) if c], False))
         return [next(chats) if c else next(plain) for c in templated]

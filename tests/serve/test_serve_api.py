@@ -53,10 +53,12 @@ def test_chat_renders_each_models_template(client, local_models):
 def test_chat_template_encodes_one_bos(local_models):
     """A rendered template holds BOS already: it is not added a second time."""
     gemma = local_models[1]
-    text = gemma.format_prompt(ChatPrompt("x", MESSAGES))
+    prompt = ChatPrompt("x", MESSAGES)
+    text = gemma.format_prompt(prompt)
     ids = gemma.encode(text)
     assert ids[0] == gemma.tokenizer.bos_token_id and ids[1] != gemma.tokenizer.bos_token_id
-    gemma.release(ChatPrompt("x", MESSAGES))
+    gemma.release(prompt)
+    assert not gemma.rendered and gemma.encode(text)[:2] == [gemma.tokenizer.bos_token_id] * 2
     assert gemma.encode("Question:")[0] == gemma.tokenizer.bos_token_id  # a completion prompt: BOS added
 
 
