@@ -7,8 +7,9 @@ grid.py        the Table-1 grid (tasks × systems on 0-100, averages, gain over 
                model): the one every view below prints
 table.py       runs per task sorted by the main metric, the best marked, Pareto fronts, the
                terminal report
-disagree.py    per-item disagreements between two runs and the rounds where they part
-svg.py         the charts, drawn as inline SVG
+disagree.py    per-item disagreements between two runs and the rounds where they part, the
+               default pair (AdaFuse against the best single model)
+svg.py         the charts, drawn as inline SVG; layout.py where their marks go (none hidden)
 html.py        the self-contained HTML report
 wandb_table.py the grid and the runs as W&B tables
 bootstrap.py   bootstrap intervals for the grid's cells, paired differences

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from adafuse.compare.disagree import default_pair
+from adafuse.compare.grid import build_grid
 from adafuse.compare.load import Run, load_runs
 from adafuse.compare.table import terminal_report
 from adafuse.safe_read import quiet_on_closed_pipe, say
@@ -72,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print("error: no runs to compare", file=sys.stderr)
         return 2
-    say(terminal_report(runs))
+    results = None
+    if build_grid(runs).tasks:  # the intervals once, for the terminal and the report
+        from adafuse.compare.bootstrap import build_results
+
+        results = build_results(runs)
+    say(terminal_report(runs, results))
     if args.pair:
         pair = tuple(find_run(runs, name) for name in args.pair)
         missing = [name for name, run in zip(args.pair, pair) if run is None]
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.html:
         from adafuse.compare.html import render_report
 
-        problem = write_report(args.html, render_report(runs, notes, pair, title=args.title))
+        problem = write_report(args.html, render_report(runs, notes, pair, title=args.title,
+                                                               results=results))
         if problem:
             say(f"error: --html {args.html}: {problem}", file=sys.stderr)
             return 2

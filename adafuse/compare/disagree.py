@@ -118,19 +118,32 @@ def disagreements(a: Run, b: Run) -> list[Disagreement]:
 
 
 def default_pair(runs: list[Run]) -> tuple[Run, Run] | None:
-    """Two runs worth comparing when none were named: on the task with the most runs, its
-    best ensemble run against its best single-model run (or its two best runs)."""
+    """Two runs worth comparing when none were named: AdaFuse at the paper's setting (else the
+    ensemble with the best average) against the best single model, on the task where the
+    most items have exactly one of the two right (then the most items; then the grid's task
+    order). Without such a pair: on the task with the most runs, its two best runs."""
+    from adafuse.compare.grid import build_grid
     from adafuse.compare.table import by_task
 
+    grid = build_grid(runs)
+    ensembles = [s for s in grid.systems if not s.single]
+    a = grid.adafuse or max(ensembles, key=lambda s: s.average(grid.tasks), default=None)
+    b = grid.best_single
+    if a is not None and b is not None:
+        shared = [t for t in grid.tasks if t in a.cells and t in b.cells]
+        if shared:
+            def informative(task: str) -> tuple:
+                one_right = sum(1 for d in disagreements(a.cells[task].run, b.cells[task].run)
+                                if (d.scores[0] or 0) != (d.scores[1] or 0))
+                return (one_right, a.cells[task].run.n_done, -shared.index(task))
+
+            task = max(shared, key=informative)
+            return a.cells[task].run, b.cells[task].run
     candidates = []
     for group in by_task(runs).values():
         scored = [r for r in group if r.main is not None and r.n_done]  # never a run of 0 items
-        if len(scored) < 2:
-            continue
-        ensemble = [r for r in scored if not r.is_single]
-        single = [r for r in scored if r.is_single]
-        pair = (ensemble[0], single[0]) if ensemble and single else (scored[0], scored[1])
-        candidates.append((len(scored), pair))
+        if len(scored) >= 2:
+            candidates.append((len(scored), (scored[0], scored[1])))
     if not candidates:
         return None
     return max(candidates, key=lambda c: c[0])[1]

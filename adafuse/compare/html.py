@@ -11,12 +11,24 @@ per-item disagreements between two runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
 from adafuse.compare import svg
+from adafuse.compare.bootstrap import LEVEL, Results, build_results
 from adafuse.compare.disagree import Disagreement, Divergence, disagreements
-from adafuse.compare.grid import build_grid, fmt_gain, fmt_score, item_warnings, pick, scaled
+from adafuse.compare.grid import (
+    Grid,
+    build_grid,
+    fmt_gain,
+    fmt_gain_interval,
+    fmt_score,
+    item_warnings,
+    pick,
+    scaled,
+    system_label,
+)
 from adafuse.compare.load import Run, format_value
 from adafuse.compare.table import COSTS, best, by_task, pareto_front, task_rows
 from adafuse.decoding.registry import setting_label
@@ -43,17 +55,64 @@ tr.single td { color: #444; } td.pos { color: #2b7a2b; } td.neg { color: #b03030
 """
 
 
+@dataclass
+class Look:
+    """How each system looks on the page: its colour, name and marker, the same in every chart
+    (and its name the grid's). Keyed by `Run.system`."""
+
+    colors: dict[str, str]
+    labels: dict[str, str]
+    order: dict[str, int]
+
+    @classmethod
+    def of(cls, runs: Sequence[Run], grid: Grid) -> Look:
+        keys = [s.key for s in grid.systems] + sorted({r.system for r in runs} - {s.key for s in grid.systems})
+        labels = {s.key: s.label for s in grid.systems}
+        labels.update({r.system: system_label(r) for r in runs if r.system not in labels})
+        return cls(svg.colors_for(keys), labels, {k: i for i, k in enumerate(keys)})
+
+    @classmethod
+    def of_tasks(cls, tasks: dict[str, list[Run]]) -> Look:
+        runs = [r for group in tasks.values() for r in group]
+        return cls.of(runs, build_grid(runs))
+
+    def color(self, run: Run) -> str:
+        return self.colors[run.system]
+
+    def label(self, run: Run) -> str:
+        return self.labels[run.system]
+
+    def entries(self, runs: Sequence[Run], shape=None) -> list[svg.Entry]:
+        """Legend lines for these runs' systems, in the grid's order."""
+        return [svg.Entry(self.label(r), self.color(r), shape(r) if shape else ("square" if r.is_single else "circle"))
+                for r in sorted(runs, key=lambda r: self.order[r.system])]
+
+
+def one_per_system(runs: Sequence[Run]) -> list[Run]:
+    """The run the grid shows for each system (pick's choice among reruns)."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.system, []).append(run)
+    return [pick(group) for group in groups.values()]
+
+
 def render_report(runs: Sequence[Run], notes: Sequence[str] = (),
-                  pair: tuple[Run, Run] | None = None, title: str = "AdaFuse runs compared") -> str:
+                  pair: tuple[Run, Run] | None = None, title: str = "AdaFuse runs compared",
+                  results: Results | None = None) -> str:
+    """The page; `results`: the grid with its bootstrap intervals when the caller has it."""
     tasks = by_task(runs)
     charted = {t: group for t, group in tasks.items() if t != "prompt"}  # prompt mode: no metrics
+    grid = build_grid(runs)
+    if results is None and grid.tasks:
+        results = build_results(runs)
+    look = Look.of(runs, grid)
     parts = [f"<h1>{escape(title)}</h1>",
              (f'<p class="meta">{len(runs)} runs, tasks: {escape(", ".join(tasks))}; '
               f'made {datetime.now():%Y-%m-%d %H:%M} by <code>python -m adafuse.compare</code></p>')]
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
-    parts += [section_grid(runs), section_theta(charted), section_cost(charted), section_spans(charted),
-              section_runs(tasks), section_disagreements(pair)]
+    parts += [section_grid(results), section_theta(charted, look), section_cost(charted, look),
+              section_spans(charted, look), section_runs(tasks), section_disagreements(pair)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             + "\n".join(p for p in parts if p) + "</body></html>\n")
@@ -112,7 +171,8 @@ def line_label(key: tuple, keys: list[tuple]) -> str:
     return " ".join(parts) or f"{decoder} · {model_set}"
 
 
-def section_theta(tasks: dict[str, list[Run]]) -> str:
+def section_theta(tasks: dict[str, list[Run]], look: Look | None = None) -> str:
+    look = look or Look.of_tasks(tasks)
     charts = []
     for task, group in tasks.items():
         swept = [r for r in group if r.theta_delta is not None and r.main is not None and r.n_done]
@@ -121,74 +181,71 @@ def section_theta(tasks: dict[str, list[Run]]) -> str:
         lines: dict[tuple, list[Run]] = {}
         for run in swept:
             lines.setdefault(line_key(run), []).append(run)
-        series = []
+        series, shown = [], []
         for key, runs in sorted(lines.items(), key=lambda kv: str(kv[0])):
             by_theta: dict[float, list[Run]] = {}
             for run in runs:
                 by_theta.setdefault(run.theta_delta, []).append(run)
             members = [pick(by_theta[theta]) for theta in sorted(by_theta)]  # one run a θ_Δ
+            shown += members
             series.append(svg.Series(line_label(key, list(lines)), [(r.theta_delta, scaled(r)) for r in members],
-                                     [f"{r.label}: θ_Δ={r.theta_delta:g}, {r.main_metric}={fmt_score(scaled(r))}"
-                                      for r in members]))
+                                     [f"{look.label(r)} ({r.label}): θ_Δ={r.theta_delta:g}, "
+                                      f"{r.main_metric}={fmt_score(scaled(r))}" for r in members],
+                                     colors=[look.color(r) for r in members]))
         # runs without θ_Δ (single models, other decoders): flat reference lines
-        for run in [r for r in group if r.theta_delta is None and r.main is not None and r.n_done]:
-            label = f"{run.decoder} · {point_label(run)} (single model)" if run.is_single else point_label(run)
-            series.append(svg.Series(label, [(0.0, scaled(run))],
-                                     [f"{run.label}: {run.main_metric}={fmt_score(scaled(run))}"],
-                                     dashed=True))
+        flat = one_per_system([r for r in group if r.theta_delta is None and r.main is not None and r.n_done])
+        for run in flat:
+            series.append(svg.Series(look.label(run), [(0.0, scaled(run))],
+                                     [f"{look.label(run)} ({run.label}): {run.main_metric}={fmt_score(scaled(run))}"],
+                                     dashed=True, colors=[look.color(run)]))
+        entries = look.entries(shown + flat, lambda r: "dashed" if r.theta_delta is None else "circle")
         charts.append(svg.line_chart(series, title=task, x_label="θ_Δ (confidence threshold on the margin)",
-                                     y_label=f"{swept[0].main_metric or 'metric'} (0-100)"))
+                                     y_label=f"{swept[0].main_metric or 'metric'} (0-100)", legend_entries=entries))
     if not charts:
         return ""
-    return ("<h2>Metric vs θ_Δ</h2><p class=\"how\">One line per max_words (and model set); dashed: "
-            "each model alone, and other decoders. θ_Δ = 0: every model always confident (long spans); θ_Δ = 1: always "
-            "exploring B one-word proposals.</p>" + f'<div class="charts">{"".join(charts)}</div>')
+    return ("<h2>Metric vs θ_Δ</h2><p class=\"how\">Points: runs with a θ_Δ, joined by a grey line where "
+            "only θ_Δ differs; dashed: each model alone, and other decoders. Each system has one colour "
+            "on the whole page; marks at the same place are drawn a few pixels apart. θ_Δ = 0: every "
+            "model always confident (long spans); θ_Δ = 1: always exploring B one-word proposals.</p>"
+            + f'<div class="charts">{"".join(charts)}</div>')
 
 
-def point_label(run: Run) -> str:
-    if run.is_single:
-        return run.models[0] if run.models else run.decoder
-    if run.theta_delta is not None:
-        extra = f" w{run.max_words}" if run.max_words is not None else ""
-        return f"θ{run.theta_delta:g}{extra}"
-    return " ".join([run.decoder] + [f"{k}={format_value(v)}" for k, v in run.settings.items()])
-
-
-def section_cost(tasks: dict[str, list[Run]]) -> str:
+def section_cost(tasks: dict[str, list[Run]], look: Look | None = None) -> str:
+    look = look or Look.of_tasks(tasks)
     rows = []  # one row a task: its charts side by side
     for task, group in tasks.items():
         charts = []
         for axis, cost_of in COSTS.values():
-            runs = [r for r in group if r.main is not None and r.n_done and cost_of(r) is not None]
+            runs = one_per_system([r for r in group if r.main is not None and r.n_done and cost_of(r) is not None])
             if not runs:
                 continue
-            decoders = sorted({r.decoder for r in runs})
-            points = [svg.Point(cost_of(r), scaled(r), point_label(r),
-                                f"{r.system}\n{r.label}: {r.main_metric}={fmt_score(scaled(r))}, "
-                                f"{axis}={cost_of(r):.3g}", decoders.index(r.decoder), r.is_single)
+            runs.sort(key=lambda r: look.order[r.system])
+            points = [svg.Point(cost_of(r), scaled(r), look.label(r),
+                                f"{look.label(r)} ({r.label}): {r.main_metric}={fmt_score(scaled(r))}, "
+                                f"{axis}={cost_of(r):.3g}", look.color(r), r.is_single)
                       for r in runs]
             front = pareto_front([(p.x, p.y) for p in points])
             charts.append(svg.scatter_chart(points, front, title=f"{task}: {runs[0].main_metric} vs {axis}",
                                             x_label=f"{axis} (lower is cheaper)",
                                             y_label=f"{runs[0].main_metric or 'metric'} (0-100)",
-                                            groups=[f"{d} (square: one model)" if d == "greedy" else d
-                                                    for d in decoders]))
+                                            legend_entries=look.entries(runs)))
         if charts:
             rows.append(f'<div class="charts">{"".join(charts)}</div>')
     if not rows:
         return ""
-    return ("<h2>Metric vs cost</h2><p class=\"how\">Each point a run; ringed points form the Pareto "
-            "front (no other run is at least as good for less). Seconds are decode time on the "
-            "machine that ran it; forwards count every model call.</p>"
-            + "".join(rows))
+    return ("<h2>Metric vs cost</h2><p class=\"how\">Each point a system (squares: one model alone), "
+            "in its colour of the whole page; ringed points form the Pareto front (no other run is at "
+            "least as good for less). A name is written beside its point where it has room, else in the "
+            "legend and the hover text only. Seconds are decode time on the machine that ran it; "
+            "forwards count every model call.</p>" + "".join(rows))
 
 
-def section_grid(runs: Sequence[Run]) -> str:
-    grid = build_grid(runs)
-    if not grid.tasks:
+def section_grid(res: Results | None) -> str:
+    if res is None or not res.tasks:
         return ""
+    grid = res.grid
     header = ["system", *[f"{t}" for t in grid.tasks], "Avg", "gain vs best single"]
-    subs = ["", *[grid.metrics[t] for t in grid.tasks], f"{len(grid.tasks)} tasks", ""]
+    subs = ["", *[grid.metrics[t] for t in grid.tasks], f"{len(grid.tasks)} tasks", f"{LEVEL}% interval"]
     head = "".join(f'<th class="{"l" if i == 0 else ""}">{escape(h)}<span class="sub">{escape(s)}</span></th>'
                    for i, (h, s) in enumerate(zip(header, subs)))
     top_avg = max((s.average(grid.tasks) for s in grid.systems if s.covers(grid.tasks)), default=None)
@@ -199,14 +256,20 @@ def section_grid(runs: Sequence[Run]) -> str:
             value, gain = system.value(task), grid.gain(system, task)
             top = max((s.value(task) for s in grid.systems if s.value(task) is not None), default=None)
             bold = ' style="font-weight:600"' if value is not None and value == top else ""
-            note = f'<span class="sub">{fmt_gain(gain)}</span>' if gain is not None else ""
-            cells.append(f"<td{bold}>{fmt_score(value)}{note}</td>")
+            small = [f"n={system.cells[task].run.n_done}"] if value is not None else []
+            if gain is not None:
+                small.append(fmt_gain_interval(gain, res.gain_interval(system, task)))
+            cells.append(f"<td{bold}>{fmt_score(value)}"
+                         + "".join(f'<span class="sub">{escape(t)}</span>' for t in small) + "</td>")
         avg = system.average(grid.tasks)
         partial = "" if system.covers(grid.tasks) else "*"
         cells.append(f'<td class="avg">{fmt_score(avg)}{partial}</td>')
         gain = grid.gain(system)
         klass = "" if gain is None else ("pos" if gain > 0 else "neg" if gain < 0 else "")
-        cells.append(f'<td class="{klass} gain">{fmt_gain(gain)}</td>')
+        interval = res.gain_interval(system) if gain is not None else None
+        low_high = fmt_gain_interval(gain, interval)[len(fmt_gain(gain)):].strip()
+        cells.append(f'<td class="{klass} gain">{fmt_gain(gain)}'
+                     + (f'<span class="sub">{escape(low_high)}</span>' if low_high else "") + "</td>")
         best_row = avg is not None and avg == top_avg and not partial
         rows.append(f'<tr class="{"best" if best_row else "single" if system.single else ""}">{"".join(cells)}</tr>')
     notes = [*grid.notes]
@@ -214,10 +277,11 @@ def section_grid(runs: Sequence[Run]) -> str:
         notes.append("* average over the tasks the system was run on")
     return ("<h2>Systems × tasks (Table 1)</h2><p class=\"how\">Main metric of each task on a 0-100 "
             "scale (accuracy and exact match in percent, BLEU and chrF as sacrebleu reports them), the "
-            "same grid as RESULTS.md; single models first, then AdaFuse, its ablations and the "
-            "baselines. Small print in a cell and the last column: "
-            "relative gain over the best single model (on that task; on the average over shared tasks). "
-            "Bold: best on the task; highlighted: best average.</p>"
+            "same grid as RESULTS.md and the terminal; single models first, then AdaFuse, its ablations "
+            "and the baselines. Small print in a cell: n = items scored, then the relative gain over the "
+            f"best single model on that task with its {LEVEL}% paired-bootstrap interval (only where both "
+            "ran the same items); last column: the gain on the average over the tasks both ran, with its "
+            "interval. Bold: best on the task; highlighted: best average.</p>"
             + f"<table id=\"grid\"><tr>{head}</tr>{''.join(rows)}</table>"
             + ('<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>" if notes else ""))
 
@@ -225,30 +289,32 @@ def section_grid(runs: Sequence[Run]) -> str:
 SPAN_BINS = ("1 word", "2 words", "3 words", "4+ words")
 
 
-def section_spans(tasks: dict[str, list[Run]]) -> str:
+def section_spans(tasks: dict[str, list[Run]], look: Look | None = None) -> str:
+    look = look or Look.of_tasks(tasks)
     charts = []
     for task, group in tasks.items():
-        runs = [r for r in group if r.span_words and not r.is_single]  # one model: no rounds
+        runs = one_per_system([r for r in group if r.span_words and not r.is_single])  # one model: no rounds
         if not runs:
             continue
-        runs.sort(key=lambda r: (r.decoder, r.theta_delta if r.theta_delta is not None else -1,
-                                 r.max_words or 0, r.label))
+        runs.sort(key=lambda r: look.order[r.system])
         share_rows, span_rows = [], []
         for run in runs:
-            label = f"{point_label(run)} · {run.decoder}"
-            shares = run.uncertain_shares
-            if shares:
+            label, shares = look.label(run), run.uncertain_shares
+            if run.theta_delta is None or not shares:  # no margin gate: "uncertain" does not apply
+                share_rows.append(svg.Bar(label, None, "", look.color(run), f"{label}: no θ_Δ, not applicable"))
+            else:
                 mean = sum(shares) / len(shares)
-                share_rows.append((label, [mean], f"{mean:.0%}"))
+                share_rows.append(svg.Bar(label, [mean], f"{mean:.0%}", look.color(run)))
             spans = run.span_words
             counts = [sum(1 for w in spans if min(w, 4) == k) / len(spans) for k in (1, 2, 3, 4)]
-            span_rows.append((label, counts, f"mean {sum(spans) / len(spans):.2f}"))
-        if share_rows:
+            span_rows.append(svg.Bar(label, counts, f"mean {sum(spans) / len(spans):.2f}", look.color(run)))
+        if any(row.values is not None for row in share_rows):
             charts.append(svg.bar_chart(share_rows, title=f"{task}: share of uncertain rounds",
-                                        x_label="rounds in which some model's margin Δ1 < θ_Δ (mean over items)",
-                                        x_max=1.0))
+                                        x_label="rounds in which some model's margin Δ1 < θ_Δ (mean over "
+                                                "items); n/a: a decoder without θ_Δ", x_max=1.0))
         charts.append(svg.bar_chart(span_rows, title=f"{task}: words per committed span",
-                                    x_label="share of committed spans", segments=SPAN_BINS, x_max=1.0))
+                                    x_label="share of committed spans (the square: the system's colour)",
+                                    segments=SPAN_BINS, x_max=1.0))
     if not charts:
         return ""
     return ("<h2>Span statistics</h2><p class=\"how\">From the runs' samples: how often the ensemble "
@@ -266,44 +332,60 @@ def verdict(score: float | None) -> str:
         '<span class="wrong">✗</span>' if score <= 0 else f"({score:.2f})")
 
 
-def divergence_html(name: str, d: Divergence) -> str:
+def visible(text: str) -> str:
+    """A span of text as the page shows it: quoted, newlines and tabs as ⏎ and →."""
+    return "“" + str(text).replace("\n", "⏎").replace("\t", "→") + "”"
+
+
+def proposers(p: dict, names: Sequence[str]) -> str:
+    """Who proposed a span, by name (the record's names, else its indices into the models)."""
+    named = p.get("proposer_names")
+    if not named:
+        named = [names[i] if isinstance(i, int) and 0 <= i < len(names) else f"model {i}"
+                 for i in p.get("proposers") or []]
+    return "+".join(map(str, named)) or "—"
+
+
+def divergence_html(name: str, d: Divergence, names: Sequence[str]) -> str:
     if d.round is None:
         return f"<p>{escape(name)}: no trace (one model, no rounds)</p>"
-    margins = ", ".join("—" if m is None else f"{m:.2f}" for m in d.margins)
-    rows = [[repr(p.get("text")), ",".join(str(i) for i in p.get("proposers") or []),
-             " ".join("—" if n is None else f"{n:.2f}" for n in p.get("nll") or []),
+    states = []
+    for k, model in enumerate(names):
+        margin = d.margins[k] if k < len(d.margins) else None
+        explored = d.explored[k] if k < len(d.explored) else None
+        what = "" if explored is None else (" explored" if explored else " confident")
+        states.append(f"{model} Δ1 {'—' if margin is None else f'{margin:.2f}'}{what}")
+    rows = [[visible(p.get("text", "")), proposers(p, names),
+             *["—" if n is None else f"{n:.2f}" for n in (list(p.get("nll") or []) + [None] * len(names))[:len(names)]],
              "—" if p.get("score") is None else f"{p['score']:.3f}",
              "← committed" if p.get("text") == d.committed else ""] for p in d.proposals[:5]]
-    return (f"<p>{escape(name)}: round {d.round}, after <code>{escape(repr(d.prefix))}</code>; "
-            f"margins Δ1 per model: {margins}; explored: {escape(str(d.explored))}</p>"
-            + '<div class="trace">' + html_table(["proposal", "by", "NLL per model", "score", ""], rows, left=1)
-            + "</div>")
+    header = ["proposal", "by", *[f"NLL {m}" for m in names], "score", ""]
+    return (f"<p>{escape(name)}: round {d.round}, after <code>{escape(visible(d.prefix))}</code>; "
+            f"{escape('; '.join(states))}</p>"
+            + '<div class="trace">' + html_table(header, rows, left=2) + "</div>")
 
 
-def item_html(d: Disagreement, names: tuple[str, str]) -> str:
+def item_html(d: Disagreement, runs: tuple[Run, Run]) -> str:
     gold = d.gold if not isinstance(d.gold, list) else " | ".join(map(str, d.gold[:6]))
     return (f'<div class="item"><b>item {escape(d.id)}</b><pre>{escape(d.question)}</pre>'
             f"<p>A: <code>{escape(d.answers[0])}</code> {verdict(d.scores[0])} &nbsp; "
             f"B: <code>{escape(d.answers[1])}</code> {verdict(d.scores[1])} &nbsp; "
             f"gold: <code>{escape(str(gold))}</code></p>"
-            + divergence_html(f"A ({names[0]})", d.divergence[0])
-            + divergence_html(f"B ({names[1]})", d.divergence[1]) + "</div>")
-
-
-def model_key(run: Run) -> str:
-    return ", ".join(f"{i} = {name}" for i, name in enumerate(run.model_names))
+            + divergence_html(f"A ({runs[0].label})", d.divergence[0], runs[0].model_names)
+            + divergence_html(f"B ({runs[1].label})", d.divergence[1], runs[1].model_names) + "</div>")
 
 
 def section_disagreements(pair: tuple[Run, Run] | None, limit: int = 30) -> str:
     if pair is None:
         return ""
     a, b = pair
-    head = (f"<h2>Disagreements: A vs B</h2><p class=\"how\">A = {escape(a.system)} "
-            f"(<code>{escape(a.label)}</code>), B = {escape(b.system)} (<code>{escape(b.label)}</code>), "
+    head = (f"<h2>Disagreements: A vs B</h2><p class=\"how\">A = {escape(system_label(a))} "
+            f"(<code>{escape(a.label)}</code>), B = {escape(system_label(b))} (<code>{escape(b.label)}</code>), "
             f"task {escape(a.task)}. Items whose extracted answers differ, those where only one is right "
             "first. For each run: the round that committed the first character where the two "
-            "responses part, with that round's proposals (by: proposing models, "
-            f"{escape(model_key(a))}; score: the ensemble's mean NLL, lowest wins).</p>")
+            "responses part, each model's top-1 margin Δ1 there and whether it explored, and that "
+            "round's proposals (by: the models that proposed it; NLL: each model's mean NLL of it; "
+            "score: the ensemble's, lowest wins). ⏎ is a newline.</p>")
     if a.task != b.task:
         return head + f"<p>Not comparable: A is a {escape(a.task)} run, B a {escape(b.task)} run.</p>"
     items = disagreements(a, b)
@@ -311,6 +393,6 @@ def section_disagreements(pair: tuple[Run, Run] | None, limit: int = 30) -> str:
     b_only = sum(1 for d in items if (d.scores[1] or 0) > (d.scores[0] or 0))
     summary = (f"<p>{len(items)} of {len(a.samples)} items differ: only A right on {a_only}, "
                f"only B right on {b_only}.</p>")
-    shown = "".join(item_html(d, (a.label, b.label)) for d in items[:limit])
+    shown = "".join(item_html(d, (a, b)) for d in items[:limit])
     more = f"<p>… and {len(items) - limit} more.</p>" if len(items) > limit else ""
     return head + summary + shown + more

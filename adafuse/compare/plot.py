@@ -5,6 +5,7 @@ against seconds per item, one point a system) as a PNG, drawn by headless Chromi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -22,22 +23,23 @@ def main_plot_svg(res: Results) -> str | None:
 
     # averages over different task sets do not compare: only the systems that ran the most tasks
     most = max((len(s.tasks(res.tasks)) for s in res.systems), default=0)
-    points = []
+    points, entries = [], []
+    colors = svg.colors_for([s.key for s in res.systems])  # the report's colours (html.Look)
     for s in res.systems:
         if len(s.tasks(res.tasks)) < most:
             continue
         avg, cost = s.average(res.tasks), s.seconds_per_item()
         if avg is None or cost is None:
             continue
-        group = 0 if s.single else (1 if s is res.adafuse else (2 if s.label.startswith("AdaFuse") else 3))
-        points.append(svg.Point(cost, avg, s.label, f"{s.label}: {avg:.1f}, {cost:.2f} s/item", group, s.single))
+        points.append(svg.Point(cost, avg, s.label, f"{s.label}: {avg:.1f}, {cost:.2f} s/item",
+                                colors[s.key], s.single))
+        entries.append(svg.Entry(s.label, colors[s.key], "square" if s.single else "circle"))
     if not points:
         return None
     front = pareto_front([(p.x, p.y) for p in points])
     return svg.scatter_chart(points, front, title=f"Average over {most} tasks vs cost",
                              x_label="seconds per item (all tasks)", y_label="average score (0-100)",
-                             groups=["one model (square)", "AdaFuse", "AdaFuse ablations", "baselines"],
-                             width=PLOT_SIZE[0], height=PLOT_SIZE[1])
+                             legend_entries=entries, width=PLOT_SIZE[0], height=PLOT_SIZE[1])
 
 
 def find_chromium() -> str | None:
@@ -77,7 +79,8 @@ def write_assets(res: Results, runs: Sequence[Run], notes: Sequence[str], out: P
         from adafuse.compare.html import render_report
 
         report = assets / "report.html"
-        report.write_text(render_report(runs, notes, default_pair(runs), title="Table 1 on the embedded pair"),
+        report.write_text(render_report(runs, notes, default_pair(runs), title="Table 1 on the embedded pair",
+                                         results=res),
                           encoding="utf-8")
         written["html"] = link(report)
     if png:
@@ -89,8 +92,9 @@ def write_assets(res: Results, runs: Sequence[Run], notes: Sequence[str], out: P
             page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><style>body{margin:8px;'
                             f'background:#fff}}</style></head><body>{chart}</body></html>\n', encoding="utf-8")
             image = assets / "main_plot.png"
-            # the legend (4 groups and the front) hangs below the plot area: 16 px a line
-            problem = screenshot(page, image, PLOT_SIZE[0] + 20, PLOT_SIZE[1] + 16 * 5 + 30)
+            # the legend hangs below the plot area: the svg's own height holds it
+            height = int(re.search(r'height="(\d+)"', chart).group(1))
+            problem = screenshot(page, image, PLOT_SIZE[0] + 20, height + 30)
             if problem:
                 written["png_note"] = (f"No PNG of the main plot: {problem}; the chart is in "
                                        f"[{link(page)}]({link(page)}).")

@@ -91,9 +91,10 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def terminal_report(runs: Sequence[Run]) -> str:
+def terminal_report(runs: Sequence[Run], results=None) -> str:
     """One table a task, sorted by its main metric ('*' marks the best run of each, a warning
-    follows when its runs were not scored on the same items), then the Table-1 grid."""
+    follows when its runs were not scored on the same items), then the Table-1 grid with
+    `results`' intervals (bootstrap.build_results(runs) when not given)."""
     blocks = []
     for task, group in by_task(runs).items():
         main = next((r.main_metric for r in group if r.main_metric), None)
@@ -105,7 +106,8 @@ def terminal_report(runs: Sequence[Run]) -> str:
     if grid.tasks:
         from adafuse.compare.bootstrap import LEVEL, build_results
 
-        res = build_results(runs)  # RESULTS.md's intervals: 1,000 paired resamples, seed 0
+        # RESULTS.md's intervals: 1,000 paired resamples, seed 0 (unless the caller has them)
+        res = results or build_results(runs)
         lines = [f"Table 1: systems × tasks, main metric on 0-100 (items in brackets), gain over the "
                  f"best single model on the same items with its {LEVEL}% paired-bootstrap interval "
                  "(* = average over fewer tasks)",

@@ -16,7 +16,8 @@ def _label(text: str) -> str:
     return text.replace("**", "").replace(" (best single)", "").strip()
 
 
-def markdown_grid(text: str) -> dict[str, tuple[str, str]]:
+def markdown_grid(text: str, intervals: bool = False) -> dict[str, tuple[str, str]]:
+    """{system: (average, gain)}; `intervals`: the gain with its interval, `-2.3% [-22.0, +22.3]`."""
     section = text.split("## Systems × tasks", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")][2:]  # header, rule
     out = {}
@@ -25,7 +26,7 @@ def markdown_grid(text: str) -> dict[str, tuple[str, str]]:
         if cells[0] == "items":
             continue
         average = cells[-2].split(" [")[0].split(" (")[0]
-        out[_label(cells[0])] = (average, cells[-1].split(" [")[0])
+        out[_label(cells[0])] = (average, cells[-1] if intervals else cells[-1].split(" [")[0])
     return out
 
 

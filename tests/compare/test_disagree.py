@@ -69,3 +69,22 @@ def test_the_default_pair_is_the_best_ensemble_run_against_the_best_single_model
     assert (a.theta_delta, a.max_words, a.is_single) == (1.0, 3, False)
     assert b.is_single and b.models == ["gemma3-270m"]
     assert default_pair(runs[:1]) is None
+
+
+def test_the_disagreement_cards_name_the_models_and_print_no_python_values(tmp_path):
+    from adafuse.compare.html import section_disagreements
+
+    page = section_disagreements(make_pair(tmp_path))
+    assert "False" not in page and "True" not in page and "'" not in page.split("</p>", 1)[1]
+    assert "smollm2-135m-instruct Δ1 0.20 explored; gemma3-270m Δ1 0.90 confident" in page
+    assert "<td class=l>smollm2-135m-instruct</td>" in page  # the proposers, by name
+    assert "<th>NLL gemma3-270m</th>" in page and "“ Phantom”" in page
+
+
+def test_the_default_pair_is_adafuse_at_the_papers_setting_even_when_an_ablation_scores_more(tmp_path):
+    make_run(tmp_path / "paper", theta=0.7, max_words=3, main=0.3)
+    make_run(tmp_path / "theta1", theta=1.0, max_words=3, main=0.6)
+    make_run(tmp_path / "smol", decoder="greedy", theta=None, max_words=None, model_index=0, main=0.2)
+    make_run(tmp_path / "gemma", decoder="greedy", theta=None, max_words=None, model_index=1, main=0.4)
+    a, b = default_pair(load_runs([tmp_path])[0])
+    assert (a.path.name, b.path.name) == ("paper", "gemma")
