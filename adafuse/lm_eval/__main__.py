@@ -4,7 +4,8 @@ lm-eval 0.4.x finds models only in its own registry, so this registers `adafuse`
 then runs lm-eval's command line on the same arguments. With `--model adafuse`, the model
 arguments are checked first (keys, values, model specs, decoder parameters: no weights are
 loaded), so a typo fails in a second rather than after lm-eval has indexed its tasks. Bad
-adafuse input prints one `error:` line and exits with status 2.
+adafuse input prints one `error:` line and exits with status 2. `--help` (alone or after
+`run`) lists our `--model_args` keys, their meanings and defaults, before lm-eval's help.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    words = sys.argv[1:]
+    if {"-h", "--help"} & set(words) and (not words[0].startswith("-") and words[0] == "run"
+                                          or words[0] in ("-h", "--help")):
+        print(model_args.help_text())  # ours first; lm-eval's parser then prints its own and exits
     # what lm_eval.__main__.cli_evaluate does, with the check between parsing and running
     setup_logging()
     parser = HarnessCLI()

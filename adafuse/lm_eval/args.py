@@ -17,6 +17,18 @@ CONF_MODELS = Path(__file__).resolve().parents[2] / "conf" / "models"
 LIST_SEPARATOR = "+"
 
 OWN_KEYS = ("models", "decoder", "dtype", "device", "batch_size", "max_batch_size", "chat_template")
+# what `--help` says of each of OWN_KEYS: (meaning, default); a decoder's keys are described
+# from the decoder registry instead (decoder_help)
+OWN_HELP = {
+    "models": ("a preset of conf/models/ ({presets}) or model specs joined by '+': embedded names, "
+               "hub ids, folders, .gguf files", "smol_gemma"),
+    "decoder": ("the decoder: {decoders}", "adafuse"),
+    "dtype": ("every model's dtype: auto, float32, bfloat16, float16", "auto"),
+    "device": ("every model's device: auto, cpu, cuda, cuda:N (lm-eval's --device too)", "auto"),
+    "batch_size": ("prompts decoded together, contexts scored together (lm-eval's --batch_size too)", "1"),
+    "max_batch_size": ("accepted from lm-eval and not used", "none"),
+    "chat_template": ("true: each model wraps the context in its own chat template", "the preset's"),
+}
 
 
 def decoder_keys() -> dict[str, Any]:
@@ -168,3 +180,65 @@ def check(args: dict[str, Any]) -> None:
         raise
     except Exception:  # noqa: BLE001 - a constructor that needs a real model: checked when it loads
         pass
+
+
+def type_name(kind: Any) -> str:
+    """A schema type as --help writes it: int, float, str, or a list joined by '+'."""
+    import typing
+
+    if "List" in str(kind):
+        return "numbers joined by '+' (1+2)"
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    base = args[0] if args else kind
+    return getattr(base, "__name__", str(base))
+
+
+def decoder_help() -> list[tuple[str, str, str]]:
+    """(key, meaning, default) for each decoder parameter, read from the registered classes:
+    its type and range (`bounds`), its short name in reports (`labels`), and which decoders
+    take it with which default."""
+    from adafuse.decoding import DECODERS
+    from adafuse.decoding.base import MODES
+    from adafuse.decoding.registry import LAST_MODEL, default, schema_keys
+
+    rows = []
+    for key, kind in decoder_keys().items():
+        takers = [cls for cls in DECODERS.values() if key in schema_keys(cls)]
+        defaults: dict[str, list[str]] = {}
+        for cls in takers:
+            value = default(cls, key)
+            shown = ("equal" if value is None and key == "weights" else
+                     "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+            defaults.setdefault(shown, []).append(cls.name)
+        bounds = next((c.bounds[key] for c in takers if key in getattr(c, "bounds", {})), None)
+        what = " or ".join(MODES) if key == "mode" else type_name(kind)
+        if bounds:
+            low, high = bounds
+            what += f" >= {low}" if high is None else \
+                f" in [{low}, {'the last model' if high == LAST_MODEL else high}]"
+        label = next((c.labels[key] for c in takers if key in getattr(c, "labels", {})), None)
+        if label:
+            what += f" ({label} in reports)"
+        shown = "; ".join(f"{v} ({', '.join(names)})" if len(defaults) > 1 else v for v, names in defaults.items())
+        rows.append((key, f"{what}; for {', '.join(c.name for c in takers)}", shown))
+    return rows
+
+
+def help_text() -> str:
+    """Our `--model_args` keys, what each means and its default: printed before lm-eval's own
+    help by `python -m adafuse.lm_eval --help`."""
+    from adafuse.decoding import DECODERS
+
+    own = {k: (m.format(presets=", ".join(presets()), decoders=", ".join(DECODERS)), d)
+           for k, (m, d) in OWN_HELP.items()}
+    rows = [(k, *own[k]) for k in OWN_KEYS[:2]] + decoder_help() + [(k, *own[k]) for k in OWN_KEYS[2:]]
+    width = max(len(k) for k, _, _ in rows) + 2
+    lines = ["adafuse as an lm-eval model: --model adafuse --model_args key=value,key=value,...",
+             "(lm-eval splits at commas, so a list is joined by '+'; a bad key or value is one",
+             "error: line and exit status 2, before lm-eval indexes its tasks or a model loads)", "",
+             f"  {'key'.ljust(width)}meaning [default]"]
+    lines += [f"  {k.ljust(width)}{meaning} [{default_}]" for k, meaning, default_ in rows]
+    lines += ["", "CPU threads: threads=auto when the models load (the cores free of other load);",
+              "OMP_NUM_THREADS=N sets the count.", "", "lm-eval's own help follows.", ""]
+    return "\n".join(lines)
+
