@@ -14,12 +14,18 @@ samples.jsonl) is the raw model output, null or absent for none. Two kinds of fi
 - without gold, `{"id" or "question", "pred"}`: matched to the task's first `limit` items
   (all without it) by id, else by question text.
 An item without a prediction counts as wrong, as in the paper's accuracies; `only_predicted=true`
-scores the predicted items alone. The report (JSON on stdout) says how many items had one.
+scores the predicted items alone.
+
+Two reports: for a person, on stderr, every metric on the 0-100 scale `compare` and RESULTS.md
+print (accuracy and exact match in percent, BLEU and chrF as sacrebleu reports them); for
+scripts, JSON on stdout with each number as results.json stores it (fractions in [0, 1], BLEU
+and chrF on 0-100), and how many items had a prediction.
 
 `rescore=DIR` re-scores every finished run folder at or below DIR with the current rules of its
 task (after a scoring rule changed; no decoding): the samples' `extracted`, `scores` and
 `main_score` and results.json's metrics are rewritten, results.json keeps the numbers before under
-`rescored.previous`. Bad input prints one line and exits with 2; `--help` prints this text.
+`rescored.previous`; the person's report gives each run's main metric before and after, on 0-100.
+Bad input prints one line and exits with 2; `--help` prints this text.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from adafuse.runner.provenance import git_state
 from adafuse.runner.rundir import RunDir
 from adafuse.tasks import ScoreResult, Task, TaskError, get_task
 from adafuse.tasks.loaders import read_jsonl
+from adafuse.tasks.metrics.registry import percent
 
 KEYS = {"task", "predictions", "limit", "source", "tasks_dir", "per_item", "only_predicted", "gold", "rescore"}
 USAGE = ("usage: python -m adafuse.score task=NAME predictions=FILE.jsonl [limit=N] [source=S] [tasks_dir=DIR] "
@@ -300,6 +307,30 @@ def rescore(args: dict[str, str]) -> list[dict[str, Any]]:
     return report
 
 
+def percent_text(metric: Optional[str], value: Any) -> str:
+    """A metric's number on the 0-100 scale (the metric's own declared scale, from the registry)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "—"
+    return f"{percent(metric, value):.1f}"
+
+
+def report_lines(report: Any) -> list[str]:
+    """The person's report: metrics on 0-100, main metric first."""
+    if isinstance(report, list):  # rescore=
+        lines = [f"{printable(e['run'])}: {e['main_metric']} {percent_text(e['main_metric'], e['before'])} -> "
+                 f"{percent_text(e['main_metric'], e['after'])}" for e in report if "skipped" not in e]
+        done = len(lines)
+        return lines + [f"{done} of {len(report)} runs rescored; main metric before -> after, on 0-100"]
+    main, metrics = report["main_metric"], report["metrics"]
+    names = [main, *sorted(k for k in metrics if k != main)]
+    width = max(map(len, names))
+    lines = [f"{report['task']}: {report['n_items']} items scored"]
+    lines += [f"  {name.ljust(width)}  {percent_text(name, metrics[name]):>5}" + ("  (main)" if name == main else "")
+              for name in names]
+    return lines + ["on 0-100 (fractions in percent, BLEU and chrF as sacrebleu reports them); "
+                    "stdout: JSON, numbers as results.json stores them"]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
@@ -316,6 +347,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         how = ("left out (only_predicted=true)" if report["missing"] == "left out"
                else f"counted as wrong (only_predicted=true scores the {p} alone)")
         print(f"note: {p} of {n} items have a prediction; the other {n - p} are {how}", file=sys.stderr)
+    for line in report_lines(report):
+        print(line, file=sys.stderr)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

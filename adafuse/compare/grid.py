@@ -4,7 +4,8 @@
     grid.systems[0].value("triviaqa"), grid.gain(grid.systems[2])
 
 Systems × tasks, one run a cell, each cell the task's main metric on a 0-100 scale: accuracy
-and exact match (fractions) in percent, BLEU and chrF as sacrebleu reports them. A system's
+and exact match (fractions) in percent, BLEU and chrF as sacrebleu reports them (each metric's
+scale is declared where it is registered: adafuse/tasks/metrics/registry.py). A system's
 average is the mean over the tasks it ran; its gain is relative to the best single model, on
 the average over the tasks both ran. The notes say which runs were chosen where a system ran
 a task more than once, which runs are partial or empty, and where the systems of one task did
@@ -20,6 +21,7 @@ from typing import Any
 from adafuse.compare.load import Run, format_value
 from adafuse.decoding import DECODERS, AdaFuse
 from adafuse.decoding.registry import default, setting_label
+from adafuse.tasks.metrics.registry import percent
 
 TASK_ORDER = ("gsm8k", "triviaqa", "nq", "squad", "flores_en_de", "flores_de_en", "flores_en_ro")
 # AdaFuse as the paper runs it: its class's defaults
@@ -28,16 +30,15 @@ MISSING = "—"
 
 
 def percent_scale(metric: str | None) -> float:
-    """The factor to a 0-100 scale: BLEU and chrF already are on it, fractions are multiplied."""
-    name = (metric or "").lower()
-    return 1.0 if "bleu" in name or "chrf" in name else 100.0
+    """The factor to the 0-100 scale, as the metric declared its scale when it was registered
+    (adafuse/tasks/metrics/registry.py): 1 for BLEU and chrF, 100 for fractions."""
+    return percent(metric, 1.0)
 
 
 def scaled(run: Run, metric: str | None = None) -> float | None:
     """A metric of the run (its main one by default) on the 0-100 scale."""
     name = metric or run.main_metric
-    value = run.metrics.get(name) if name else None
-    return None if value is None else value * percent_scale(name)
+    return percent(name, run.metrics.get(name) if name else None)
 
 
 def fmt_score(value: float | None) -> str:

@@ -92,8 +92,12 @@ def test_a_run_of_0_items_is_never_best(tmp_path, capsys):
     assert "has 0 items; left out" in out.read_text()
 
 
-@pytest.mark.parametrize("metric", ["gsm8k_accuracy", "bleu_13a"])
-def test_the_scale_is_percent_for_fractions_only(metric):
-    from adafuse.compare.grid import percent_scale
+@pytest.mark.parametrize(("metric", "factor"), [("gsm8k_accuracy", 100.0), ("bleu_13a", 1.0), ("spbleu", 1.0),
+                                              ("chrf++", 1.0), ("em_lenient_nq", 100.0)])
+def test_the_scale_is_percent_for_fractions_only(metric, factor, tmp_path):
+    """The grid's scale is the one each metric declared at registration (tasks/metrics/registry.py)."""
+    from adafuse.compare.grid import percent_scale, scaled
 
-    assert percent_scale(metric) == (1.0 if "bleu" in metric else 100.0)
+    assert percent_scale(metric) == factor
+    run = load_runs([make_run(tmp_path / "a", metrics={metric: 0.5}, main=0.5)])[0][0]
+    assert scaled(run, metric) == 0.5 * factor

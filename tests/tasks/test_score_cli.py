@@ -138,7 +138,9 @@ def test_partial_file_counts_missing_as_wrong_unless_asked(tmp_path, capsys):
     report = json.loads(out)
     assert rc == 0 and report["metrics"]["em_lenient_triviaqa"] == 0.5 and report["missing"] == "counted as wrong"
     assert (report["n_items"], report["n_predicted"], report["n_without_prediction"]) == (4, 2, 2)
-    assert err == "note: 2 of 4 items have a prediction; the other 2 are counted as wrong (only_predicted=true scores the 2 alone)\n"
+    assert err.splitlines()[0] == ("note: 2 of 4 items have a prediction; the other 2 are counted as wrong "
+                                   "(only_predicted=true scores the 2 alone)")
+    assert err.splitlines()[2].split() == ["em_lenient_triviaqa", "50.0", "(main)"]  # 0-100
     rc, out, err = _run(capsys, "task=triviaqa", f"predictions={path}", "only_predicted=true")
     report = json.loads(out)
     assert rc == 0 and report["metrics"]["em_lenient_triviaqa"] == 1.0 and report["n_items"] == 2
@@ -270,3 +272,39 @@ def test_rescore_never_drops_rewrites_or_cuts_items(tmp_path, capsys):
             assert (root / name / file).read_bytes() == data, (name, file)
         assert f"note: {root / name}:" in err
     assert any("after" in e for e in json.loads(out))  # the undamaged runs were rescored
+
+
+def test_the_printed_report_is_on_0_100_and_the_json_as_stored(tmp_path, capsys):
+    """stderr: each metric on compare's 0-100 scale, the main one first; stdout: the JSON with
+    the numbers as results.json keeps them (fractions)."""
+    path = _preds(tmp_path, [{"question": "q1", "pred": "Paris", "answer": "Paris"},
+                             {"question": "q2", "pred": "Rome", "answer": "Madrid"},
+                             {"question": "q3", "pred": "Bonn", "answer": "Bonn"}])
+    rc, out, err = _run(capsys, "task=squad", f"predictions={path}")
+    assert rc == 0 and json.loads(out)["metrics"]["em_lenient_squad"] == pytest.approx(2 / 3)
+    lines = err.splitlines()
+    assert lines[0] == "squad: 3 items scored"
+    assert lines[1].split() == ["em_lenient_squad", "66.7", "(main)"]
+    assert {line.split()[0]: line.split()[1] for line in lines[2:-1]} == {
+        "em": "66.7", "em_lenient_squad_spaced": "66.7", "f1": "66.7"}
+    assert lines[-1].startswith("on 0-100")
+
+
+def test_rescore_prints_each_runs_main_metric_on_0_100(tmp_path, capsys):
+    """A BLEU run (already 0-100) and an accuracy run (a fraction) side by side, on one scale."""
+    with tarfile.open(TABLE1_RUNS) as tar:
+        tar.extractall(tmp_path, filter="data")
+    root = tmp_path / "table1_embedded"
+    keep = {root / "flores_en_de" / "rerank", root / "triviaqa" / "rerank"}
+    for run in root.glob("*/*"):
+        if run.is_dir() and run not in keep:
+            import shutil
+
+            shutil.rmtree(run)
+    rc, out, err = _run(capsys, f"rescore={root}")
+    assert rc == 0
+    after = {Path(e["run"]).parent.name: e["after"] for e in json.loads(out)}
+    printed = dict(line.split(": ", 1) for line in err.splitlines() if line.startswith(str(root)))
+    assert printed[str(root / "flores_en_de" / "rerank")].endswith(f"-> {after['flores_en_de']:.1f}")
+    assert printed[str(root / "triviaqa" / "rerank")].endswith(f"-> {after['triviaqa'] * 100:.1f}")
+    assert err.splitlines()[-1] == "2 of 2 runs rescored; main metric before -> after, on 0-100"

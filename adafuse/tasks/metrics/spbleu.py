@@ -162,13 +162,13 @@ def _score_corpus(preds: Preds, golds: Golds, drop_empty: bool, suffix: str) -> 
     return MetricOutput(aggregate, per_item)
 
 
-@register_metric("spbleu")
+@register_metric("spbleu", scale=100, reports=("chrf++", "bleu_13a"))
 def spbleu(preds: Preds, golds: Golds) -> MetricOutput:
     """Corpus spBLEU; empty predictions count as empty strings (offline: chrf++, bleu_13a)."""
     return _score_corpus(preds, golds, drop_empty=False, suffix="")
 
 
-@register_metric("spbleu_published")
+@register_metric("spbleu_published", scale=100, reports=("chrf++_published", "bleu_13a_published"))
 def spbleu_published(preds: Preds, golds: Golds) -> MetricOutput:
     """Corpus spBLEU with empty predictions dropped, as published (offline: *_published)."""
     return _score_corpus(preds, golds, drop_empty=True, suffix="_published")
