@@ -241,5 +241,11 @@ def _table_row(sample: dict[str, Any]) -> list[Any]:
         str(sample.get("id")), sample.get("response"), sample.get("extracted"),
         gold if isinstance(gold, str) or gold is None else " | ".join(map(str, gold)),
         score, sample.get("rounds"), sample.get("words"), sample.get("uncertain_share"),
-        cost.get("forwards"), sample.get("seconds"),
+        cost.get("forwards"), _decode_seconds(sample.get("seconds")),
     ]
+
+
+def _decode_seconds(seconds: Any) -> Any:
+    """The table's `seconds` column: the item's decode seconds, a number in every row (the
+    sample's `seconds` is a dict whose keys differ between items: `warmup` on a sitting's first)."""
+    return seconds.get("decode") if isinstance(seconds, dict) else seconds

@@ -102,18 +102,19 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 def check_folder(folder: Path | str) -> None:
     """Refuse a run folder in which a file that runs write (results, samples, trace, the
-    lock, the log, Hydra's `.hydra/` files, W&B's folder) is a symbolic link: Hydra and W&B
-    write some of them themselves, and would write through it."""
+    lock, the log, Hydra's `.hydra/` files, W&B's folder) is a symbolic link: Hydra writes
+    some of them itself, and would write through it. (Inside `wandb/`, W&B keeps its own
+    `latest-run` link; our `wandb/run-id` is read and written through this module.)"""
     folder = Path(folder)
     for name in (*REPLACED, ".lock", ".hydra", "wandb", "run.log"):
         path = folder / name
-        if name in (".hydra", "wandb") and path.is_dir() and not path.is_symlink():
+        if name == ".hydra" and path.is_dir() and not path.is_symlink():
             for entry in os.scandir(path):
                 if entry.is_symlink():
                     refuse_link(Path(entry.path))
             continue
         if path.is_symlink():
-            refuse_link(path)
+            refuse_link(path)  # raises
 
 
 def remove_temporaries(folder: Path | str) -> list[Path]:

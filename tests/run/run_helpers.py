@@ -46,24 +46,52 @@ def without_timings(samples: list[dict]) -> list[dict]:
     return [{k: v for k, v in s.items() if k != "seconds"} for s in samples]
 
 
-def wandb_records(run_dir: Path) -> dict:
+def wandb_records(run_dir: Path, timeout: float = 300) -> dict:
     """What an offline W&B run logged, read back from its files: the run record (project,
     group, job type, name), the config, the merged summary, the history rows and the tables.
 
-    The `.wandb` file is a LevelDB-style log of protobuf records: a 7-byte header, then 32 KiB
-    blocks of chunks, each with a 7-byte header (CRC, length, type: full/first/middle/last)."""
-    import struct
+    W&B's writer is another process that may still be flushing when the run's `finish()` has
+    returned (on a loaded machine it was: the run record was not there yet), so the file is
+    read once it holds the writer's `exit` record (written at `finish`) and has stopped
+    growing, polling up to `timeout` seconds; a file that never gets there fails the test
+    saying so."""
+    import time
 
     from wandb.proto import wandb_internal_pb2 as pb
 
     (path,) = Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")
-    data, pos, block, pending, records = path.read_bytes(), 7, 32768, b"", []
+    deadline, size = time.monotonic() + timeout, -1
+    while True:
+        data = path.read_bytes()
+        parsed = []
+        for raw in _wandb_chunks(data):
+            record = pb.Record()
+            record.ParseFromString(raw)
+            parsed.append(record)
+        kinds = {r.WhichOneof("record_type") for r in parsed}
+        if "exit" in kinds and len(data) == size:
+            break
+        size = len(data)
+        assert time.monotonic() < deadline, f"{path}: the W&B writer did not finish in {timeout} s ({kinds})"
+        time.sleep(0.5)
+    return _wandb_content(parsed, path)
+
+
+def _wandb_chunks(data: bytes) -> list[bytes]:
+    """The records of a `.wandb` file: a LevelDB-style log of protobuf records, a 7-byte
+    header, then 32 KiB blocks of chunks, each with a 7-byte header (CRC, length, type:
+    full/first/middle/last). A record cut short at the end (still being written) is left out."""
+    import struct
+
+    pos, block, pending, records = 7, 32768, b"", []
     while pos + 7 <= len(data):
         room = block - pos % block
         if room < 7:  # a block's tail too small for a header is padding
             pos += room
             continue
         _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):  # still being written
+            break
         chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
         if kind == 0:  # zero padding to the end of the block
             pos += room - 7 - length
@@ -75,10 +103,12 @@ def wandb_records(run_dir: Path) -> dict:
             pending += chunk
         elif kind == 4:
             records.append(pending + chunk)
+    return records
+
+
+def _wandb_content(parsed: list, path: Path) -> dict:
     out: dict = {"run": None, "config": {}, "summary": {}, "history": []}
-    for raw in records:
-        record = pb.Record()
-        record.ParseFromString(raw)
+    for record in parsed:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run

@@ -100,6 +100,11 @@ def test_a_continued_run_continues_its_wandb_run(adafuse_run, tmp_path):
     assert res.code == 0, res.err
     first = sorted((run / "wandb").glob("offline-run-*"))
     assert len(first) == 1, (res.out, res.err, list(run.rglob("*")))
+    # as if stopped before its item was written (a complete run, rerun, does nothing at all)
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "status": "interrupted"}))
+    (run / "samples.jsonl").write_text("")
+    (run / "trace.jsonl").write_text("")
     assert adafuse_run("task=triviaqa", "limit=1", "logger=wandb", f"resume={run}").code == 0
     runs = sorted((run / "wandb").glob("offline-run-*"))
     assert len(runs) == 2
