@@ -24,6 +24,7 @@ from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE, Results, Sample, TraceRow, read_jsonl
 from adafuse.runner.experiment import open_task, score_samples, select_items
+from adafuse.runner.items import input_digests, shard_slice
 from adafuse.runner.rundir import RunDir, config_differences
 
 USAGE = "usage: python -m adafuse.merge <sweep folder> [out=DIR] [replace=true]"
@@ -56,23 +57,34 @@ def group_shards(runs: list[RunDir]) -> list[list[tuple[RunDir, dict]]]:
     return groups
 
 
-def check_complete(group: list[tuple[RunDir, dict]]) -> list[tuple[RunDir, dict]]:
-    """The group's shards in order; every one present once and finished."""
+def empty_shards(config: dict) -> set[int]:
+    """The shards that hold no item (more shards than items): their jobs have nothing to
+    decode and write no run, and a merge does without them."""
+    count = config["num_shards"]
+    task, _, _ = open_task(unsharded(config))
+    n_items = len(select_items(task, unsharded(config)))
+    return {i for i in range(count) if not shard_slice(n_items, i, count)}
+
+
+def check_complete(group: list[tuple[RunDir, dict]]) -> list[tuple[int, RunDir, dict]]:
+    """The group's shards in order, as (shard, run, results); every one that holds items
+    present once and finished."""
     count = group[0][1]["config"]["num_shards"]
+    empty = empty_shards(group[0][1]["config"])
     by_shard: dict[int, tuple[RunDir, dict]] = {}
     for run, results in group:
         shard = results["config"]["shard"]
         if shard in by_shard:
             raise AdaFuseError(f"shard {shard} appears twice: {by_shard[shard][0].path} and {run.path}")
         by_shard[shard] = (run, results)
-    missing = [i for i in range(count) if i not in by_shard]
+    missing = [i for i in range(count) if i not in by_shard and i not in empty]
     if missing:
         raise AdaFuseError(f"shards {missing} of {count} are missing (found {sorted(by_shard)}); "
                            "run them, then merge again")
     unfinished = [str(run.path) for run, results in by_shard.values() if results.get("status") != "complete"]
     if unfinished:
         raise AdaFuseError(f"shards not finished: {', '.join(unfinished)}; rerun them (they resume), then merge")
-    return [by_shard[i] for i in range(count)]
+    return [(i, *by_shard[i]) for i in range(count) if i in by_shard]
 
 
 def shard_samples(run: RunDir, shard: int, expected: list[tuple[int, dict]]) -> list[dict]:
@@ -104,15 +116,16 @@ def shard_trace(run: RunDir, shard: int, ids: set[str]) -> list[dict]:
     return [r.to_json() for r in rows]
 
 
-def gather(shards: list[tuple[RunDir, dict]]) -> tuple[dict, object, list, dict, list[dict]]:
+def gather(shards: list[tuple[int, RunDir, dict]]) -> tuple[dict, object, list, dict, list[dict]]:
     """Everything a merged folder holds, read and checked before anything is written."""
-    config = unsharded(shards[0][1]["config"])
+    count = shards[0][2]["config"]["num_shards"]
+    config = unsharded(shards[0][2]["config"])
     task, _, _ = open_task(config)
     items = select_items(task, config)
     samples: dict[str, dict] = {}
     trace: list[dict] = []
-    for shard, (run, results) in enumerate(shards):
-        expected = select_items(task, {**config, "shard": shard, "num_shards": len(shards)})
+    for shard, run, results in shards:
+        expected = select_items(task, {**config, "shard": shard, "num_shards": count})
         for record in shard_samples(run, shard, expected):
             samples[str(record["id"])] = record
         trace.extend(shard_trace(run, shard, {str(doc["id"]) for _, doc in expected}))
@@ -120,25 +133,25 @@ def gather(shards: list[tuple[RunDir, dict]]) -> tuple[dict, object, list, dict,
     return config, task, items, samples, trace
 
 
-def merge_group(shards: list[tuple[RunDir, dict]], out_dir: Path) -> tuple[dict, list[dict], list[dict]]:
+def merge_group(shards: list[tuple[int, RunDir, dict]], out_dir: Path) -> tuple[dict, list[dict], list[dict]]:
     """results.json, samples and trace of the merged run, checked; nothing is written."""
     config, task, items, samples, trace = gather(shards)
     ordered = [samples[str(doc["id"])] for _, doc in items]
     scored = score_samples(task, items, samples)
-    first = shards[0][1]
+    first = shards[0][2]
     # one job would prefill the shared prefix once: the first shard's entry (None: shards
     # written before it had one, whose first items carry it each)
-    cost = Results(first, str(shards[0][0].results)).cost
+    cost = Results(first, str(shards[0][1].results)).cost
     totals = runfolder.totals(ordered, [m["name"] for m in first.get("models") or []],
                               cost.shared_prefix if cost else None)
     head = runfolder.header(config=config, task=first.get("task"), versions=first.get("versions"),
                             git=first.get("git"), run_dir=str(out_dir), sweep_dir=None,
-                            started=first.get("started"))
+                            started=first.get("started"), inputs=input_digests(task, items))
     results = runfolder.complete_results(
         head, finished=datetime.now().isoformat(timespec="seconds"),
         main_metric=scored.main_metric, metrics=scored.metrics, n_items=len(items),
         n_missing=scored.n_missing, shard={"index": 0, "count": 1}, cost=totals.to_json(),
-        models=first.get("models"), merged_from=[str(run.path) for run, _ in shards])
+        models=first.get("models"), merged_from=[str(run.path) for _, run, _ in shards])
     return results, ordered, trace
 
 

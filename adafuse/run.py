@@ -80,7 +80,7 @@ def fail(exc: BaseException, sweep_dir: Path | None, run_dir: Path | None = None
 
 
 def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: str) -> dict:
-    from adafuse.runner.experiment import RunContext, run_experiment
+    from adafuse.runner.experiment import EmptyShard, RunContext, run_experiment
 
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
@@ -90,6 +90,16 @@ def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: 
             remove_unused(Path(hc.runtime.output_dir),
                           schema.written_hydra_subdir(hc.runtime.output_dir), held=True)
         return results
+    except EmptyShard as exc:
+        remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir),
+                      held=True)
+        if sweep_dir is None:
+            fail(exc, sweep_dir, run_dir)
+        # a sweep's shard of no items: nothing to decode, and merge does without it (printed:
+        # the job's run.log went with its folder)
+        print(f"note: {run_dir.name}: nothing to decode ({exc}); no run folder written",
+              file=sys.stderr)
+        return {}
     except (AdaFuseError, OSError) as exc:
         remove_unused(Path(hc.runtime.output_dir), schema.written_hydra_subdir(hc.runtime.output_dir),
                       held=True)

@@ -113,6 +113,10 @@ def open_task(config: dict):
     return task, list(stop), int(budget)
 
 
+class EmptyShard(AdaFuseError):
+    """A shard of no items (more shards than items): refused alone; in a sweep, nothing to do."""
+
+
 def select_items(task, config: dict) -> list[tuple[int, dict]]:
     """(index, doc) pairs of this job: the first `limit` items (after an optional shuffle),
     then this shard's slice. `index` is the position before sharding, so shards merge back."""
@@ -128,8 +132,8 @@ def select_items(task, config: dict) -> list[tuple[int, dict]]:
         if not docs:
             raise AdaFuseError(f"task {task.name!r} has no items: its data "
                                f"({getattr(task, 'source', None) or 'the bundled file'}) is empty")
-        raise AdaFuseError(f"shard={config['shard']} of num_shards={config['num_shards']} holds no "
-                           f"items (the task has {len(docs)}); use num_shards <= {len(docs)}")
+        raise EmptyShard(f"shard={config['shard']} of num_shards={config['num_shards']} holds no "
+                         f"items (the task has {len(docs)}); use num_shards <= {len(docs)}")
     return [(i, docs[i]) for i in part]
 
 

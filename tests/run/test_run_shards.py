@@ -72,3 +72,35 @@ def test_shards_cover_the_items_once():
         for k in (1, 2, 3, 8):
             parts = [list(shard_slice(n, i, k)) for i in range(k)]
             assert sum(parts, []) == list(range(n))
+
+
+def test_more_shards_than_items_runs_and_merges(adafuse_run, tmp_path, whole_run, capsys):
+    """5 items in 7 shards: two shards hold no item; in a sweep they have nothing to do (no
+    folder, exit 0), and merge does without them."""
+    from adafuse.runner.items import shard_slice
+
+    sweep = tmp_path / "sweep"
+    res = adafuse_run("-m", *TASK, f"shard={','.join(map(str, range(7)))}", "num_shards=7",
+                      f"hydra.sweep.dir={sweep}")
+    assert res.code == 0, res.err
+    held = sorted(int(p.name.split("_")[0]) for p in sweep.iterdir() if (p / "results.json").is_file())
+    assert held == [i for i in range(7) if shard_slice(5, i, 7)]
+    assert not any(p.is_dir() and p.name.startswith(tuple(f"{i}_" for i in range(7)))
+                   and not (p / "results.json").exists() for p in sweep.iterdir())
+    capsys.readouterr()
+    assert merge_main([str(sweep)]) == 0, capsys.readouterr().err
+    merged = json.loads((sweep / "merged" / "results.json").read_text())
+    whole = json.loads((whole_run / "results.json").read_text())
+    assert merged["n_items"] == 5 and merged["metrics"] == whole["metrics"]
+    assert merged["inputs"] == whole["inputs"]  # the merged run's input digests are one job's
+    assert same_items(read_jsonl(sweep / "merged" / "samples.jsonl"), read_jsonl(whole_run / "samples.jsonl"))
+
+
+def test_a_lone_shard_of_no_items_is_refused(adafuse_run, tmp_path):
+    from adafuse.runner.items import shard_slice
+
+    empty = next(i for i in range(7) if not shard_slice(5, i, 7))
+    res = adafuse_run(*TASK, f"shard={empty}", "num_shards=7", f"hydra.run.dir={tmp_path / 'r'}")
+    assert res.code == 2 and res.err_lines == [
+        f"error: shard={empty} of num_shards=7 holds no items (the task has 5); use num_shards <= 5"], res.err
+    assert not (tmp_path / "r").exists()
