@@ -54,8 +54,10 @@ class Counts:
             setattr(torch.Tensor, name, original)
 
 
-def per_word(decoder, prompts, words_of=None, **generate) -> dict:
-    """Decode `prompts` under `Counts`; ops, reads and forwards per generated word."""
+def per_word(decoder, prompts, **generate) -> dict:
+    """Decode `prompts` under `Counts`; ops, reads and forwards per generated word. A short
+    decode first takes the one-time work (each model's probes, weight packing) out of them."""
+    decoder.generate(prompts[0], max_new_tokens=2, stop=generate.get("stop", ()))
     with Counts() as counts:
         outs = decoder.generate_batch(prompts, **generate)
     words = max(1, sum(o.stats.words for o in outs))

@@ -12,6 +12,9 @@
    second and peak memory, at each batch size, on the embedded pair and on a random-init pair
    of 8B shape (Llama-3.1-8B's layer sizes, one with each embedded tokenizer) built from
    configs alone: nothing is downloaded. With two GPUs each model gets its own.
+3. Counts: torch ops, host reads and forwards per word of each system (bench/counts.py), and
+   on a GPU the device syncs of one AdaFuse round, counted as the warnings of
+   `torch.cuda.set_sync_debug_mode("warn")` (each host read of a device tensor is one).
 Exit status 1 when a disagreement is found, so a script can gate on it.
 """
 
@@ -33,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # the tiny pair is built by the tests' own helper
 from adafuse import AdaFuse, Greedy, load_model  # noqa: E402
 from adafuse.models import LoadedModel  # noqa: E402
 from adafuse.tasks import get_task  # noqa: E402
+from counts import per_word  # noqa: E402
 from decode_speed import PeakRSS  # noqa: E402  (bench/, this script's folder, is on sys.path)
 from tests.tiny_hf import PROMPTS, agreement  # noqa: E402
 from tests.tiny_hf import build as build_tiny  # noqa: E402
@@ -137,6 +141,36 @@ def time_systems(label, pair, prompts, batches, max_new_tokens, devs, stop=(), p
     return rows
 
 
+def count_systems(label, pair, prompts, max_new_tokens, stop=(), prefix=None) -> list[dict]:
+    """Ops, host reads and forwards per word of each system at batch 1 (bench/counts.py)."""
+    systems = [("greedy " + pair[0].name, lambda: Greedy(pair, model_index=0)),
+               ("greedy " + pair[1].name, lambda: Greedy(pair, model_index=1)),
+               ("adafuse cached", lambda: AdaFuse(pair, **ADAFUSE))]
+    rows = []
+    for name, make in systems:
+        counted = per_word(make(), prompts, max_new_tokens=max_new_tokens, stop=stop, shared_prefix=prefix)
+        rows.append({"pair": label, "system": name, **counted})
+    return rows
+
+
+def sync_warnings(pair, prompt, stop=()) -> int | None:
+    """Device syncs of one AdaFuse round on CUDA (None on CPU): warnings of sync debug mode."""
+    import warnings
+
+    if not any(lm.device.type == "cuda" for lm in pair):
+        return None
+    decoder = AdaFuse(pair, **ADAFUSE)
+    decoder.generate(prompt, max_new_tokens=2, stop=stop)  # one-time probes out of the way
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            out = decoder.generate(prompt, max_new_tokens=1, stop=stop)  # one round
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) // max(1, out.stats.rounds)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=os.environ.get("DEVICE", "cuda" if torch.cuda.is_available() else "cpu"),
@@ -161,7 +195,7 @@ def main(argv=None) -> int:
     devs = devices(args.device)
     dtype = torch.bfloat16
 
-    agree, speed = [], []
+    agree, speed, counted, syncs = [], [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         tiny = [load_model(str(build_tiny(kind, Path(tmp) / kind, seed=i)), device=str(d), dtype="bfloat16")
                 for i, (kind, d) in enumerate(zip(("llama", "gemma"), devs))]
@@ -177,10 +211,14 @@ def main(argv=None) -> int:
                                      args.tie_nats, stop=task.stop, prefix=task.shared_prefix))
         speed += time_systems("embedded", pair, prompts, batches, tokens, devs,
                               stop=task.stop, prefix=task.shared_prefix)
+        counted += count_systems("embedded", pair, prompts[:8], tokens, stop=task.stop, prefix=task.shared_prefix)
+        syncs = sync_warnings(pair, prompts[0], stop=task.stop)
         tokenizers = [lm.tokenizer for lm in pair]
         del pair
     else:
         prompts = list(PROMPTS) * max(1, n_prompts // len(PROMPTS))
+        counted += count_systems("tiny", tiny, list(PROMPTS), tokens)
+        syncs = sync_warnings(tiny, PROMPTS[0])
     if not args.no_8b:
         pair = random_pair(tokenizers, SHAPE_8B if gpu else SHAPE_CPU, devs, dtype)
         speed += time_systems("8B-shaped" if gpu else "8B-shaped (reduced)", pair, prompts,
@@ -204,6 +242,13 @@ def main(argv=None) -> int:
     for r in speed:
         print(f"{r['pair']:<20} {r['system'][:30]:<30} {r['batch']:>5} {r['prompts']:>7} {r['words']:>6} "
               f"{r['ms_per_word']:>8.1f} {r['tok_per_s']:>7.1f} {r['peak_gb']:>8.2f}")
+    print("\ncounts per word at batch 1 (bench/counts.py: ATen ops, host reads incl. transformers' own)")
+    print(f"{'pair':<10} {'system':<30} {'ops/word':>9} {'reads/word':>10} {'fwd/word':>9} {'reads/fwd':>9}")
+    for r in counted:
+        print(f"{r['pair']:<10} {r['system'][:30]:<30} {r['ops_per_word']:>9.0f} {r['reads_per_word']:>10.2f} "
+              f"{r['fwd_per_word']:>9.2f} {r['reads_per_forward']:>9.2f}")
+    print("\ndevice syncs in one AdaFuse round (torch.cuda.set_sync_debug_mode('warn')): "
+          + ("n/a (no CUDA device)" if syncs is None else str(syncs)))
     return 1 if any(r["disagree"] for r in agree) else 0
 
 

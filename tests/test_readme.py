@@ -86,6 +86,9 @@ PLAN = [
           "installs .venv (pip, network) and runs this test suite; make run's decode is "
           "python -m adafuse.run with no overrides, run here by the command-line block"),
     Entry(r"from adafuse import load_model, AdaFuse, Greedy", "slow", "the embedded pair"),
+    Entry(r"^session = AdaFuse\(pair\)\.session\(", "skip",
+          "a fragment continuing the Use example (its `pair` and `prompt`); the Session is "
+          "tested in tests/decoding/test_phases.py"),
     Entry(r'^python -m adafuse\.run prompt="Question: Who wrote Emma', "tiny",
           drop=((r"cuda", "needs CUDA"),)),
     Entry(r"^python -m adafuse\.score task=triviaqa predictions=preds\.jsonl", "tiny",

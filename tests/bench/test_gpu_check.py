@@ -41,6 +41,10 @@ def test_gpu_check_runs_on_cpu_and_prints_one_table():
     systems = {(r[-7], int(r[-6])) for r in speed}  # (system's last word, batch)
     assert {("cached", 1), ("cached", 2), ("random-0", 1), ("random-1", 2)} <= systems
     assert all(float(r[-3]) > 0 for r in speed)  # ms per word measured
+    counted = _rows(done.stdout, "counts per word at batch 1")
+    assert [r[-5] for r in counted][-1] == "cached" and len(counted) == 3
+    assert all(0 < float(r[-1]) for r in counted)  # host reads per forward, counted
+    assert "device syncs in one AdaFuse round (torch.cuda.set_sync_debug_mode('warn')): n/a" in done.stdout
 
 
 def test_gpu_check_refuses_cuda_without_cuda():
