@@ -1,0 +1,203 @@
+"""Faults and hostile or damaged run folders (#31), as a table: one case a row. Each row
+prepares a folder (or an environment) in the test's `tmp`, runs `python -m adafuse.run` with
+its arguments and expects exit status 2 with one line on stderr that says `must`; nothing
+outside the run folder (a `victim` file a link points at) is changed, and what the folder held
+is kept. Rows marked `before_load` must be refused before the first model loads.
+
+A new case is one row in CASES.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from adafuse.runfolder import remove_temporaries
+from run_helpers import read_jsonl
+
+BASE = ["task=triviaqa", "limit=2", "logger=none"]
+
+
+def _finished(adafuse_run, tmp):
+    """A complete 2-item run in tmp/run, made once per test and copied (the models stay loaded)."""
+    run = tmp / "run"
+    res = adafuse_run(*BASE, f"hydra.run.dir={run}")
+    assert res.code == 0, res.err
+    return run
+
+
+def _unfinished(adafuse_run, tmp):
+    """A 3-item run stopped after its first item: results.json `interrupted`, one sample."""
+    run = tmp / "run"
+    res = adafuse_run("task=triviaqa", "limit=3", "logger=none", f"hydra.run.dir={run}")
+    assert res.code == 0, res.err
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "status": "interrupted"}))
+    first = (run / "samples.jsonl").read_text().splitlines(keepends=True)[0]
+    (run / "samples.jsonl").write_text(first)
+    keep = [r for r in read_jsonl(run / "trace.jsonl") if str(r["id"]) == str(json.loads(first)["id"])]
+    (run / "trace.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return run
+
+
+def link_to_victim(name):
+    """prepare(): the run folder's `name` becomes a link to tmp/victim (a file outside)."""
+    def prepare(adafuse_run, tmp):
+        run = _unfinished(adafuse_run, tmp)
+        (tmp / "victim").write_text("precious\n")
+        (run / name).unlink(missing_ok=True)
+        (run / name).symlink_to(tmp / "victim")
+        return [f"resume={run}", "task=triviaqa", "limit=3", "logger=none"]
+    return prepare
+
+
+def changed_data(field):
+    """prepare(): a run on a copied data file, then the file's `field` of an item changed."""
+    def prepare(adafuse_run, tmp):
+        data = tmp / "data.jsonl"
+        shutil.copy("tasks/triviaqa/data/dev.jsonl", data)
+        args = ["task=triviaqa", "limit=3", "logger=none", f"task.source={data}"]
+        run = tmp / "run"
+        assert adafuse_run(*args, f"hydra.run.dir={run}").code == 0
+        results = json.loads((run / "results.json").read_text())
+        (run / "results.json").write_text(json.dumps({**results, "status": "interrupted"}))
+        (run / "samples.jsonl").write_text((run / "samples.jsonl").read_text().splitlines(True)[0])
+        lines = data.read_text().splitlines(True)
+        item = json.loads(lines[1])
+        item[field] = ["changed"] if field == "answer" else "Changed question?"
+        lines[1] = json.dumps(item) + "\n"
+        data.write_text("".join(lines))
+        return [*args, f"resume={run}"]
+    return prepare
+
+
+def plain(*args):
+    return lambda adafuse_run, tmp: [a.replace("{tmp}", str(tmp)) for a in args]
+
+
+def env(key, value, *args):
+    """prepare(): the arguments, with `key=value` in the environment."""
+    prepare = plain(*args)
+    prepare.env = (key, value)
+    return prepare
+
+
+# (name, prepare(adafuse_run, tmp) -> arguments, what the one line says, refused before any load)
+CASES = [
+    # 1. links in a run folder: refused, the target neither truncated nor written
+    (".lock a link", link_to_victim(".lock"), "/run/.lock is a symbolic link", True),
+    ("samples.jsonl a link", link_to_victim("samples.jsonl"), "/run/samples.jsonl is a symbolic link", True),
+    ("trace.jsonl a link", link_to_victim("trace.jsonl"), "/run/trace.jsonl is a symbolic link", True),
+    ("results.json a link", link_to_victim("results.json"), "/run/results.json is a symbolic link", True),
+    ("run.log a link", link_to_victim("run.log"), "/run/run.log is a symbolic link", True),
+    # 4. resume compares inputs
+    ("gold changed", changed_data("answer"), "the gold answers changed since this run started", True),
+    ("question changed", changed_data("question"), "the data (the selected items' fields) changed", True),
+    # 5. names
+    ("two models alike", plain("models.1.name=${models.0.name}"), "are both named", True),
+    ("two aliases alike", plain("models.0.alias=m", "models.1.alias=m"), "are both named 'm'", True),
+    ("an alias that is the other's name", plain("models.1.alias=${models.0.name}"), "are both named", True),
+    # 6. bounds
+    ("threads far too many", plain("threads=100000"), "threads=100000 is not allowed; threads must be auto or an integer in [1, ", True),
+    ("batch_size far too big", plain("batch_size=100000"), "batch_size=100000 is not allowed; batch_size must be an integer in [1, 256]", True),
+    ("a prompt past the context window", plain("prompt='" + "word " * 5000 + "'"), "whose context window holds 4096", False),
+    ("limit in prompt mode", plain("limit=5"), "limit=5 applies to a task", True),
+    # 7. empty or root locations
+    ("runs_dir empty", plain("runs_dir="), "runs_dir='' is empty", True),
+    ("runs_dir the root", plain("runs_dir=/"), "runs_dir='/' is the root folder", True),
+    ("runs_dir the root, dotted", plain("runs_dir=/tmp/.."), "runs_dir='/tmp/..' is the root folder", True),
+    ("hydra.run.dir empty", plain("hydra.run.dir="), "hydra.run.dir='' is empty", True),
+    ("hydra.sweep.dir empty", plain("-m", "hydra.sweep.dir=", "theta_delta=0.3,0.5"), "hydra.sweep.dir='' is empty", True),
+    ("ADAFUSE_CACHE empty", env("ADAFUSE_CACHE", "", "task=triviaqa"), "ADAFUSE_CACHE='' is empty", True),
+    ("ADAFUSE_CACHE the root", env("ADAFUSE_CACHE", "/", "task=triviaqa"), "ADAFUSE_CACHE='/' is the root folder", True),
+    # 10. W&B settings
+    ("logger.mode unknown", plain("logger=wandb", "logger.mode=sometimes"), "logger.mode='sometimes' is not allowed", True),
+    ("WANDB_MODE unknown", env("WANDB_MODE", "sometimes", "logger=wandb"), "WANDB_MODE='sometimes' is not allowed", True),
+    ("init_timeout zero", plain("logger=wandb", "logger.init_timeout=0"), "logger.init_timeout=0.0 is not allowed", True),
+    ("init_timeout negative", plain("logger=wandb", "logger.init_timeout=-5"), "logger.init_timeout=-5.0 is not allowed", True),
+    ("project with a slash", plain("logger=wandb", "logger.project=a/b"), "logger.project='a/b' is not allowed", True),
+    # 29.8: a sweep typed without -m keeps Hydra's hint
+    ("a sweep without -m", plain("theta_delta=0.3,0.7"), "to sweep over it, add -m (--multirun)", True),
+]
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.name != "run.log"}
+
+
+@pytest.mark.parametrize("name, prepare, message, before_load", CASES, ids=[c[0] for c in CASES])
+def test_fault(adafuse_run, monkeypatch, tmp_path, name, prepare, message, before_load):
+    from adafuse.runner import experiment
+
+    args = prepare(adafuse_run, tmp_path)
+    if hasattr(prepare, "env"):
+        monkeypatch.setenv(*prepare.env)
+    before = snapshot(tmp_path)
+    if before_load:
+        def refuse(specs):
+            raise AssertionError("a model was loaded before the input was checked")
+        monkeypatch.setattr(experiment, "load_models", refuse)
+    if not any(a.startswith(("runs_dir=", "hydra.run.dir=", "resume=", "hydra.sweep.dir=")) for a in args):
+        args = [*args, f"runs_dir={tmp_path}/runs"]
+    res = adafuse_run(*args)
+    assert res.code == 2, (res.out, res.err)
+    assert len(res.err_lines) == 1, res.err
+    assert res.err_lines[0].startswith("error: ") and message in res.err_lines[0], res.err_lines[0]
+    assert snapshot(tmp_path) == before  # nothing changed or added; the victim is intact
+    if (tmp_path / "victim").exists():
+        assert (tmp_path / "victim").read_text() == "precious\n"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("results.json"))
+
+
+def test_temporaries_of_killed_writes_are_removed_on_the_next_run(adafuse_run, tmp_path):
+    run = _unfinished(adafuse_run, tmp_path)
+    for name in ("results.json.k1ll3dxx", "samples.jsonl.ab_cd123", "trace.jsonl.zz99zz99"):
+        (run / name).write_text("half")
+    (run / "results.json.notours").write_text("a user's file")  # not a temporary's name: kept
+    res = adafuse_run("task=triviaqa", "limit=3", "logger=none", f"resume={run}")
+    assert res.code == 0, res.err
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(("results", "samples", "trace"))) == [
+        "results.json", "results.json.notours", "samples.jsonl", "trace.jsonl"]
+    assert remove_temporaries(run) == []
+
+
+def test_a_sweep_goes_on_past_a_locked_and_a_damaged_job_and_names_them(adafuse_run, tmp_path):
+    from adafuse import runfolder
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "task=triviaqa", "limit=1", "logger=none", "theta_delta=0.2,0.5,0.9",
+            f"hydra.sweep.dir={sweep}"]
+    (sweep / "1_theta_delta=0.5").mkdir(parents=True)
+    (sweep / "2_theta_delta=0.9").mkdir()
+    (sweep / "2_theta_delta=0.9" / "results.json").write_text("{not json")
+    with runfolder.hold(sweep / "1_theta_delta=0.5"):  # another run holds job 1's folder
+        res = adafuse_run(*args)
+    assert res.code == 2, res.err
+    assert json.loads((sweep / "0_theta_delta=0.2" / "results.json").read_text())["status"] == "complete"
+    assert (sweep / "2_theta_delta=0.9" / "results.json").read_text() == "{not json"
+    assert not (sweep / "1_theta_delta=0.5" / ".hydra").exists()  # the held folder was not written
+    summary = res.err_lines[-1]
+    assert summary.startswith("error: 2 job(s) of the sweep failed, the others ran: "), res.err
+    assert "1_theta_delta=0.5: " in summary and "in use by another run" in summary
+    assert "2_theta_delta=0.9: " in summary and "not valid JSON" in summary
+
+
+def test_a_card_template_that_pads_to_a_huge_prompt_is_one_line(tmp_path):
+    from adafuse.tasks.card import read_card
+    from adafuse.tasks.errors import TaskError
+
+    card = (tmp_path / "pad" / "task.yaml")
+    card.parent.mkdir()
+    text = open("tasks/triviaqa/task.yaml", encoding="utf-8").read().replace("name: triviaqa", "name: pad")
+    for template, says in [("{question:>1000000000}", "pads or cuts to 1000000000 characters"),
+                           ("{question:{answer}}", "may not hold another field")]:
+        lines = [ln if not ln.strip().startswith("template:") else f"  template: {json.dumps(template)}"
+                 for ln in text.splitlines()]
+        card.write_text("\n".join(lines) + "\n")
+        (tmp_path / "pad" / "prompt.txt").write_text("Answer.\n")
+        with pytest.raises(TaskError) as err:
+            read_card(card)
+        assert says in str(err.value) and "\n" not in str(err.value)
