@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from adafuse.compare.load import find_run_dirs, read_samples, results_problem
+from adafuse.compare.checks import results_problem
+from adafuse.compare.load import find_run_dirs, read_samples
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE
 from adafuse.safe_read import (TRACE_FIELDS, json_printable, quiet_on_closed_pipe, read_json_bounded,

@@ -15,13 +15,13 @@ this machine's environment), and nothing in a folder is imported or run.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adafuse.compare.checks import config_problem
 from adafuse.compare.costs import COST_FIELDS, cost_totals
 from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError
@@ -323,117 +323,6 @@ def _complete_run(path: Path, config: dict, task: str, sweep: str | None, result
     cost = {**cost, **dict.fromkeys(lacking)}
     return Run(path, config, task, main_metric, metrics, n_items, max(n_done, 0), cost, True, sweep,
                samples, results), "; ".join(problems) or None
-
-
-def well_formed(config: Any) -> bool:
-    """The parts of a config the comparison reads have the types adafuse.run gives them."""
-    return config_problem(config) is None
-
-
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (str, bool, int)) or finite(value)
-
-
-def config_problem(config: Any) -> str | None:
-    """What keeps a run's config from being read, or None: the models, task and decoder
-    nodes of the types adafuse.run writes; decoder settings plain values (numbers finite),
-    and the numeric parameters the decoder registry declares (θ_Δ, max_words, B, ...) numbers."""
-    if not isinstance(config, dict):
-        return "its config is not a mapping"
-    decoder, task, models = config.get("decoder") or {}, config.get("task") or {}, config.get("models") or []
-    if not isinstance(decoder, dict) or not isinstance(task, dict) or not isinstance(models, list):
-        return "its config is not one adafuse.run writes (models, task, decoder)"
-    for spec in models:
-        if not (isinstance(spec, str) or (isinstance(spec, dict) and all(
-                isinstance(spec.get(k), (str, type(None))) for k in ("name", "alias")))):
-            return f"a model of its config is {_shown(spec)}, not a name or a model spec"
-    if not isinstance(task.get("name"), (str, type(None))):
-        return f"task.name is {_shown(task.get('name'))}, not a name"
-    for key, value in decoder.items():
-        ok = _scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value)) or key == "engine"
-        if not ok:
-            return f"decoder.{key} is {_shown(value)}, not a plain value"
-        kind = numeric_settings().get(key)
-        unresolved = isinstance(value, str) and value.startswith("${") and key != "model_index"
-        if kind and value is not None and not unresolved and not _number_of(kind, value):
-            return f"decoder.{key} is {_shown(value)}, not {kind}"
-    return None
-
-
-def results_problem(results: dict) -> str | None:
-    """What in a results.json has another type than adafuse.run writes there, or None: its
-    config (`config_problem`), task, metric, counts and cost totals."""
-    config = results.get("config")
-    if config is not None:
-        bad = config_problem(config)
-        if bad:
-            return bad
-    task = results.get("task")
-    if task is not None and not isinstance(task, dict):
-        return f"task is {_shown(task)}, not an object"
-    task = task or {}
-    stop = task.get("stop")
-    checks = [
-        ("status", results.get("status"), isinstance(results.get("status"), str), "a word"),
-        ("task.name", task.get("name"), isinstance(task.get("name"), str), "a name"),
-        ("task.source", task.get("source"), isinstance(task.get("source"), str), "text"),
-        ("task.stop", stop, isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop)),
-         "stop strings"),
-        ("task.max_new_tokens", task.get("max_new_tokens"), _count(task.get("max_new_tokens")), "a count"),
-        ("main_metric", results.get("main_metric"), isinstance(results.get("main_metric"), str), "a name"),
-        ("main", results.get("main"), finite(results.get("main")), "a finite number"),
-        ("n_items", results.get("n_items"), _count(results.get("n_items")), "a count"),
-        ("n_missing", results.get("n_missing"), _count(results.get("n_missing")), "a count"),
-        ("metrics", results.get("metrics"), isinstance(results.get("metrics"), dict), "an object"),
-        ("cost", results.get("cost"), isinstance(results.get("cost"), dict), "an object"),
-    ]
-    for name, value, ok, what in checks:
-        if value is not None and not ok:
-            return f"{name} is {_shown(value)}, not {what}"
-    cost = results.get("cost") or {}
-    for key in (*COST_FIELDS, "forwards_per_item", "rounds"):
-        if cost.get(key) is not None and not finite(cost[key]):
-            return f"cost.{key} is {_shown(cost[key])}, not a finite number"
-    return None
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _number_of(kind: str, value: Any) -> bool:
-    if kind == "a list of numbers":
-        return isinstance(value, list) and all(finite(v) for v in value)
-    return finite(value) and (kind == "a number" or isinstance(value, int))
-
-
-def _shown(value: Any) -> str:
-    from adafuse.safe_read import short
-
-    return short(value)
-
-
-@functools.cache
-def numeric_settings() -> dict[str, str]:
-    """Decoder keys the registry declares as numbers ("an integer", "a number", "a list of
-    numbers"), across the registered decoders."""
-    import typing
-
-    from adafuse.decoding import DECODERS
-    from adafuse.decoding.registry import config_schema
-
-    kinds: dict[str, str] = {}
-    for cls in DECODERS.values():
-        for f in dataclasses.fields(config_schema(cls)):
-            args = [a for a in typing.get_args(f.type) if a is not type(None)] or [f.type]
-            if args == [int]:
-                kinds.setdefault(f.name, "an integer")
-            elif args == [float]:
-                kinds.setdefault(f.name, "a number")
-            elif typing.get_origin(args[0]) in (list, typing.List) and typing.get_args(args[0]) in ((float,), (int,)):
-                kinds.setdefault(f.name, "a list of numbers")
-    return kinds
-
 
 
 def _read_results(path: Path) -> tuple[dict | None, str | None]:
