@@ -195,7 +195,10 @@ SAMPLE_FIELDS = {
     "uncertain_share": ("a number in [0, 1]", lambda v: finite(v) and 0 <= v <= 1),
     "rounds": ("an integer", _integer),
     "words": ("an integer", _integer),
-    "seconds": ("an object of finite numbers", _numbers),
+    # a sitting's first item carries `warmup: true` beside its numbers (runner/experiment.py)
+    "seconds": ("an object of finite numbers (and a warmup flag)",
+                lambda v: _numbers({k: x for k, x in v.items() if not (k == "warmup" and isinstance(x, bool))})
+                if isinstance(v, dict) else False),
     "cost": ("an object of finite numbers", _numbers),
 }
 
