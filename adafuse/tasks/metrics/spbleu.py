@@ -117,8 +117,10 @@ def bleu_statistics(preds: Preds, golds: Golds, metric: str) -> Optional[list[li
     row of zeros. None when `metric` is not a BLEU this module reports (chrF, or spBLEU while
     its SentencePiece model is missing)."""
     base = metric.removesuffix("_published")
+    if base not in ("spbleu", "bleu_13a"):  # before _scorers, which may try to download
+        return None
     scorers = _scorers(warn=False)
-    if base not in ("spbleu", "bleu_13a") or base not in scorers:
+    if base not in scorers:
         return None
     _, sentence = scorers[base]
     hyps, refs, keep = _hyps_refs(preds, golds, drop_empty=metric.endswith("_published"))
