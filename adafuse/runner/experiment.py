@@ -328,11 +328,17 @@ class Experiment:
 
         decode_started = time.perf_counter()
         try:
-            # all items in one call: a finished item's place in the batch is refilled at once,
-            # and each item is written (and flushed) as soon as it finishes
-            self.decoder.generate_batch(
-                prompts, max_new_tokens=self.max_new_tokens, stop=self.stop,
-                batch_size=self.batch_size, shared_prefix=task.shared_prefix, on_output=write)
+            # the decoder's session, round by round: a finished item's place in the batch is
+            # refilled at once, and each item is written (and flushed) as soon as it finishes,
+            # here, outside the decoder's rounds
+            session = self.decoder.session(max_new_tokens=self.max_new_tokens, stop=self.stop,
+                                           batch_size=self.batch_size, shared_prefix=task.shared_prefix)
+            for position, prompt in enumerate(prompts):
+                session.add(prompt, key=position)
+            while session.busy:
+                for position, out in session.step():
+                    write(position, out)
+            self.decoder.last_totals = session.totals
         finally:
             bar.close()
         return done
