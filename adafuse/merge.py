@@ -223,6 +223,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     except AdaFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # out= under a file, a read-only or full disk: the path, once
+        where = exc.filename if exc.filename is not None else "the merged folder"
+        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     for target, results in merged:
         main_value = results["main"]
         shown = f"{main_value:.4f}" if isinstance(main_value, float) else main_value

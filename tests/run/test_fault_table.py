@@ -201,3 +201,13 @@ def test_a_card_template_that_pads_to_a_huge_prompt_is_one_line(tmp_path):
         with pytest.raises(TaskError) as err:
             read_card(card)
         assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_merge_out_under_a_file_is_one_line(tmp_path, capsys):
+    from adafuse.merge import main as merge_main
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "sweep").mkdir()
+    # nothing to merge there: the check of the sweep comes first, in one line
+    assert merge_main([str(tmp_path / "sweep"), f"out={tmp_path}/afile/x"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -34,3 +34,57 @@ def test_explicit_threads_are_set_and_restored(monkeypatch):
 def test_bad_threads(value):
     with pytest.raises(AdaFuseError, match="threads"):
         threads.check_threads(value)
+
+
+def test_threads_capped_at_a_few_per_cpu(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    threads.check_threads(8)
+    with pytest.raises(AdaFuseError) as err:
+        threads.check_threads(9)
+    assert str(err.value) == ("threads=9 is not allowed; threads must be auto or an integer in "
+                              "[1, 8] (4 x this machine's 2 CPUs)")
+
+
+@pytest.fixture
+def fresh_threads(monkeypatch):
+    """threads' process-wide memory, as in a new process; torch's count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    for name in ("_auto", "_applied", "_default"):
+        monkeypatch.setattr(threads, name, None)
+    yield torch
+    torch.set_num_threads(before)
+
+
+def test_a_load_outside_the_runner_applies_auto_once(fresh_threads, monkeypatch):
+    torch = fresh_threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "auto_threads", lambda: (1, "test"))
+    torch.set_num_threads(threads.physical_cores())  # torch's own default: nobody chose
+    threads.apply_auto_once()
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(threads.physical_cores())
+    threads.apply_auto_once()  # once a process
+    assert torch.get_num_threads() == threads.physical_cores()
+
+
+def test_a_count_the_user_chose_stands(fresh_threads, monkeypatch):
+    torch = fresh_threads
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "physical_cores", lambda: 4)
+    monkeypatch.setattr(threads, "auto_threads", lambda: (1, "test"))
+    torch.set_num_threads(3)  # torch.set_num_threads(3) before load_model
+    threads.apply_auto_once()
+    assert torch.get_num_threads() == 3
+
+
+def test_load_model_applies_auto(fresh_threads, monkeypatch, tmp_path):
+    from tests import tiny_hf
+
+    from adafuse import load_model
+
+    calls = []
+    monkeypatch.setattr(threads, "apply_auto_once", lambda: calls.append(1))
+    load_model(str(tiny_hf.build("llama", tmp_path / "m", seed=0)), device="cpu")
+    assert calls == [1]
