@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from adafuse.compare.checks import results_problem
+from adafuse.tasks.metrics.registry import percent
 from adafuse.compare.load import find_run_dirs, read_samples
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE
@@ -217,8 +218,9 @@ def render_header(h: dict) -> list[str]:
              + (f", max_new_tokens {task['max_new_tokens']}" if task.get("max_new_tokens") else "")]
     if h["metric"]:
         m = h["metric"]
-        value = f"{m['value']:.4f}" if isinstance(m["value"], (int, float)) else "–"
-        lines.append(f"{'metric':<10}{m['name']} = {value} ({m['over']})")
+        # on the 0-100 scale compare and score print (the metric's declared scale); --json: as stored
+        value = f"{percent(m['name'], m['value']):.1f}" if isinstance(m["value"], (int, float)) else "–"
+        lines.append(f"{'metric':<10}{m['name']} = {value} on 0-100 ({m['over']})")
     models = ", ".join(m["label"] if m["label"] == m["name"] else f"{m['label']} = {m['name']}"
                        for m in h["models"])
     lines.append(clip(f"{'models':<10}{models}", WIDTH))

@@ -121,3 +121,17 @@ def test_results_of_another_shape_are_skipped_with_a_note(tmp_path):
         f"{tmp_path / 'decoder' / 'results.json'}: its config is not one adafuse.run writes "
         "(models, task, decoder); skipped",
         "results.json is not an object and no .hydra/config.yaml; skipped"]
+
+
+def test_a_samples_seconds_may_carry_the_runners_warmup_flag(tmp_path):
+    """The first item of a sitting is flagged `seconds.warmup: true` (runner/experiment.py):
+    read, not refused; a warmup that is not a bool still is."""
+    first = make_sample(0, " Paris", ["Paris"], 1.0, [1], 0.5)
+    first["seconds"] = {"decode": 9.5, "models": {"a": 4.0}, "warmup": True}
+    make_run(tmp_path / "ok", samples=[first, make_sample(1, " Paris", ["Paris"], 1.0, [1], 0.5)], n_items=2)
+    runs, notes = load_runs([tmp_path / "ok"])
+    assert len(runs) == 1 and runs[0].n_done == 2 and notes == []
+    first["seconds"]["warmup"] = "yes"
+    make_run(tmp_path / "bad", samples=[first], n_items=1)
+    runs, notes = load_runs([tmp_path / "bad"])
+    assert runs == [] and "'seconds'" in notes[0]

@@ -103,8 +103,9 @@ def test_partial_run(runs, capsys):
     assert "status    partial (running): 1 of 2 items finished" in out
     first = (runs["partial"] / "samples.jsonl").read_text().splitlines()[0]  # then a torn line
     score = json.loads(first)["main_score"]
-    assert (f"metric    em_lenient_triviaqa = {score:.4f} (mean of the per-item scores of the 1 "
-            "finished items)") in out
+    assert (f"metric    em_lenient_triviaqa = {score * 100:.1f} on 0-100 (mean of the per-item scores of the 1 "
+            "finished items)") in out  # --json: as stored, 0-1
+    assert as_json(capsys, runs["partial"])["run"]["metric"]["value"] == score
     assert [i["item"] for i in as_json(capsys, runs["partial"])["items"]] == [0]
     code, out, err = run_show(capsys, runs["partial"], "item=1")
     assert code == 2 and out == ""
@@ -124,6 +125,7 @@ def test_older_folders_read_as_the_new_ones(runs, old_runs, capsys):
     assert code == 0
     fits(out)
     assert "models    smollm2 = smollm2-135m-instruct, gemma3 = gemma3-270m" in out
+    assert "metric    em_lenient_triviaqa = 16.7 on 0-100 (all items)" in out  # stored: 0.1667
     assert "prompt    …Question: Which Lloyd Webber musical" in out
     assert out.count("\nround ") == samples[0]["rounds"]
     code, out, _ = run_show(capsys, old_runs["greedy_smol"], "item=0")
