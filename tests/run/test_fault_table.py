@@ -203,11 +203,18 @@ def test_a_card_template_that_pads_to_a_huge_prompt_is_one_line(tmp_path):
         assert says in str(err.value) and "\n" not in str(err.value)
 
 
-def test_merge_out_under_a_file_is_one_line(tmp_path, capsys):
+def test_merge_out_under_a_file_is_one_line(tmp_path, capsys, monkeypatch):
+    import adafuse.merge as merge_module
     from adafuse.merge import main as merge_main
 
     (tmp_path / "afile").write_text("x")
     (tmp_path / "sweep").mkdir()
-    # nothing to merge there: the check of the sweep comes first, in one line
+
+    def write_there(sweep_dir, out, replace):  # the merge itself, reduced to its write
+        merge_module.write_merged(out, {}, [], [], replace)
+
+    monkeypatch.setattr(merge_module, "merge", write_there)
     assert merge_main([str(tmp_path / "sweep"), f"out={tmp_path}/afile/x"]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot write {tmp_path}/afile") and "Traceback" not in line
+    assert (tmp_path / "afile").read_text() == "x"
