@@ -59,10 +59,34 @@ def _check_fields(row: dict, required: Iterable[str], where: str) -> None:
             raise TaskError(f"missing field {field!r} in {where} (fields there: {have})")
 
 
+def _check_doc(doc: dict, where: str) -> None:
+    """An item's id is a string or an integer; its answer a string or a non-empty list of
+    strings; its text encodes as UTF-8 (JSON can hold an unpaired surrogate, "\\ud800", which
+    no file, tokenizer or report can write)."""
+    item_id = doc["id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
+        raise TaskError(f"{where}: id {item_id!r} must be a string or an integer")
+    answer = doc.get("answer")
+    if "answer" in doc and not (isinstance(answer, str) or (
+            isinstance(answer, list) and answer and all(isinstance(a, str) for a in answer))):
+        shown = repr(answer) if len(repr(answer)) <= 60 else repr(answer)[:57] + "..."
+        raise TaskError(f"{where}: answer {shown} must be a string or a non-empty "
+                        "list of strings (quote a number: \"42\")")
+    for key, value in doc.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise TaskError(f"{where}: field {key!r} holds text that is not valid Unicode "
+                                    "(an unpaired surrogate)") from None
+
+
 def _with_ids(docs: list[dict], origin: str) -> list[dict]:
     seen = set()
     for i, doc in enumerate(docs):
         doc.setdefault("id", i)
+        _check_doc(doc, f"{origin}, item {i}")
         key = str(doc["id"])
         if key in seen:
             raise TaskError(f"duplicate id {doc['id']!r} in {origin}")

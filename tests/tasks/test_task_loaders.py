@@ -126,3 +126,20 @@ def test_hf_missing_field(monkeypatch):
     _fake_datasets(monkeypatch, {("google-research-datasets/nq_open", "nq_open", "validation"): [{"question": "q"}]})
     with pytest.raises(TaskError, match="missing field 'answer' in Hugging Face dataset google-research-datasets/nq_open"):
         get_task("nq", source="hf").docs()
+
+
+@pytest.mark.parametrize("row, says", [
+    ('{"question": "q", "answer": 42}', "answer 42 must be a string or a non-empty list of strings"),
+    ('{"question": "q", "answer": ["a", 1]}', "must be a string or a non-empty list of strings"),
+    ('{"question": "q", "answer": []}', "must be a string or a non-empty list of strings"),
+    ('{"question": "q", "answer": null}', "must be a string or a non-empty list of strings"),
+    ('{"id": [1], "question": "q", "answer": "a"}', "id [1] must be a string or an integer"),
+    ('{"id": true, "question": "q", "answer": "a"}', "id True must be a string or an integer"),
+    ('{"question": "bad \\ud800 text", "answer": "a"}', "field 'question' holds text that is not valid Unicode"),
+])
+def test_items_are_typed_when_read(tmp_path, row, says):
+    path = _write(tmp_path / "typed.jsonl", [json.dumps({"question": "fine", "answer": "a"}), row])
+    with pytest.raises(TaskError) as err:
+        get_task("triviaqa", source=str(path)).docs()
+    assert says in str(err.value) and "typed.jsonl, item 1" in str(err.value)
+    assert "\n" not in str(err.value)
