@@ -88,6 +88,20 @@ def _template_fields(template: str, where: str) -> list[str]:
     return list(dict.fromkeys(n for n, _ in parsed))
 
 
+# the card's typed fields (version, stop and max_new_tokens have their own checks)
+CARD_TYPES = {"name": "a string", "description": "a string", "data": "a mapping",
+              "prompt": "a mapping", "filters": "a list of strings", "metrics": "a list of strings",
+              "main_metric": "a string", "fallback_main_metric": "a string"}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == "a string":
+        return isinstance(value, str)
+    if kind == "a mapping":
+        return isinstance(value, dict)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 def _version(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TaskError(f"{where}: 'version' must be a non-negative integer, got {value!r}")
@@ -107,6 +121,9 @@ def read_card(path: Path) -> TaskCard:
     if raw["name"] != path.parent.name:
         raise TaskError(f"{where}: name {raw['name']!r} differs from its folder {path.parent.name!r}")
 
+    for key, kind in CARD_TYPES.items():
+        if key in raw and not (raw[key] is None and key not in REQUIRED_KEYS) and not _is(raw[key], kind):
+            raise TaskError(f"{where}: {key!r} must be {kind}, got {raw[key]!r}")
     data = raw["data"]
     _check_keys(f"{where} data", data, DATA_KEYS, DATA_KEYS)
     sources = data["sources"]
@@ -120,6 +137,9 @@ def read_card(path: Path) -> TaskCard:
 
     prompt = raw["prompt"]
     _check_keys(f"{where} prompt", prompt, PROMPT_KEYS, {"template"})
+    for key in ("file", "text", "separator"):
+        if key in prompt and not isinstance(prompt[key], str):
+            raise TaskError(f"{where} prompt: {key!r} must be a string, got {prompt[key]!r}")
     if ("file" in prompt) == ("text" in prompt):
         raise TaskError(f"{where} prompt: give exactly one of 'file' and 'text'")
     if "file" in prompt:

@@ -95,6 +95,16 @@ def test_tasks_dir_argument_and_env_var(tmp_path, monkeypatch):
         (lambda s: s.replace("max_new_tokens: 32", "max_new_tokens: 0"), "max_new_tokens"),
         (lambda s: s.replace("kind: hf\n", "kind: http\n"), "unknown kind 'http'"),
         (lambda s: s.replace("name: triviaqa", "name: trivia"), "differs from its folder"),
+        # typed fields (#31.8): each a one-line TaskError, never a traceback
+        (lambda s: s.replace("version: 1", "version: abc"), "'version' must be a non-negative integer, got 'abc'"),
+        (lambda s: s.replace("metrics: [em_lenient_triviaqa]", "metrics: em_lenient_triviaqa"),
+         "'metrics' must be a list of strings"),
+        (lambda s: s.replace("main_metric: em_lenient_triviaqa", "main_metric: [em_lenient_triviaqa]"),
+         "'main_metric' must be a string"),
+        (lambda s: s.replace('description: "TriviaQA', 'description: ["TriviaQA').replace(
+            'short answers"', 'short answers"]'), "'description' must be a string"),
+        (lambda s: s.replace('template: "Question: {question}\\nAnswer:"', "template: 5"),
+         "'template' must be a non-empty string"),
     ],
 )
 def test_bad_cards_name_the_bad_key(tmp_path, edit, message):
