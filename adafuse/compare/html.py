@@ -52,6 +52,7 @@ tr.single td { color: #444; } td.pos { color: #2b7a2b; } td.neg { color: #b03030
 .item pre { white-space: pre-wrap; margin: 4px 0; font-size: 12px; background: #f8f8f8; padding: 4px 6px; }
 .right { color: #2b7a2b; font-weight: 600; } .wrong { color: #b03030; font-weight: 600; }
 .trace td { font-size: 12px; } code { background: #f3f3f3; padding: 0 3px; }
+.trace td:first-child, .item p code { white-space: pre-wrap; }
 """
 
 
