@@ -86,6 +86,13 @@ PLAN = [
           "installs .venv (pip, network) and runs this test suite; make run's decode is "
           "python -m adafuse.run with no overrides, run here by the command-line block"),
     Entry(r"from adafuse import load_model, AdaFuse, Greedy", "slow", "the embedded pair"),
+    Entry(r"^python -m adafuse\.serve\s", "skip",
+          "starts a server that runs until stopped; tests/serve/ starts it on a free port"),
+    Entry(r"^curl -s http://127\.0\.0\.1:8000/v1/completions", "skip",
+          "needs the server running; tests/serve/test_serve_embedded.py sends this request"),
+    Entry(r"client = OpenAI\(base_url=", "skip",
+          "needs the server running; tests/serve/test_serve_embedded.py runs this client code"),
+    Entry(r"load_member\(\"gemma3-270m\", placement=\"ray\"", "slow", "the embedded pair, one member in a Ray actor"),
     Entry(r"^session = AdaFuse\(pair\)\.session\(", "skip",
           "a fragment continuing the Use example (its `pair` and `prompt`); the Session is "
           "tested in tests/decoding/test_phases.py"),
