@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from adafuse.decoding.base import Decoder
 from adafuse.decoding.output import ModelCost, Output, Stats
@@ -33,8 +34,115 @@ class Greedy(Decoder):
         total = ModelCost(self.lm.name)
         return [self.open_engine(self.model_index, total)], [total]
 
-    def _decode_chunk(self, run, prompts, max_new_tokens, stop) -> list[Output]:
-        return [out for out, _ in decode_chunk(self, run.engines[0], self.model_index, prompts, max_new_tokens, stop)]
+    # --- the session's hooks (session.py): a finished prompt's place is refilled ---------
+
+    admits_between_rounds = True
+
+    def _open(self) -> _Run:
+        engines, totals = self.open_engines()
+        return _Run(engines[0], totals)
+
+    def _admit(self, run: _Run, requests) -> None:
+        lm, engine = self.lm, run.engine
+        items = {r.key: _Item(r.stop, r.max_new_tokens, Stats(models=[ModelCost(lm.name)])) for r in requests}
+        self.add_prompts(engine, self.model_index, [(r.key, lm.format_prompt(r.prompt), items[r.key].stats.models[0])
+                                                    for r in requests])
+        contexts = engine.contexts(list(items))
+        for key, item in items.items():
+            item.decode = ContinuationDecoder(lm, engine.ids[key])
+            item.next = contexts[key].ids[0]
+        run.items.update(items)
+        run.joined = True
+
+    def _round(self, run: _Run) -> list:
+        """One token for every prompt: the token chosen last is appended (or ends the
+        prompt), then all that go on are fed in one forward, which picks their next."""
+        done, going = [], []
+        for key, item in run.items.items():
+            if item.finish is None:
+                (going if item.append(self.lm) else done).append(key)
+        if going:
+            if run.joined or run.rows is None:
+                self._restack(run, going)
+            steps = run.rows.step([run.row_of[k] for k in going], [run.items[k].tokens[-1] for k in going])
+            for key, step in zip(going, steps):
+                run.items[key].next = step.dist.ids[0]
+        return done
+
+    @staticmethod
+    def _restack(run: _Run, keys) -> None:
+        """Prompts joined: the rows in flight commit what they were fed (their caches adopted,
+        no forward) and one batch of rows is opened for every prompt going on."""
+        engine = run.engine
+        if run.rows is not None:
+            updates = {}
+            for key in keys:
+                row = run.row_of.get(key)
+                if row is not None and run.rows.fed[row]:
+                    updates[key] = engine.ids[key] + run.rows.fed[row]
+            engine.commit(updates, [run.rows])
+        run.rows = engine.open_rows(keys)
+        run.row_of = {key: i for i, key in enumerate(keys)}
+        run.joined = False
+
+    def _charge(self, run: _Run, keys, seconds: float) -> None:
+        for key in keys:
+            run.items[key].stats.seconds += seconds / len(keys)
+
+    def _output(self, run: _Run, key) -> Output:
+        item = run.items.pop(key)
+        run.engine.remove(key)
+        stats = item.stats
+        stats.rounds = stats.new_tokens = len(item.tokens)
+        stats.words = word_count(item.text)
+        return Output(text=item.text, finish_reason=item.finish, trace=[], stats=stats)
+
+    def _partial(self, run: _Run, key) -> str:
+        return run.items[key].text
+
+    def _drop(self, run: _Run, key) -> None:
+        run.items.pop(key, None)
+        run.engine.remove(key)
+
+
+@dataclass
+class _Item:
+    """One prompt's greedy decode in progress."""
+
+    stop: list
+    max_new_tokens: int
+    stats: Stats
+    decode: object = None  # ContinuationDecoder of the prompt's ids
+    next: int = 0  # the token chosen last, not appended yet
+    tokens: list = field(default_factory=list)
+    text: str = ""
+    finish: str | None = None  # set when it ends
+
+    def append(self, lm) -> bool:
+        """Append the chosen token; False where the decode ends (EOS, a stop string, budget)."""
+        if self.next in lm.eos_ids:
+            self.finish = "eos"
+            return False
+        self.tokens.append(self.next)
+        previous, self.text = self.text, self.decode(self.tokens)
+        found = find_stop(self.text, max(0, len(previous) - 1), self.stop)
+        if found is not None:
+            self.text, self.finish = self.text[: found[0]], "stop"
+            return False
+        if len(self.tokens) >= self.max_new_tokens:
+            self.finish = "length"
+            return False
+        return True
+
+
+@dataclass
+class _Run:
+    engine: object
+    totals: list
+    items: dict = field(default_factory=dict)
+    rows: object = None
+    row_of: dict = field(default_factory=dict)
+    joined: bool = False  # prompts joined since the rows were opened
 
 
 def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, stop,

@@ -118,3 +118,24 @@ def test_a_session_takes_each_prompts_own_budget_and_stop_and_cancels(tiny):
         done.update(session.step())
     assert set(done) == {"short", "kept"}
     assert done["short"].text == alone.text
+
+
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
+def test_greedy_refills_a_finished_prompts_place_and_keeps_its_texts(tiny, mode):
+    """Greedy admits between steps, as AdaFuse does: after a step in which a prompt finished,
+    the next step starts with a queued one in its place; the texts are one-at-a-time's."""
+    dec = Greedy([tiny["llama"]], mode=mode)
+    budgets = [2, 9, 9, 9]  # the first ends early, so its place is refilled mid-decode
+    alone = [dec.generate(p, max_new_tokens=b).text for p, b in zip(PROMPTS, budgets)]
+    session = dec.session(batch_size=2)
+    for i, (prompt, budget) in enumerate(zip(PROMPTS, budgets)):
+        session.add(prompt, key=i, max_new_tokens=budget)
+    texts, refilled, waiting = {}, False, False
+    while session.busy:
+        finished = session.step()
+        if waiting:  # a place was freed at the last step: this step ran with it filled again
+            refilled = refilled or len(session.active) + len(finished) == 2
+        texts.update((k, o.text) for k, o in finished)
+        waiting = bool(finished) and bool(session.queue)
+    assert refilled
+    assert [texts[i] for i in range(len(PROMPTS))] == alone
