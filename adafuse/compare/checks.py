@@ -9,7 +9,6 @@ load.py leaves a folder out with that line as its note; nothing here reads a fil
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
@@ -111,17 +110,16 @@ def numeric_settings() -> dict[str, str]:
     numbers"), across the registered decoders."""
     import typing
 
-    from adafuse.decoding import DECODERS
-    from adafuse.decoding.registry import config_schema
+    from adafuse.decoder_catalog import catalog, schema_fields
 
     kinds: dict[str, str] = {}
-    for cls in DECODERS.values():
-        for f in dataclasses.fields(config_schema(cls)):
-            args = [a for a in typing.get_args(f.type) if a is not type(None)] or [f.type]
+    for facts in catalog().values():
+        for key, kind, _ in schema_fields(facts):
+            args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
             if args == [int]:
-                kinds.setdefault(f.name, "an integer")
+                kinds.setdefault(key, "an integer")
             elif args == [float]:
-                kinds.setdefault(f.name, "a number")
+                kinds.setdefault(key, "a number")
             elif typing.get_origin(args[0]) in (list, typing.List) and typing.get_args(args[0]) in ((float,), (int,)):
-                kinds.setdefault(f.name, "a list of numbers")
+                kinds.setdefault(key, "a list of numbers")
     return kinds

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adafuse.compare.load import Run, format_value
-from adafuse.decoding import DECODERS, AdaFuse
-from adafuse.decoding.registry import default, setting_label
+from adafuse.decoder_catalog import catalog, decoder_names, setting_label
 from adafuse.tasks.metrics.registry import percent
 
 TASK_ORDER = ("gsm8k", "triviaqa", "nq", "squad", "flores_en_de", "flores_de_en", "flores_en_ro")
 # AdaFuse as the paper runs it: its class's defaults
-PAPER_DEFAULTS = {key: default(AdaFuse, key) for key in ("theta_delta", "max_words", "num_candidates")}
+PAPER_DEFAULTS = {key: catalog()["adafuse"].default(key) for key in ("theta_delta", "max_words", "num_candidates")}
 MISSING = "—"
 
 
@@ -84,7 +83,7 @@ def is_paper_adafuse(run: Run) -> bool:
 def system_rank(run: Run) -> tuple:
     """Single models first (in the set's order), AdaFuse at its defaults, its ablations, then
     the baselines, in the order the decoders are registered."""
-    order = list(DECODERS)
+    order = decoder_names()
     decoder = order.index(run.decoder) if run.decoder in order else len(order)
     return (not run.is_single, run.number("model_index") or 0, decoder, not is_paper_adafuse(run),
             system_label(run))

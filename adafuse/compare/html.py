@@ -31,7 +31,7 @@ from adafuse.compare.grid import (
 )
 from adafuse.compare.load import Run, format_value
 from adafuse.compare.table import COSTS, best, by_task, pareto_front, task_rows
-from adafuse.decoding.registry import setting_label
+from adafuse.decoder_catalog import setting_label
 
 CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto;

@@ -113,7 +113,7 @@ class Run:
     @property
     def system(self) -> str:
         """A name for the system, the same across tasks: decoder, key settings, models."""
-        from adafuse.decoding.registry import setting_label
+        from adafuse.decoder_catalog import setting_label
 
         parts = [self.decoder] + [f"{setting_label(self.decoder, k)}={format_value(v)}"
                                   for k, v in self.settings.items()]

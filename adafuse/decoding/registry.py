@@ -6,7 +6,9 @@ settings in `labels`; everything else is derived here: the checks its constructo
 checks a run's config gets before any model loads (`check_decoder_config`), the "did you
 mean" for a mistyped parameter, the decoder names in errors (`DECODERS`, in the order reports
 list them), and the Hydra schema of its config node (`config_schema`, stored as
-`schema/decoder/<name>`, which gives conf/decoder/ its defaults). Parameters every decoder
+`schema/decoder/<name>`, which gives conf/decoder/ its defaults). The same facts as plain
+data (types, defaults, bounds, labels, the decoders' order), read without importing torch, are
+adafuse/decoder_catalog.py's; `DECODERS` is kept there too. Parameters every decoder
 shares: `weights` (per-model ensemble weights), `mode` (cached | recompute) and `engine`
 (`EngineOptions`).
 
@@ -20,21 +22,16 @@ examples/custom_decoder/ shows the second.
 
 from __future__ import annotations
 
-import collections.abc
 import dataclasses
 import difflib
 import functools
 import importlib
 import inspect
-import types
-import typing
-from typing import Any, List, Optional
+from typing import Any
 
+from adafuse.decoder_catalog import DECODERS, LAST_MODEL, facts_of, schema_fields
 from adafuse.errors import AdaFuseError
 
-DECODERS: dict[str, type] = {}  # decoder= choices
-
-LAST_MODEL = "last model"  # an upper bound: the index of the last model given
 
 
 def register_decoder(cls: type) -> type:
@@ -66,40 +63,6 @@ def default(cls: type, key: str) -> Any:
     return parameters(cls)[key].default
 
 
-_SCALARS = (int, float, str, bool)
-
-
-def _omegaconf_type(annotation: Any) -> Any:
-    """An annotation as a type OmegaConf checks: a scalar, a list of floats (from any
-    sequence of floats), Optional of those; Any for the rest (left to the constructor)."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
-            kind = _omegaconf_type(args[0])
-            return Optional[kind] if kind is not Any else Any
-        return Any
-    if annotation in _SCALARS:
-        return annotation
-    if origin in (list, tuple, collections.abc.Sequence) and args and set(args) <= {float, Ellipsis}:
-        return List[float]
-    return Any
-
-
-def _schema_type(cls: type, p: inspect.Parameter) -> Any:
-    """The OmegaConf type of a parameter: its annotation, resolved with the class's module
-    globals (annotations are strings under `from __future__ import annotations`); without
-    one, or where it cannot be resolved, the type of its default; Any where neither says."""
-    try:
-        annotation = typing.get_type_hints(cls.__init__).get(p.name, inspect.Parameter.empty)
-    except Exception:  # a name only imported under TYPE_CHECKING, a typo in a user's class
-        annotation = inspect.Parameter.empty
-    if annotation is not inspect.Parameter.empty:
-        return _omegaconf_type(annotation)
-    kind = type(p.default) if type(p.default) in _SCALARS else Any
-    return Optional[kind] if p.default is None and kind is not Any else kind
-
-
 def schema_name(cls: type) -> str:
     """The name of a decoder's schema dataclass, as OmegaConf's errors quote it."""
     return f"{cls.__name__}Conf"
@@ -115,30 +78,14 @@ def config_schema(cls: type) -> type:
     """The dataclass a decoder's config node is checked against when Hydra composes it:
     `name`, each of the constructor's keyword-only parameters (type and default from the
     signature) but `engine` (a run's own node), and the runner's `batch_size` (prompts per
-    `generate_batch` call)."""
-    fields: list[tuple] = [("name", str, dataclasses.field(default=cls.name))]
-    for key, p in parameters(cls).items():
-        if key == "engine":
-            continue
-        kind = _schema_type(cls, p)
-        if p.default is inspect.Parameter.empty:
-            fields.append((key, kind, dataclasses.field(default="???")))
-        elif isinstance(p.default, (list, dict)):
-            fields.append((key, kind, dataclasses.field(default_factory=lambda v=p.default: type(v)(v))))
+    `generate_batch` call); decoder_catalog.schema_fields says which."""
+    fields: list[tuple] = []
+    for key, kind, value in schema_fields(facts_of(cls)):
+        if isinstance(value, (list, dict)):
+            fields.append((key, kind, dataclasses.field(default_factory=lambda v=value: type(v)(v))))
         else:
-            fields.append((key, kind, dataclasses.field(default=p.default)))
-    fields.append(("batch_size", int, dataclasses.field(default=1)))
+            fields.append((key, kind, dataclasses.field(default=value)))
     return dataclasses.make_dataclass(schema_name(cls), fields)
-
-
-def setting_label(decoder: str, key: str) -> str:
-    """How reports name a decoder setting: the class's `labels` (θ_Δ, B, k); for a decoder
-    this process does not know, the label a known one gives the key; else the key."""
-    cls = DECODERS.get(decoder)
-    if cls is not None:
-        return getattr(cls, "labels", {}).get(key, key)
-    known = {k: v for c in DECODERS.values() for k, v in getattr(c, "labels", {}).items()}
-    return known.get(key, key)
 
 
 def check_parameters(cls: type, values: dict, n_models: int | None = None) -> None:

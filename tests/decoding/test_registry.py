@@ -171,3 +171,32 @@ def test_schema_types_are_read_from_the_annotations():
     assert schema_keys(_Typed) == list("abcdefgh") and schema_name(_Typed) == "_TypedConf"
     # a name the annotation cannot be resolved with: typed from the default instead
     assert {f.name: f.type for f in dataclasses.fields(config_schema(_Unresolvable))}["a"] is int
+
+
+def test_the_catalog_reads_from_the_source_what_the_classes_declare():
+    """adafuse/decoder_catalog.py gives readers the decoders without importing torch, by
+    reading the classes' source: the same order, parameters (types, defaults), bounds and
+    labels (UnionTopK's inherited from AdaFuse) as the imported classes."""
+    from adafuse.decoder_catalog import builtin, facts_of
+
+    read = builtin()
+    assert list(read) == [name for name in DECODERS if DECODERS[name].__module__.startswith("adafuse.decoding.")]
+    for name, facts in read.items():
+        assert facts == facts_of(DECODERS[name]), name
+    assert read["union_topk"].labels == {"theta_delta": "θ_Δ", "num_candidates": "B"}
+    assert read["greedy"].bounds == {"model_index": (0, "last model")}
+
+
+def test_the_catalog_refuses_a_default_it_cannot_read(tmp_path, monkeypatch):
+    from adafuse import decoder_catalog
+
+    (tmp_path / "__init__.py").write_text("from adafuse.decoding.odd import Odd\n")
+    (tmp_path / "odd.py").write_text("@register_decoder\nclass Odd(Decoder):\n    name = 'odd'\n\n"
+                                     "    def __init__(self, models, *, span: int = SPAN):\n        pass\n")
+    monkeypatch.setattr(decoder_catalog, "DECODING", tmp_path)
+    decoder_catalog.builtin.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"adafuse/decoding/odd.py: Odd\(span\): SPAN is not a literal"):
+            decoder_catalog.builtin()
+    finally:
+        decoder_catalog.builtin.cache_clear()
