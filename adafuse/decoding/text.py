@@ -1,4 +1,5 @@
 """Words, stop strings, and continuations decoded and re-tokenised: the text rules of the method.
+The stop-string rule itself (`find_stop`) is adafuse/stops.py's, shared with the scorer.
 
 A word is a maximal run of non-whitespace characters, whitespace being what `str.isspace()`
 says. A word is complete once whitespace follows it. Text is never rebuilt from words.
@@ -7,6 +8,8 @@ says. A word is complete once whitespace follows it. Text is never rebuilt from 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from adafuse.stops import find_stop  # noqa: F401  (the decoders' stop rule, shared with the scorer)
 
 
 def complete_word_ends(text: str) -> list[int]:
@@ -25,25 +28,6 @@ def complete_word_ends(text: str) -> list[int]:
 
 def word_count(text: str) -> int:
     return len(text.split())
-
-
-def find_stop(text: str, start: int, stops: Sequence[str]) -> tuple[int, int] | None:
-    """The first stop string of `text` that ends after offset `start`, as (begin, end).
-
-    "First" is the one that would be seen first while generating left to right: the
-    smallest end, then the longest match. Occurrences wholly inside text[:start] are old.
-    """
-    best: tuple[int, int] | None = None
-    for stop in stops:
-        if not stop:
-            continue
-        pos = text.find(stop, max(0, start - len(stop) + 1))
-        if pos < 0:
-            continue
-        found = (pos, pos + len(stop))
-        if best is None or (found[1], found[0]) < (best[1], best[0]):
-            best = found
-    return best
 
 
 def longest_common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

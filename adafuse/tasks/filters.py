@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from adafuse.stops import cut_at_stop  # noqa: F401  (the decoder's rule: tasks cut with it before the filters)
 from adafuse.tasks.errors import TaskError
 
 Filter = Callable[[str], str]
@@ -72,13 +73,3 @@ def gsm8k_hash_answer(text: str) -> str:
     if not sep:
         return text
     return f"{head.rstrip()}\nThe answer is {tail.strip()}"
-
-
-def cut_at_stop(text: str, stop: list[str]) -> str:
-    """Text before the earliest stop string: what an engine honouring `stop` would return."""
-    cut = len(text)
-    for s in stop:
-        i = text.find(s)
-        if i != -1:
-            cut = min(cut, i)
-    return text[:cut]

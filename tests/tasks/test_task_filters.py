@@ -1,5 +1,7 @@
 """Answer filters, and Task.extract: cut at the stop strings, then the card's filters."""
 
+import pytest
+
 from adafuse.tasks import get_task
 from adafuse.tasks.filters import FILTERS, cut_at_stop
 
@@ -22,6 +24,21 @@ def test_simple_filters():
 def test_cut_at_stop():
     assert cut_at_stop("a\nb\n\nQuestion: c", ["Question:", "\n\n\n"]) == "a\nb\n\n"
     assert cut_at_stop("abc", ["x"]) == "abc"
+
+
+@pytest.mark.parametrize("text,stops,expected", [
+    ("abc", ["abc", "b"], "a"),  # the decoder's rule: "b" completes first (not "abc", which starts first)
+    ("abc", ["bc", "abc"], ""),  # completing together: the longer
+    (" Paris\nQuestion:", ["Question:", "\nQ"], " Paris"),
+    (" 42 Question: x\n", ["\n", " Question:"], " 42"),
+])
+def test_a_task_cuts_overlapping_stops_as_the_decoder_does(text, stops, expected):
+    """Task.extract (what scoring reads) cuts with adafuse.stops, the decoders' rule; the
+    decoders' side of the same cases is tests/decoding/test_stop_rule.py."""
+    task = get_task("triviaqa")
+    task.stop = stops
+    assert cut_at_stop(text, stops) == expected
+    assert task.extract(text) == expected.strip()
 
 
 def test_task_extract():
