@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from adafuse.compare.checks import results_problem
 from adafuse.tasks.metrics.registry import percent
+from adafuse.tasks.partial import MEAN, SCORED, score_partial
 from adafuse.compare.load import find_run_dirs, read_samples
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE
@@ -123,10 +124,13 @@ def header(run: RunFiles) -> dict[str, Any]:
     main = results.get("main_metric") or task.get("main_metric")
     if complete:
         value, over = results.get("main"), "all items"
-    else:
-        scores = [s["main_score"] for s in run.samples if isinstance(s.get("main_score"), (int, float))]
-        value = sum(scores) / len(scores) if scores else None
-        over = f"mean of the per-item scores of the {len(scores)} finished items"
+    else:  # as compare scores it (adafuse.tasks.partial)
+        name = (run.config.get("task") or {}).get("name") or task.get("name") or "prompt"
+        main, metrics, how = score_partial(name if isinstance(name, str) else "prompt", main, run.samples)
+        value = metrics.get(main) if main else None
+        n = len(run.samples)
+        over = {SCORED: f"the task's metrics over the {n} finished items",
+                MEAN: f"mean of the per-item scores of the {n} finished items"}.get(how, "no finished item has a score")
     names = run.names
     return {
         "run_dir": str(run.path),

@@ -27,6 +27,7 @@ from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE
 from adafuse.safe_read import TRACE_FIELDS, finite, read_json_bounded, read_records
+from adafuse.tasks.partial import score_partial
 
 # decoder settings that change how fast a run goes, not what it decodes
 PLUMBING = ("name", "_target_", "mode", "batch_size")
@@ -284,7 +285,7 @@ def load_run(path: Path) -> tuple[Run | None, str | None]:
     # stopped early: score what it finished
     if not samples:
         return None, f"{problem or 'not finished'}, no finished items yet; skipped"
-    main_metric, metrics, how = score_partial(task, results, samples)
+    main_metric, metrics, how = score_partial(task, (header.get("task") or {}).get("main_metric"), samples)
     limit = (config.get("task") or {}).get("limit")
     n_items = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
     stored = header.get("cost") if isinstance(header.get("cost"), dict) else {}
@@ -350,28 +351,3 @@ def _sweep_name(path: Path, results: dict | None, task: str) -> str | None:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def score_partial(task: str, results: dict | None, samples: list[dict]) -> tuple[str | None, dict, str]:
-    """(main metric, metrics, how): the task's metrics over the finished items, or, when the
-    task cannot be loaded, the mean of the per-item scores the samples hold."""
-    if task != "prompt":
-        try:
-            from adafuse.tasks import get_task
-
-            scorer = get_task(task)  # its metric only: the folder's data source is not opened
-            scored = scorer.score([s.get("response") for s in samples],
-                                  [{"answer": s.get("gold")} for s in samples])
-            return scored.main_metric, scored.metrics, "scored over those"
-        except Exception:  # noqa: BLE001, S110 - unknown task, data or metric: fall back below
-            pass
-    names = sorted({k for s in samples for k in (s.get("scores") or {})})
-    metrics = {}
-    for name in names:
-        values = [s["scores"][name] for s in samples if isinstance((s.get("scores") or {}).get(name), (int, float))]
-        if values:
-            metrics[name] = sum(values) / len(values)
-    main = ((results or {}).get("task") or {}).get("main_metric")
-    if main not in metrics:
-        main = names[0] if len(names) == 1 else main
-    return main, metrics, "mean of per-item scores" if metrics else "no scores"

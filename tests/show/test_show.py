@@ -103,7 +103,7 @@ def test_partial_run(runs, capsys):
     assert "status    partial (running): 1 of 2 items finished" in out
     first = (runs["partial"] / "samples.jsonl").read_text().splitlines()[0]  # then a torn line
     score = json.loads(first)["main_score"]
-    assert (f"metric    em_lenient_triviaqa = {score * 100:.1f} on 0-100 (mean of the per-item scores of the 1 "
+    assert (f"metric    em_lenient_triviaqa = {score * 100:.1f} on 0-100 (the task's metrics over the 1 "
             "finished items)") in out  # --json: as stored, 0-1
     assert as_json(capsys, runs["partial"])["run"]["metric"]["value"] == score
     assert [i["item"] for i in as_json(capsys, runs["partial"])["items"]] == [0]
