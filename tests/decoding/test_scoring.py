@@ -5,12 +5,11 @@ NLLs are the same whatever their source, and the recompute oracle takes no short
 from __future__ import annotations
 
 import pytest
+import torch
 
-from adafuse.decoding.engine import open_engine
-from adafuse.decoding.output import ModelCost
-from adafuse.decoding.pool import pool_proposals
-from adafuse.decoding.proposals import propose
-from adafuse.decoding.scoring import BRANCH_FORWARD, OWN_SPAN, SCORING_FORWARD, proposal_rows, score_pools
+from adafuse.decoding import AdaFuse
+from adafuse.decoding.scoring import BRANCH_FORWARD, OWN_SPAN, SCORING_FORWARD, proposal_rows
+from adafuse.decoding.session import Request
 from tests.scripted import EOS, ScriptedLM
 
 WORDS = ["Q:", " a", " b", " c", " d", "\n"]
@@ -28,25 +27,20 @@ def pair():
 
 
 def one_round(mode: str, reuse_own_spans: bool):
-    """Steps 1-3 of AdaFuse's first round for one prompt, as ensemble.AdaFuse runs them."""
-    models = pair()
-    engines = [open_engine(lm, ModelCost(lm.name), mode) for lm in models]
-    for lm, engine in zip(models, engines):
-        engine.add(0, lm.encode(PROMPT), ModelCost(lm.name))
-    proposed = []
-    for m, engine in enumerate(engines):
-        score = None
-        if m:
-            earlier = pool_proposals([p.by_key[0].proposals for p in proposed])
-            score = {0: proposal_rows(engine.lm, engine.ids[0], PROMPT, earlier)}
-        proposed.append(propose(engine, [0], m, {0: ""}, theta=0.9, max_words=2, num_candidates=3,
-                                stop=[], score=score))
-    pools = {0: pool_proposals([p.by_key[0].proposals for p in proposed])}
-    scores = []
-    for m, engine in enumerate(engines):
-        own = {0: proposed[m].by_key[0].spans_by_key()} if reuse_own_spans else None
-        scores.append(score_pools(engine, {0: PROMPT}, pools, own, proposed[m].folded)[0][0])
-    return pools[0], scores
+    """Steps 1-3 of AdaFuse's first round for one prompt: the decoder's own `propose`, `pool`
+    and `score` (ensemble.AdaFuse._round's first three steps), on a run opened and the
+    prompt admitted by its session hooks. On a CPU a cached run folds: the second model
+    scores the first one's proposals in its first branch forward."""
+    decoder = AdaFuse(pair(), theta_delta=0.9, max_words=2, num_candidates=3, mode=mode)
+    decoder.reuse_own_spans = reuse_own_spans
+    with torch.inference_mode():
+        run = decoder._open()
+        decoder._admit(run, [Request(0, PROMPT, 8, [])])
+        proposed = decoder.propose(run.engines, run.states, [0], run.fold)
+        pools = {0: decoder.pool([p.by_key[0].proposals for p in proposed])}
+        scores, _ = decoder.score(run.engines, run.states, pools, proposed)
+    assert run.fold == (mode == "cached")
+    return pools[0], [s[0] for s in scores]
 
 
 def test_each_nll_says_where_it_came_from():
