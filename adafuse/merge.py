@@ -23,9 +23,8 @@ from typing import Optional
 from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE, Results, Sample, TraceRow, read_jsonl
-from adafuse.runner.experiment import open_task, score_samples, select_items
-from adafuse.runner.items import input_digests, shard_slice
-from adafuse.runner.rundir import RunDir, config_differences
+from adafuse.runfolder.rundir import RunDir, config_differences
+from adafuse.tasks.selection import input_digests, open_task, score_samples, select_items, shard_slice
 
 USAGE = "usage: python -m adafuse.merge <sweep folder> [out=DIR] [replace=true]"
 RUN_FILES = (RESULTS, SAMPLES, TRACE, ".hydra")  # what makes a folder hold a run

@@ -80,7 +80,8 @@ def fail(exc: BaseException, sweep_dir: Path | None, run_dir: Path | None = None
 
 
 def held_run(cfg: DictConfig, hc, run_dir: Path, sweep_dir: Path | None, again: str) -> dict:
-    from adafuse.runner.experiment import EmptyShard, RunContext, run_experiment
+    from adafuse.runner.experiment import RunContext, run_experiment
+    from adafuse.tasks.selection import EmptyShard
 
     try:
         config = OmegaConf.to_container(cfg, resolve=True)

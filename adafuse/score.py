@@ -39,8 +39,8 @@ from typing import Any, Optional
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, write_json_atomic, write_jsonl_atomic
 from adafuse.safe_read import printable, read_records
-from adafuse.runner.provenance import git_state
-from adafuse.runner.rundir import RunDir
+from adafuse.runfolder.provenance import git_state
+from adafuse.runfolder.rundir import RunDir
 from adafuse.tasks import ScoreResult, Task, TaskError, get_task
 from adafuse.tasks.loaders import read_jsonl
 from adafuse.tasks.metrics.registry import percent

@@ -59,24 +59,8 @@ def sources(*parts: str) -> list[Path]:
     return out
 
 
-def case(path: Path, broken: dict[str, str]):
-    name = str(path.relative_to(ROOT))
-    reason = broken.get(name)
-    return pytest.param(path, id=name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else [])
-
-
-# files that break a rule today, and why (each one's mark must go when it is fixed)
-RUNNER_USERS = {
-    "adafuse/loggers/__init__.py": "builds the disk logger with runner.rundir.RunDir (it belongs in runfolder)",
-    "adafuse/loggers/disk.py": "takes runner.rundir.RunDir (it belongs in runfolder)",
-    "adafuse/score.py": "imports runner.provenance.git_state and runner.rundir.RunDir",
-    "adafuse/merge.py": "imports runner.experiment (open_task, score_samples, select_items), runner.items "
-                        "and runner.rundir",
-}
-
-
-@pytest.mark.parametrize("path", [case(p, RUNNER_USERS) for p in sources(
-    "runfolder", "loggers", "compare", "score.py", "merge.py", "show.py")])
+@pytest.mark.parametrize("path", sources("runfolder", "loggers", "compare", "score.py", "merge.py", "show.py"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_readers_and_the_run_folder_do_not_import_the_runner(path):
     assert imports_of(path, "adafuse.runner") == []
 
@@ -140,8 +124,7 @@ def runs(tmp_path_factory) -> Path:
     ("adafuse.compare", lambda runs: [str(runs)]),
     ("adafuse.show", lambda runs: [str(runs / "adafuse")]),
     ("adafuse.score", lambda runs: [f"rescore={runs / 'greedy'}"]),
-    pytest.param("adafuse.merge", lambda runs: ["--help"], marks=pytest.mark.xfail(
-        strict=True, reason="merge.py imports runner.experiment, which imports the decoding package")),
+    ("adafuse.merge", lambda runs: ["--help"]),
 ], ids=["compare", "show", "score", "merge"])
 def test_the_readers_run_without_torch(runs, module, args):
     result = run_entry_point(module, *args(runs))

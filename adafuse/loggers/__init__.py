@@ -32,7 +32,7 @@ def check_logger(settings: dict[str, Any] | None) -> None:
 def build_logger(settings: dict[str, Any] | None, run_dir, *, name: str, group: str | None,
                  job_type: str) -> MultiLogger:
     """The disk logger, plus the one `settings["name"]` asks for."""
-    from adafuse.runner.rundir import RunDir
+    from adafuse.runfolder.rundir import RunDir
 
     loggers: list[Logger] = [DiskLogger(RunDir(run_dir))]
     kind = (settings or {}).get("name", "none")

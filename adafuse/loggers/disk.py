@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from adafuse.errors import AdaFuseError
-from adafuse.runner.rundir import RunDir
+from adafuse.runfolder.rundir import RunDir
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@
 Every file of a run folder is opened through `files.open_plain`: never through a symbolic
 link, so a folder someone hands you cannot make a write land outside it.
 
-The runner (adafuse.runner.rundir), `adafuse.merge`, the disk logger and readers go through
-this package; it needs neither torch nor the models.
+rundir.py holds RunDir, the folder of one run (continuing it after a crash, checking a
+continued run's config); provenance.py the versions and git commit a result records. The
+runner, `adafuse.merge`, `adafuse.score`, the disk logger and the readers go through this
+package; it needs neither torch nor the models, nor the runner.
 """
 
 from adafuse.runfolder.files import (append_jsonl, check_folder, check_location, json_line,
@@ -21,13 +23,10 @@ from adafuse.runfolder.files import (append_jsonl, check_folder, check_location,
 from adafuse.runfolder.lock import LOCK, FolderInUse, hold
 from adafuse.runfolder.records import (CostTotals, ModelTotals, Record, Results, Sample, TraceRow,
                                        complete_results, header, prefix_totals, totals)
-
-RESULTS = "results.json"
-SAMPLES = "samples.jsonl"
-TRACE = "trace.jsonl"
+from adafuse.runfolder.rundir import RESULTS, SAMPLES, TRACE, RunDir, config_differences
 
 __all__ = ["LOCK", "RESULTS", "SAMPLES", "TRACE", "CostTotals", "FolderInUse", "ModelTotals",
-           "Record", "Results", "Sample", "TraceRow", "append_jsonl", "complete_results", "header",
-           "check_folder", "check_location", "hold", "json_line", "prefix_totals", "read_bytes",
+           "Record", "Results", "RunDir", "Sample", "TraceRow", "append_jsonl", "complete_results", "header",
+           "check_folder", "check_location", "config_differences", "hold", "json_line", "prefix_totals", "read_bytes",
            "read_json", "read_jsonl", "refuse_link", "remove_temporaries", "totals", "write_json_atomic",
            "write_jsonl_atomic", "write_text_atomic"]

@@ -2,9 +2,10 @@
 
 schema.py      the config schema (Hydra ConfigStore) and the resolvers conf/ uses
 experiment.py  one run: checks, items, models, the decode loop, scoring, results
-items.py       prompt mode, shards, and the sample / trace records of an item
-rundir.py      the run folder: append-only samples and trace, results.json, continuing a run
-provenance.py  versions, git commit, model file hashes
+items.py       the sample / trace records of a decoded item
+provenance.py  model file hashes
+
+The run folder (RunDir) is adafuse.runfolder's; the task and its items adafuse.tasks.selection's.
 
     from adafuse.runner.experiment import RunContext, run_experiment
 """

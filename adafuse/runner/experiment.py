@@ -23,16 +23,16 @@ from adafuse.decoding.base import MODES, check_prompt, check_range, check_stop
 from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
-from adafuse.runner.items import (INPUT_NAMES, PromptTask, input_digests, make_sample, shard_slice,
-                                  trace_rows)
+from adafuse.runner.items import make_sample, trace_rows
 from adafuse.runner.plan import check_context, estimate_line, used_models
-from adafuse.runner.rundir import RunDir
+from adafuse.runfolder.provenance import git_state, versions
+from adafuse.runfolder.rundir import RunDir
 from adafuse.runner.threads import apply_threads, check_threads
+from adafuse.tasks.selection import (INPUT_NAMES, PromptTask, input_digests, open_task, score_samples,
+                                      select_items)
 
 log = logging.getLogger("adafuse.run")
 
-PROMPT_MAX_NEW_TOKENS = 32
-PROMPT_STOP = ["\n"]
 # prompts decoded together: beyond this a batch only holds more caches in memory, and on a
 # CPU a padded forward of hundreds of rows is slower than several smaller ones
 MAX_BATCH_SIZE = 256
@@ -97,46 +97,6 @@ def check_config(config: dict) -> None:
                                "the one prompt= given; add task=<name> (e.g. task=triviaqa) or drop limit")
 
 
-def open_task(config: dict):
-    """The task (or the prompt-mode stand-in), with the stop strings and budget of this run."""
-    from adafuse.tasks import get_task
-
-    spec = config.get("task")
-    if not spec:
-        prompt = config["prompt"].replace("\\n", "\n").replace("\\t", "\t")
-        stop = config["stop"] if config.get("stop") is not None else PROMPT_STOP
-        budget = config.get("max_new_tokens") or PROMPT_MAX_NEW_TOKENS
-        return PromptTask(prompt, stop, budget), stop, budget
-    task = get_task(spec["name"], source=spec.get("source"))
-    stop = spec["stop"] if spec.get("stop") is not None else task.stop
-    budget = spec.get("max_new_tokens") or task.max_new_tokens
-    return task, list(stop), int(budget)
-
-
-class EmptyShard(AdaFuseError):
-    """A shard of no items (more shards than items): refused alone; in a sweep, nothing to do."""
-
-
-def select_items(task, config: dict) -> list[tuple[int, dict]]:
-    """(index, doc) pairs of this job: the first `limit` items (after an optional shuffle),
-    then this shard's slice. `index` is the position before sharding, so shards merge back."""
-    spec = config.get("task") or {}
-    try:
-        docs = task.docs(limit=spec.get("limit"), shuffle_seed=spec.get("shuffle_seed"))
-    except OSError as exc:
-        raise AdaFuseError(f"cannot read the data of task {task.name!r}: {exc}") from None
-    part = shard_slice(len(docs), config["shard"], config["num_shards"])
-    if not part:  # a run of no items would be "complete" with a metric over nothing
-        if spec.get("limit") == 0:
-            raise AdaFuseError("limit=0 selects no items; give limit >= 1 (or leave it out for all)")
-        if not docs:
-            raise AdaFuseError(f"task {task.name!r} has no items: its data "
-                               f"({getattr(task, 'source', None) or 'the bundled file'}) is empty")
-        raise EmptyShard(f"shard={config['shard']} of num_shards={config['num_shards']} holds no "
-                         f"items (the task has {len(docs)}); use num_shards <= {len(docs)}")
-    return [(i, docs[i]) for i in part]
-
-
 # --- models ------------------------------------------------------------------------------------
 
 _loaded: tuple[str, list] | None = None  # the last model set: a sweep's jobs in one process reuse it
@@ -182,13 +142,6 @@ def next_rescore(finished: int) -> int:
     finished items after each one costs O(n²) (a corpus BLEU an item on FLORES); this way
     about 11 items are rescored per item decoded, however many there are."""
     return finished + max(1, finished // 10)
-
-
-def score_samples(task, items: list[tuple[int, dict]], samples: dict[str, dict]):
-    """The task's metrics over `items`, in order; an item with no sample counts as missing."""
-    preds = [samples[str(doc["id"])]["response"] if str(doc["id"]) in samples else None
-             for _, doc in items]
-    return task.score(preds, [doc for _, doc in items])
 
 
 def run_experiment(config: dict, ctx: RunContext) -> dict:
@@ -276,7 +229,7 @@ class Experiment:
         return runfolder.header(
             config=self.config,
             task={**self.task.describe(), "stop": self.stop, "max_new_tokens": self.max_new_tokens},
-            versions=provenance.versions(), git=provenance.git_state(), run_dir=str(store.path),
+            versions=versions(), git=git_state(), run_dir=str(store.path),
             sweep_dir=str(self.ctx.sweep_dir) if self.ctx.sweep_dir else None,
             started=self.started_at, inputs=self.inputs)
 

@@ -1,73 +1,15 @@
-"""A run's items, and the records written for each: the sample line and its trace lines.
-
-Prompt mode (no task) is a one-item task without gold answers, so both modes share one loop.
+"""The records written for each decoded item: its sample line and its trace lines, made from
+the decoder's Output. The task, its items and their digests are adafuse.tasks.selection's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from adafuse.decoding.output import Output
 from adafuse.decoding.text import word_count
 from adafuse.tasks import ScoreResult
-
-
-class PromptTask:
-    """The `prompt=` of the config as a task: one item, no gold, no metrics."""
-
-    name = "prompt"
-    shared_prefix = None
-    main_metric = ""
-
-    def __init__(self, prompt: str, stop: list[str], max_new_tokens: int):
-        self.text = prompt
-        self.stop = list(stop)
-        self.max_new_tokens = max_new_tokens
-
-    def docs(self, limit: Optional[int] = None, shuffle_seed: Optional[int] = None) -> list[dict]:
-        return [{"id": 0, "question": self.text, "answer": None}][:limit]
-
-    def prompt(self, doc: dict) -> str:
-        return doc["question"]
-
-    def score(self, predictions: Sequence[Optional[str]], docs: Sequence[dict]) -> ScoreResult:
-        return ScoreResult(metrics={}, per_item=[{} for _ in docs], extracted=list(predictions),
-                           main_metric="", n_items=len(docs),
-                           n_missing=sum(p is None for p in predictions))
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "stop": self.stop, "max_new_tokens": self.max_new_tokens}
-
-
-def _digest(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-# what each digest of `input_digests` covers, for the line that names a changed one
-INPUT_NAMES = {"prompt": "the prompt (the task's prompt file, separator or template, or prompt=)",
-               "data": "the data (the selected items' fields)",
-               "gold": "the gold answers"}
-
-
-def input_digests(task, items: Sequence[tuple[int, dict]]) -> dict[str, str]:
-    """Digests of what a run's outputs and scores are made from, besides its config: the
-    prompt every item shares (instruction, template; prompt mode: the prompt), the selected
-    items without their answers, and the answers. A continued run must find them unchanged."""
-    docs = [doc for _, doc in items]
-    prompt = {"shared_prefix": getattr(task, "shared_prefix", None) or "",
-              "template": getattr(task, "template", None) or getattr(task, "text", "")}
-    return {"prompt": _digest(prompt),
-            "data": _digest([{k: v for k, v in d.items() if k != "answer"} for d in docs]),
-            "gold": _digest([[d.get("id"), d.get("answer")] for d in docs])}
-
-
-def shard_slice(n_items: int, shard: int, num_shards: int) -> range:
-    """Contiguous slice `shard` of `num_shards` (sizes differ by at most one)."""
-    return range(shard * n_items // num_shards, (shard + 1) * n_items // num_shards)
 
 
 def _finite(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""What a result was produced with: package versions, the git commit, the model files' hashes.
+"""What a result was produced with: the model files' hashes (the package versions and the git
+commit are adafuse.runfolder.provenance's).
 
 A model loaded from the GGUF cache carries the hashes of the files it was read from, checked at
 load (`LoadedModel.files_sha256`): those are recorded. Other model files' hashes are cached by
@@ -9,51 +10,14 @@ back, so it is hashed again.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import platform
-import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("adafuse", "torch", "transformers", "tokenizers", "accelerate", "hydra-core",
-            "omegaconf", "datasets", "sacrebleu", "wandb", "hydra-submitit-launcher")
 # the files that decide what a model computes (not READMEs or licences)
 MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt", ".py", ".tiktoken")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def git_state(root: Path | None = None) -> dict[str, Any]:
-    """The commit of the adafuse checkout, and whether it had uncommitted changes, as they
-    were when this process first asked: the code a sweep runs is what its process loaded at
-    the start, so a checkout that moves on during a long sweep must not relabel later jobs."""
-    import adafuse
-
-    return dict(_git_state(root or Path(adafuse.__file__).resolve().parent.parent))
-
-
-@functools.cache
-def _git_state(root: Path) -> dict[str, Any]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(status.strip())}
 
 
 def _hash_cache_path() -> Path:

@@ -132,7 +132,7 @@ def run_dir(resume: Optional[str], fresh: str, runs_dir: Optional[str] = None) -
         check_location("resume", resume)
         if not (Path(resume) / "results.json").is_file():
             raise AdaFuseError(f"resume={resume!r}: no run there (a run folder holds results.json)")
-        from adafuse.runner.rundir import RunDir
+        from adafuse.runfolder.rundir import RunDir
 
         RunDir(resume).read_results()  # a damaged one fails before anything is written there
         return str(resume)
@@ -203,7 +203,7 @@ def _take(output_dir: str) -> None:
         stack.enter_context(runfolder.hold(Path(output_dir)))  # FolderInUse: one line, exit 2
         _locks[output_dir] = stack
     if (Path(output_dir) / "results.json").is_file():  # a damaged one fails before .hydra is written
-        from adafuse.runner.rundir import RunDir
+        from adafuse.runfolder.rundir import RunDir
 
         try:
             RunDir(output_dir).read_results()

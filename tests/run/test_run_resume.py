@@ -13,7 +13,7 @@ import time
 import pytest
 
 from adafuse.errors import AdaFuseError
-from adafuse.runner.rundir import RunDir, config_differences, read_jsonl
+from adafuse.runfolder.rundir import RunDir, config_differences, read_jsonl
 from run_helpers import FAST, REPO, cli, read_jsonl as read_all, without_timings
 
 # recompute mode: no prefix cache is shared across items, so each item's cost is its own in

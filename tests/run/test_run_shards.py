@@ -66,7 +66,7 @@ def test_merge_refuses_a_missing_or_unfinished_shard(adafuse_run, tmp_path, caps
 
 
 def test_shards_cover_the_items_once():
-    from adafuse.runner.items import shard_slice
+    from adafuse.tasks.selection import shard_slice
 
     for n in (0, 1, 5, 17):
         for k in (1, 2, 3, 8):
@@ -77,7 +77,7 @@ def test_shards_cover_the_items_once():
 def test_more_shards_than_items_runs_and_merges(adafuse_run, tmp_path, whole_run, capsys):
     """5 items in 7 shards: two shards hold no item; in a sweep they have nothing to do (no
     folder, exit 0), and merge does without them."""
-    from adafuse.runner.items import shard_slice
+    from adafuse.tasks.selection import shard_slice
 
     sweep = tmp_path / "sweep"
     res = adafuse_run("-m", *TASK, f"shard={','.join(map(str, range(7)))}", "num_shards=7",
@@ -97,7 +97,7 @@ def test_more_shards_than_items_runs_and_merges(adafuse_run, tmp_path, whole_run
 
 
 def test_a_lone_shard_of_no_items_is_refused(adafuse_run, tmp_path):
-    from adafuse.runner.items import shard_slice
+    from adafuse.tasks.selection import shard_slice
 
     empty = next(i for i in range(7) if not shard_slice(5, i, 7))
     res = adafuse_run(*TASK, f"shard={empty}", "num_shards=7", f"hydra.run.dir={tmp_path / 'r'}")

@@ -12,7 +12,7 @@ import pytest
 from adafuse import AdaFuseError, build_decoder
 from adafuse.decoding.engine import EngineOptions
 from adafuse.runner.experiment import check_config
-from adafuse.runner.rundir import config_differences
+from adafuse.runfolder.rundir import config_differences
 from adafuse.runner.schema import EngineConf
 from tests.scripted import EOS, ScriptedLM
 

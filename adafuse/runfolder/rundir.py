@@ -9,7 +9,7 @@
 An item is finished when its line is in samples.jsonl; its trace lines are written just
 before it. Reopening a folder keeps the finished items and drops what a killed run left
 half-written: a truncated last line, and trace lines of an item with no sample line.
-The records, the lock and the atomic writes are adafuse.runfolder's.
+The records (records.py), the lock (lock.py) and the atomic writes (files.py) are this package's.
 """
 
 from __future__ import annotations
@@ -18,9 +18,14 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from adafuse import runfolder
 from adafuse.errors import AdaFuseError
-from adafuse.runfolder import RESULTS, SAMPLES, TRACE, read_jsonl, write_json_atomic  # noqa: F401
+from adafuse.runfolder.files import append_jsonl, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
+from adafuse.runfolder.lock import hold
+from adafuse.runfolder.records import ModelTotals, Results, Sample
+
+RESULTS = "results.json"
+SAMPLES = "samples.jsonl"
+TRACE = "trace.jsonl"
 
 # settings that may change when a run is continued: they do not change its outputs
 RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir",
@@ -80,12 +85,12 @@ class RunDir:
     def lock(self) -> Iterator["RunDir"]:
         """Hold the folder for one run at a time: two processes appending to one
         samples.jsonl would decode items twice (adafuse.runfolder.lock)."""
-        with runfolder.hold(self.path):
+        with hold(self.path):
             yield self
 
     def read_results(self) -> dict | None:
-        data = runfolder.read_json(self.results)
-        return None if data is None else runfolder.Results(data, str(self.results)).to_json()
+        data = read_json(self.results)
+        return None if data is None else Results(data, str(self.results)).to_json()
 
     def check_config(self, config: dict) -> None:
         """Refuse to continue a run that was started with a different config."""
@@ -118,7 +123,7 @@ class RunDir:
         """The finished items by id, after repairing what a killed run left behind."""
         samples: dict[str, dict] = {}
         for n, record in enumerate(read_jsonl(self.samples, repair=True), 1):
-            sample = runfolder.Sample(record, f"{self.samples}:{n}")
+            sample = Sample(record, f"{self.samples}:{n}")
             samples.setdefault(sample.key, record)  # never count an item twice
         # trace lines of unfinished items (written just before a kill) would be duplicated
         # when the item is decoded again: keep only those of finished items
@@ -126,15 +131,15 @@ class RunDir:
             rows = read_jsonl(self.trace, repair=True)
             kept = [r for r in rows if str(r.get("id")) in samples]
             if len(kept) != len(rows):
-                runfolder.write_jsonl_atomic(self.trace, kept)
+                write_jsonl_atomic(self.trace, kept)
         return samples
 
     def append_item(self, sample: dict, trace_rows: list[dict]) -> None:
         """Trace lines, then the sample line (the mark of a finished item); each file written
         in one call, flushed and synced."""
         self.path.mkdir(parents=True, exist_ok=True)
-        runfolder.append_jsonl(self.trace, trace_rows)
-        runfolder.append_jsonl(self.samples, [sample])
+        append_jsonl(self.trace, trace_rows)
+        append_jsonl(self.samples, [sample])
 
     def write_results(self, results: dict) -> None:
         write_json_atomic(self.results, results)
@@ -146,7 +151,7 @@ class RunDir:
         prefix = stored.get("shared_prefix") if isinstance(stored, dict) else None
         if not isinstance(prefix, dict):
             return None
-        return {k: runfolder.ModelTotals(v.get("forwards", 0), v.get("tokens_fed", 0),
+        return {k: ModelTotals(v.get("forwards", 0), v.get("tokens_fed", 0),
                                          v.get("seconds", 0.0)) for k, v in prefix.items()}
 
     def record_shared_prefix(self, prefix: dict) -> None:

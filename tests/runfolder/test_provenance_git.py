@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from adafuse.runner import provenance
+from adafuse.runfolder import provenance
 
 
 def _git(root, *args):
