@@ -31,7 +31,7 @@ log = logging.getLogger("adafuse.models")
 
 def embedded_gguf_path(name: str, cache_dir: Path) -> Path:
     """Locate (or assemble) the GGUF file of an embedded model, without importing its package."""
-    from adafuse.models import EMBEDDED
+    from adafuse.model_spec import EMBEDDED
 
     entry = EMBEDDED[name]
     missing = ModelLoadError(

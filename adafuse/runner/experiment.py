@@ -53,20 +53,10 @@ class RunContext:
 
 def check_config(config: dict) -> None:
     from adafuse.loggers import check_logger
-    from adafuse.model_checks import check_model_names, check_spec
-    from adafuse.models import DTYPES
+    from adafuse.model_checks import check_models
 
     models = config.get("models") or []
-    if not models:
-        raise AdaFuseError("models is empty; a run needs at least one model")
-    check_model_names(models)
-    for i, spec in enumerate(models):
-        if spec.get("dtype", "auto") not in DTYPES:
-            raise AdaFuseError(f"models.{i}.dtype={spec['dtype']!r}; allowed: {', '.join(DTYPES)}")
-        try:  # paths, GGUF headers, hub ids (offline: the cache), devices: all before any load
-            check_spec(spec)
-        except AdaFuseError as exc:
-            raise AdaFuseError(f"models.{i}: {exc}") from None
+    check_models(models)
     decoder = config.get("decoder") or {}
     if decoder.get("mode", MODES[0]) not in MODES:
         raise AdaFuseError(f"decoder.mode={decoder['mode']!r}; allowed: {', '.join(MODES)}")

@@ -21,7 +21,7 @@ MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt
 
 
 def _hash_cache_path() -> Path:
-    from adafuse.models import default_cache_dir
+    from adafuse.model_spec import default_cache_dir
 
     return default_cache_dir() / "file_hashes.json"
 

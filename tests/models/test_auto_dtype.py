@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from adafuse import ModelLoadError
-from adafuse import models
-from adafuse.models import CPU_BF16_ENV, cpu_has_native_bf16, resolve_dtype
+from adafuse import model_spec
+from adafuse.model_spec import CPU_BF16_ENV, cpu_has_native_bf16, resolve_dtype
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -19,20 +19,20 @@ def no_override(monkeypatch):
 
 @pytest.mark.parametrize("native, expected", [(False, torch.float32), (True, torch.bfloat16)])
 def test_auto_on_cpu_follows_the_detection(monkeypatch, native, expected):
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(model_spec, "cpu_has_native_bf16", lambda: native)
     assert resolve_dtype("auto", CPU) == expected
     assert resolve_dtype(None, CPU) == expected  # unset is auto
 
 
 @pytest.mark.parametrize("native", [False, True])
 def test_auto_on_cuda_is_bfloat16_whatever_the_cpu(monkeypatch, native):
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(model_spec, "cpu_has_native_bf16", lambda: native)
     assert resolve_dtype("auto", CUDA) == torch.bfloat16
 
 
 @pytest.mark.parametrize("native", [False, True])
 def test_an_explicit_dtype_is_kept(monkeypatch, native):
-    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(model_spec, "cpu_has_native_bf16", lambda: native)
     assert resolve_dtype("float32", CPU) == torch.float32
     assert resolve_dtype("bfloat16", CPU) == torch.bfloat16
     assert resolve_dtype("float32", CUDA) == torch.float32

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from adafuse import ModelLoadError, load_model
-from adafuse.models import EMBEDDED, ModelSpec, embedded_gguf_path
+from adafuse.model_cache import embedded_gguf_path
+from adafuse.model_spec import EMBEDDED, ModelSpec
 
 
 def one_line(exc) -> str:
