@@ -29,21 +29,29 @@ from adafuse.decoding import DECODERS, AdaFuse  # registering a decoder stores i
 from adafuse.decoding.engine import EngineOptions
 from adafuse.decoding.registry import default
 from adafuse.errors import AdaFuseError
+from adafuse.model_spec import ModelSpec
 
 
-@dataclass
-class ModelConf:
-    """One model of the set; the fields of `adafuse.models.ModelSpec`."""
+def schema_of(cls: type, name: str, doc: str) -> type:
+    """A mutable dataclass with the fields, types and defaults of the dataclass `cls`, for
+    Hydra's ConfigStore: made from `cls`, not copied, so a field added there is a key here. A
+    field without a default is required (MISSING). OmegaConf would make a node of a frozen
+    dataclass read-only, hence a new class rather than `cls` itself."""
+    hints = typing.get_type_hints(cls)
 
-    name: str = MISSING
-    device: str = "auto"
-    dtype: str = "auto"
-    chat_template: bool = False
-    trust_remote_code: bool = False
-    weight: float = 1.0
-    gguf_file: Optional[str] = None
-    alias: Optional[str] = None
-    cache_dir: Optional[str] = None
+    def default(f: dataclasses.Field) -> Any:
+        if f.default_factory is not dataclasses.MISSING:
+            return dataclasses.field(default_factory=f.default_factory)
+        return dataclasses.field(default=MISSING if f.default is dataclasses.MISSING else f.default)
+
+    made = dataclasses.make_dataclass(name, [(f.name, hints[f.name], default(f)) for f in dataclasses.fields(cls)])
+    made.__doc__ = doc
+    made.__module__ = __name__
+    return made
+
+
+# one model of the set: the fields of adafuse.model_spec.ModelSpec, declared there once
+ModelConf = schema_of(ModelSpec, "ModelConf", "One model of the set; the fields of `adafuse.model_spec.ModelSpec`.")
 
 
 @dataclass
@@ -78,11 +86,8 @@ class NoLoggerConf:
     name: str = "none"
 
 
-# the engine options as a mutable schema (EngineOptions is frozen, and OmegaConf would make a
-# node from it read-only)
-EngineConf = dataclasses.make_dataclass(
-    "EngineConf", [(f.name, typing.get_type_hints(EngineOptions)[f.name], dataclasses.field(default=f.default))
-                   for f in dataclasses.fields(EngineOptions)])
+# the engine options (adafuse.decoding.engine.EngineOptions, frozen) as a mutable schema
+EngineConf = schema_of(EngineOptions, "EngineConf", "The engine options; the fields of `EngineOptions`.")
 
 
 @dataclass
