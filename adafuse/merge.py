@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from adafuse import runfolder
+from adafuse import cli, runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, SAMPLES, TRACE, Results, Sample, TraceRow, read_jsonl
 from adafuse.runfolder.rundir import RunDir, config_differences
@@ -201,8 +201,11 @@ def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) ->
 def parse_args(args: list[str]) -> tuple[Path, Optional[Path], bool]:
     paths = [a for a in args if "=" not in a]
     options = dict(a.split("=", 1) for a in args if "=" in a)
-    if len(paths) != 1 or set(options) - {"out", "replace"}:
-        raise AdaFuseError(USAGE)
+    unknown = sorted(set(options) - {"out", "replace"}) + [a for a in paths if a.startswith("-")]
+    if unknown:
+        raise AdaFuseError(f"unknown option {unknown[0]!r}; allowed: out=DIR, replace=true|false, --help")
+    if len(paths) != 1:
+        raise AdaFuseError(f"give one sweep folder (got {len(paths)}); {USAGE}")
     replace = options.get("replace", "false").lower()
     if replace not in ("true", "false"):
         raise AdaFuseError(f"replace={options['replace']!r}; allowed: true, false")
@@ -220,12 +223,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         sweep_dir, out, replace = parse_args(args)
         merged = merge(sweep_dir, out, replace)
     except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cli.error(exc)
     except OSError as exc:  # out= under a file, a read-only or full disk: the path, once
         where = exc.filename if exc.filename is not None else "the merged folder"
-        print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return cli.error(f"cannot write {where}: {exc.strerror or exc}")
     for target, results in merged:
         main_value = results["main"]
         shown = f"{main_value:.4f}" if isinstance(main_value, float) else main_value

@@ -26,6 +26,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from adafuse import cli
 from adafuse.errors import AdaFuseError, Interrupted
 from adafuse.runner import schema
 
@@ -72,9 +73,9 @@ def fail(exc: BaseException, sweep_dir: Path | None, run_dir: Path | None = None
     """Bad input: one line, exit 2; in a sweep the other jobs go on, and main() names the
     failed ones at the end and exits with 2."""
     message = str(exc) if isinstance(exc, AdaFuseError) else os_error(exc)
-    print(f"error: {message}", file=sys.stderr)
     if sweep_dir is None:
-        raise SystemExit(2) from None
+        cli.fail(message)
+    cli.error(message)
     FAILED_JOBS.append((str(run_dir.name if run_dir is not None else "?"), message))
     raise RunFailed(message) from None
 
@@ -245,35 +246,32 @@ def main() -> None:
     handlers = catch_signals()
     try:
         check_locations(sys.argv[1:])
-        run()
+        with cli.usage_errors("python -m adafuse.run"):
+            run()
         if FAILED_JOBS:  # a launcher that does not re-raise a job's failure
             raise RunFailed(FAILED_JOBS[0][1])
     except RunFailed:
         if len(FAILED_JOBS) > 0:
             shown = "; ".join(f"{job}: {why}" for job, why in FAILED_JOBS[:5])
             more = f"; and {len(FAILED_JOBS) - 5} more" if len(FAILED_JOBS) > 5 else ""
-            print(f"error: {len(FAILED_JOBS)} job(s) of the sweep failed, the others ran: "
-                  f"{shown}{more}", file=sys.stderr)
-        sys.exit(2)
+            cli.error(f"{len(FAILED_JOBS)} job(s) of the sweep failed, the others ran: {shown}{more}")
+        sys.exit(cli.BAD_INPUT)
     except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(exc)
     except KeyboardInterrupt as exc:  # before a run started (composing the config)
         print("interrupted", file=sys.stderr)
         sys.exit(exc.exit_code if isinstance(exc, Interrupted) else 130)
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(one_line(exc))
     except (OSError, ValueError) as exc:
         # Hydra creating a folder where a file is (hydra.run.dir=<file>), or its run.log in a
         # folder that cannot be written (logging wraps that OSError in a ValueError)
         cause = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
         if not isinstance(cause, OSError):
             raise
-        print(f"error: {os_error(cause)}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(os_error(cause))
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

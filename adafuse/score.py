@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
+from adafuse import cli
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, write_json_atomic, write_jsonl_atomic
 from adafuse.safe_read import printable, read_records
@@ -340,8 +341,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = parse_args(argv)
         report: Any = rescore(args) if "rescore" in args else score_file(args)
     except (AdaFuseError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.error(e)
     if isinstance(report, dict) and report["n_without_prediction"]:
         n, p = report["n_predicted"] + report["n_without_prediction"], report["n_predicted"]
         how = ("left out (only_predicted=true)" if report["missing"] == "left out"

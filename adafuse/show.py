@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from adafuse import cli
 from adafuse.compare.checks import results_problem
 from adafuse.tasks.metrics.registry import percent
 from adafuse.tasks.partial import MEAN, SCORED, score_partial
@@ -299,13 +300,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = parse_args(argv)
         content, lines = show(args)
     except AdaFuseError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cli.error(exc)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         # a field of a type the checks above let through: the folder, not this command, is odd
-        say(f"error: {argv}: a file of this run folder holds a value of another type than "
-            f"adafuse.run writes ({type(exc).__name__}: {exc}); the run is not shown", file=sys.stderr)
-        return 2
+        return cli.error(f"{argv}: a file of this run folder holds a value of another type than "
+                         f"adafuse.run writes ({type(exc).__name__}: {exc}); the run is not shown")
     if args.as_json:
         print(json_printable(json.dumps(content, ensure_ascii=False, indent=1)))
     else:

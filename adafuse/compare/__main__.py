@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from adafuse import cli
 from adafuse.compare.disagree import default_pair
 from adafuse.compare.grid import build_grid
 from adafuse.compare.load import Run, load_runs
@@ -25,7 +26,7 @@ from adafuse.safe_read import quiet_on_closed_pipe, say
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m adafuse.compare", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="python -m adafuse.compare", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or runs folders")
     parser.add_argument("--html", type=Path, metavar="OUT.html", help="write the report to this file")
     parser.add_argument("--pair", nargs=2, metavar=("A", "B"),
@@ -71,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         say(f"note: {note}", file=sys.stderr)
     if not runs:
-        print("error: no runs to compare", file=sys.stderr)
-        return 2
+        return cli.error("no runs to compare")
     results = None
     if build_grid(runs).tasks:  # the intervals once, for the terminal and the report
         from adafuse.compare.bootstrap import build_results
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         pair = tuple(find_run(runs, name) for name in args.pair)
         missing = [name for name, run in zip(args.pair, pair) if run is None]
         if missing:
-            say(f"error: --pair: no run (or several) at {', '.join(missing)}", file=sys.stderr)
-            return 2
+            return cli.error(f"--pair: no run (or several) at {', '.join(missing)}")
     else:
         pair = default_pair(runs)
     if args.html:
@@ -93,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = write_report(args.html, render_report(runs, notes, pair, title=args.title,
                                                                results=results))
         if problem:
-            say(f"error: --html {args.html}: {problem}", file=sys.stderr)
-            return 2
+            return cli.error(f"--html {args.html}: {problem}")
         say(f"\nreport: {args.html}")
     if args.wandb:
         from adafuse.compare.wandb_table import log_to_wandb

@@ -32,6 +32,7 @@ import os
 import sys
 from pathlib import Path
 
+from adafuse import cli
 from adafuse.compare.bootstrap import build_results, make_cell, percentile_interval
 from adafuse.compare.load import load_runs
 from adafuse.compare.markdown import render_markdown
@@ -41,7 +42,7 @@ __all__ = ["build_results", "find_chromium", "main", "make_cell", "parse_args", 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m adafuse.compare.results", description=__doc__.split("\n")[0])
+    parser = cli.ArgumentParser(prog="python -m adafuse.compare.results", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or runs folders")
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="the Markdown file (default: RESULTS.md)")
     parser.add_argument("--assets", type=Path, help="where the report and the PNG go (default: results/ beside --out)")
@@ -57,21 +58,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.resamples < 1:
-        print("error: --resamples must be at least 1", file=sys.stderr)
-        return 2
+        return cli.error("--resamples must be at least 1")
     if args.reading and not args.reading.is_file():
-        print(f"error: --reading {args.reading}: no such file", file=sys.stderr)
-        return 2
+        return cli.error(f"--reading {args.reading}: no such file")
     if args.out.is_dir():
-        print(f"error: --out {args.out}: is a folder; give a file name, e.g. RESULTS.md", file=sys.stderr)
-        return 2
+        return cli.error(f"--out {args.out}: is a folder; give a file name, e.g. RESULTS.md")
     runs, notes = load_runs(args.paths)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     runs = [r for r in runs if r.task != "prompt"]
     if not runs:
-        print("error: no task runs to report", file=sys.stderr)
-        return 2
+        return cli.error("no task runs to report")
     res = build_results(runs, args.resamples, args.seed)
     res.notes = [*notes, *res.notes]
     assets_dir = args.assets or args.out.parent / "results"
@@ -84,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         source = os.path.relpath(reading_path, args.out.parent)
         args.out.write_text(render_markdown(res, runs, args.paths, assets, command, reading, source), encoding="utf-8")
     except OSError as exc:
-        print(f"error: cannot write {exc.filename or args.out} ({exc.strerror or type(exc).__name__})",
-              file=sys.stderr)
-        return 2
+        return cli.error(f"cannot write {exc.filename or args.out} ({exc.strerror or type(exc).__name__})")
     print(f"wrote {args.out}" + "".join(f", {v}" for k, v in assets.items() if k in ("html", "png")))
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from adafuse import cli
 from adafuse.errors import AdaFuseError
 
 
@@ -20,8 +21,7 @@ def main(argv: list[str] | None = None) -> None:
         from lm_eval._cli import HarnessCLI
         from lm_eval.utils import setup_logging
     except ImportError:
-        print("error: lm-eval is not installed; pip install 'adafuse[lm-eval]'", file=sys.stderr)
-        raise SystemExit(2) from None
+        cli.fail("lm-eval is not installed; pip install 'adafuse[lm-eval]'")
     import adafuse.lm_eval.model  # noqa: F401  registers `adafuse`
     from adafuse.lm_eval import args as model_args
 
@@ -34,14 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     # what lm_eval.__main__.cli_evaluate does, with the check between parsing and running
     setup_logging()
     parser = HarnessCLI()
-    parsed = parser.parse_args()
+    with cli.usage_errors("python -m adafuse.lm_eval"):
+        parsed = parser.parse_args()
     try:
         if getattr(parsed, "model", None) == "adafuse":
             model_args.check(dict(getattr(parsed, "model_args", None) or {}))
         parser.execute(parsed)
     except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        cli.fail(exc)
 
 
 if __name__ == "__main__":

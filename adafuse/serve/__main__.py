@@ -19,6 +19,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from adafuse import cli
 from adafuse.errors import AdaFuseError
 from adafuse.serve import config as serve_config
 
@@ -35,8 +36,7 @@ def serve(cfg: DictConfig) -> None:
         app, settings = prepare(config)
         run_server(app, settings)
     except AdaFuseError as exc:  # here, not around Hydra: Hydra would report it in three lines
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        cli.fail(exc)
 
 
 def prepare(config: dict):
@@ -91,18 +91,17 @@ def main() -> None:
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        serve()
+        with cli.usage_errors("python -m adafuse.serve"):
+            serve()
     except AdaFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(exc)
     except KeyboardInterrupt:  # before the server took over the signals (loading the models)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except (HydraException, OmegaConfBaseException) as exc:
         if full_error:
             raise
-        print(f"error: {serve_config.did_you_mean(one_line(exc))}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(serve_config.did_you_mean(one_line(exc)))
 
 
 if __name__ == "__main__":
