@@ -86,6 +86,9 @@ PLAN = [
           "installs .venv (pip, network) and runs this test suite; make run's decode is "
           "python -m adafuse.run with no overrides, run here by the command-line block"),
     Entry(r"from adafuse import load_model, AdaFuse, Greedy", "slow", "the embedded pair"),
+    Entry(r"^python -m adafuse\.run task=triviaqa limit=4 models\.1\.placement=ray", "skip",
+          "starts a Ray cluster and a models=llama31_mistral run on GPUs; tests/run/test_run_ray.py "
+          "runs models.1.placement=ray on the tiny models"),
     Entry(r"^python -m adafuse\.serve\s", "skip",
           "starts a server that runs until stopped; tests/serve/ starts it on a free port"),
     Entry(r"^curl -s http://127\.0\.0\.1:8000/v1/completions", "skip",
