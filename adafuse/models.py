@@ -120,6 +120,11 @@ def load_model(spec: ModelSpec | str | dict[str, Any], **options: Any) -> Loaded
     from adafuse.runner.threads import apply_auto_once
 
     spec = check_spec(spec, **options)
+    if spec.placement == "ray":  # the actor loads it (weights never pass through here)
+        from adafuse.decoding.engine.ray_member import load_member
+
+        return load_member(dataclasses.replace(spec, placement="local", num_gpus=0),
+                           placement="ray", num_gpus=spec.num_gpus)
     apply_auto_once()  # threads=auto for the API and lm-eval too (the runner has set its own)
     device = resolve_device(spec.device)
     torch_dtype = resolve_dtype(spec.dtype, device)

@@ -29,7 +29,7 @@ TRACE = "trace.jsonl"
 
 # settings that may change when a run is continued: they do not change its outputs
 RESUMABLE_KEYS = ("resume", "progress", "batch_size", "decoder.batch_size", "logger", "runs_dir",
-                  "threads", "engine")  # threads, engine: they change speed, not outputs
+                  "threads", "engine", "ray")  # threads, engine, ray: they change speed, not outputs
 # top-level shortcuts: compared where they are interpolated to (decoder.*, task.*, models.*),
 # so a difference is reported once, and not at all where it has no effect (θ for greedy)
 SHORTCUTS = ("theta_delta", "max_words", "num_candidates", "limit", "seed", "device", "dtype")

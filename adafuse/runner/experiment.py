@@ -92,11 +92,13 @@ def check_config(config: dict) -> None:
 _loaded: tuple[str, list] | None = None  # the last model set: a sweep's jobs in one process reuse it
 
 
-def load_models(specs: list[dict]) -> list:
+def load_models(specs: list[dict], ray: dict | None = None) -> list:
+    """The models of `specs`, loaded once per process for the same specs; members placed in
+    Ray actors join the cluster of `ray` (address, num_cpus, timeout_s) first."""
     global _loaded
     from adafuse.models import load_model
 
-    key = json.dumps(specs, sort_keys=True)
+    key = json.dumps([specs, ray], sort_keys=True, default=str)
     if _loaded is not None and _loaded[0] == key:
         return _loaded[1]
     _loaded = None  # free the previous set before loading the next
@@ -106,6 +108,11 @@ def load_models(specs: list[dict]) -> list:
         hf_logging.disable_progress_bar()  # "Loading weights" bars would bury ours
     except ImportError:
         pass
+    if any(dict(spec).get("placement") == "ray" for spec in specs):
+        from adafuse.decoding.engine.ray_member import connect
+
+        ray = dict(ray or {})
+        connect(ray.get("address"), ray.get("num_cpus"), ray.get("timeout_s", 30.0))
     models = []
     for spec in specs:
         lm = load_model(spec)
@@ -174,7 +181,7 @@ class Experiment:
                      if self.ctx.continue_command and todo > 1 else "")
             apply_threads(self.config.get("threads", "auto"))
             used, self.decoder_config = used_models(self.config)
-            self.models = load_models([self.config["models"][i] for i in used])
+            self.models = load_models([self.config["models"][i] for i in used], self.config.get("ray"))
             left = [(i, doc) for i, doc in self.items if str(doc["id"]) not in finished]
             check_context(self.models, [self.task.prompt(doc) for _, doc in left],
                           [doc["id"] for _, doc in left], self.max_new_tokens)

@@ -55,6 +55,15 @@ ModelConf = schema_of(ModelSpec, "ModelConf", "One model of the set; the fields 
 
 
 @dataclass
+class RayConf:
+    """The Ray cluster of members placed in actors (models.N.placement=ray)."""
+
+    address: Optional[str] = None  # auto or host:port to join a cluster; null: start a local one
+    num_cpus: Optional[int] = None  # a local cluster's CPUs; null: Ray's default
+    timeout_s: float = 30.0  # how long to wait for a cluster to answer
+
+
+@dataclass
 class TaskConf:
     """A task card (tasks/<name>/task.yaml) and what this run takes from it."""
 
@@ -119,6 +128,7 @@ class RunConfig:
     progress: bool = True
     threads: Any = "auto"  # CPU threads: auto (free usable cores; OMP_NUM_THREADS wins) or N
     engine: EngineConf = field(default_factory=EngineConf)  # engine.share_prefix=false, ...
+    ray: RayConf = field(default_factory=RayConf)  # ray.address=auto, for models.N.placement=ray
 
 
 # --- resolvers used by conf/config.yaml ------------------------------------------------------
@@ -270,7 +280,7 @@ def job_dir(num: int, overrides, *, _root_) -> str:
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 HELP_SKIP = {"hydra/help"}  # groups that are no choice of a user's
-SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt", "engine"}
+SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt", "engine", "ray"}
 
 
 def help_groups() -> str:
