@@ -42,7 +42,8 @@ class AdaFuse(Decoder):
     """Adaptive span-level ensemble of one or more causal LMs (any tokenizers)."""
 
     name = "adafuse"
-    bounds = {"theta_delta": (0, 1), "max_words": (1, None), "num_candidates": (1, None)}
+    # documented caps: B branches and words a span may hold (each branch a row of every step)
+    bounds = {"theta_delta": (0, 1), "max_words": (1, 64), "num_candidates": (1, 64)}
     labels = {"theta_delta": "θ_Δ", "num_candidates": "B"}  # the paper's names, in reports
 
     def __init__(

@@ -28,7 +28,7 @@ class FixedSpan(AdaFuse):
     """Span-level ensemble with a fixed span of `span_words` words per proposal."""
 
     name = "fixed_span"
-    bounds = {"span_words": (1, None)}
+    bounds = {"span_words": (1, 64)}  # a documented cap, as AdaFuse's max_words
     labels = {"span_words": "k"}
 
     def __init__(self, models: Sequence, *, span_words: int = 3,

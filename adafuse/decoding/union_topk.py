@@ -67,7 +67,7 @@ class UnionTopK(AdaFuse):
     """Token-level ensemble: each step appends the best of the union of the models' top-k."""
 
     name = "union_topk"
-    bounds = {"top_k": (1, None)}
+    bounds = {"top_k": (1, 1000)}  # a documented cap: every model scores every piece of the union
 
     def __init__(self, models: Sequence, *, top_k: int = 10,
                  weights: Sequence[float] | None = None, mode: str = "cached", engine=None):
