@@ -1,0 +1,67 @@
+"""A member placed in a Ray actor from the command line (`models.N.placement=ray`): the run
+folder holds what an in-process run writes, and a SIGKILL of the actor's process mid-run ends
+the run with one line and exit 2, keeping what was finished; the continue command finishes it
+without losing or doubling an item. Skipped only where Ray is not installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.run.run_helpers import FAST, REPO, cli, read_jsonl
+
+pytest.importorskip("ray")
+
+
+def _texts(run_dir):
+    return {s["id"]: s["response"] for s in read_jsonl(run_dir / "samples.jsonl")}
+
+
+def test_a_ray_member_writes_what_an_in_process_member_writes(tiny_conf, tmp_path):
+    common = ["task=triviaqa", "limit=3", "logger=none"]
+    local = cli(tiny_conf, *common, f"hydra.run.dir={tmp_path / 'local'}", timeout=900)
+    placed = cli(tiny_conf, *common, f"hydra.run.dir={tmp_path / 'ray'}", "models.1.placement=ray",
+                 "ray.num_cpus=1", timeout=900)
+    assert local.code == 0, local.err[-2000:]
+    assert placed.code == 0, placed.err[-2000:]
+    assert _texts(tmp_path / "ray") == _texts(tmp_path / "local")
+
+
+def _actor_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "MemberActor"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def test_a_killed_actor_is_one_line_and_the_run_resumes(tiny_conf, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, "-m", "adafuse.run", f"hydra.searchpath=[file://{tiny_conf}]", *FAST,
+            "task=triviaqa", "limit=8", "logger=none", f"hydra.run.dir={run_dir}",
+            "models.1.placement=ray", "ray.num_cpus=1"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    samples = run_dir / "samples.jsonl"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and proc.poll() is None:
+        if samples.is_file() and samples.read_text(encoding="utf-8").count("\n") >= 1 and _actor_pids():
+            break
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before the actor could be killed (nothing to test)")
+    for pid in _actor_pids():
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 2, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "member" in errors[0] and "Ray actor" in errors[0], stderr[-2000:]
+    kept = read_jsonl(samples)
+    assert 1 <= len(kept) < 8
+    again = cli(tiny_conf, "task=triviaqa", "limit=8", "logger=none",
+                f"resume={run_dir}", "models.1.placement=ray", "ray.num_cpus=1", timeout=900)
+    assert again.code == 0, again.err[-2000:]
+    ids = [s["id"] for s in read_jsonl(samples)]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 8
