@@ -68,6 +68,8 @@ class ModelSpec:
     gguf_file: str | None = None  # a GGUF file inside a hub repo or folder
     alias: str | None = None  # short name for traces; defaults to the spec's name
     cache_dir: str | None = None
+    placement: str = "local"  # local: in this process; ray: in a Ray actor that loads it itself
+    num_gpus: float = 0  # GPUs the Ray actor holds (placement=ray)
 
     @classmethod
     def coerce(cls, spec: "ModelSpec | str | dict[str, Any]") -> "ModelSpec":
@@ -200,6 +202,10 @@ def check_gguf(path: Path, shown: str) -> None:
         raise ModelLoadError(f"{shown!r} is not a GGUF file (it does not start with 'GGUF')")
 
 
+# where a member runs: in this process, or in a Ray actor (adafuse/decoding/engine/ray_member.py)
+PLACEMENTS = ("local", "ray")
+
+
 def check_spec(spec: ModelSpec | str | dict[str, Any], **options: Any) -> ModelSpec:
     """Everything about a spec that needs no weights: its options, device and dtype, that a
     path exists and holds a model, that a GGUF file is one, that a hub id is well formed and,
@@ -214,7 +220,18 @@ def check_spec(spec: ModelSpec | str | dict[str, Any], **options: Any) -> ModelS
                              f"({', '.join(EMBEDDED)}), a .gguf file, a folder or a hub id")
     if isinstance(spec.weight, bool) or not isinstance(spec.weight, (int, float)):
         raise ModelLoadError(f"weight={spec.weight!r} for {name!r} must be a number")
-    resolve_dtype(spec.dtype, resolve_device(spec.device))
+    if spec.placement not in PLACEMENTS:
+        raise ModelLoadError(f"placement={spec.placement!r} for {name!r} is not allowed; allowed: "
+                             f"{', '.join(PLACEMENTS)}")
+    if isinstance(spec.num_gpus, bool) or not isinstance(spec.num_gpus, (int, float)) or spec.num_gpus < 0:
+        raise ModelLoadError(f"num_gpus={spec.num_gpus!r} for {name!r} is not allowed; it must be a number >= 0")
+    if spec.placement == "ray":
+        import importlib.util as _util
+
+        if _util.find_spec("ray") is None:
+            raise ModelLoadError(f"placement=ray for {name!r} needs Ray: pip install -e '.[ray]'")
+    else:  # a Ray member's device is the actor's, checked where it runs
+        resolve_dtype(spec.dtype, resolve_device(spec.device))
     if spec.alias is not None and (not isinstance(spec.alias, str) or not spec.alias.strip()):
         raise ModelLoadError(f"alias={spec.alias!r} for {name!r} is not allowed; an alias is a "
                              "non-empty name")

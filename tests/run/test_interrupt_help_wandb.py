@@ -122,7 +122,7 @@ def test_a_signal_while_loading_leaves_no_folder(adafuse_run, monkeypatch, tmp_p
     from adafuse.errors import Interrupted
     from adafuse.runner import experiment
 
-    def interrupted(specs):
+    def interrupted(specs, ray=None):
         raise Interrupted(signum)
 
     monkeypatch.setattr(experiment, "load_models", interrupted)

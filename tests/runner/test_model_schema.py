@@ -21,7 +21,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 # a value other than the default for every field of ModelSpec (a new field needs one here)
 VALUES = {"name": "org/some-model", "device": "cuda:1", "dtype": "float16", "chat_template": True,
           "trust_remote_code": True, "weight": 2.5, "gguf_file": "w.Q4_K_M.gguf", "alias": "m0",
-          "cache_dir": "/tmp/adafuse-cache"}
+          "cache_dir": "/tmp/adafuse-cache", "placement": "ray", "num_gpus": 0.5}
 
 
 def test_a_field_added_to_a_spec_is_a_key_of_its_schema():
