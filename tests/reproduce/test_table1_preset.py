@@ -131,13 +131,13 @@ def test_the_preset_runs_resumes_and_reports(run_preset, tmp_path, capsys):
     for folder in folders:
         results = json.loads((sweep / folder / "results.json").read_text())
         assert results["status"] == "complete" and results["n_items"] == 1 and results["resumed_items"] == 0
-        stamps[folder] = (sweep / folder / "samples.jsonl").read_bytes()
+        stamps[folder] = [(sweep / folder / name).read_bytes() for name in ("samples.jsonl", "results.json")]
 
-    # the same command again: every item is already done, nothing is decoded twice
+    # the same command again: every run is complete, so each is left as it was (a finished run
+    # rerun is a no-op: nothing decoded, nothing rewritten)
     assert run_preset(*args) == 0, capsys.readouterr().err
     for folder in folders:
-        results = json.loads((sweep / folder / "results.json").read_text())
-        assert results["resumed_items"] == 1 and (sweep / folder / "samples.jsonl").read_bytes() == stamps[folder]
+        assert [(sweep / folder / name).read_bytes() for name in ("samples.jsonl", "results.json")] == stamps[folder]
 
     out = tmp_path / "report" / "RESULTS.md"
     assert write_results([str(sweep), "--out", str(out), "--resamples", "50", "--no-png", "--no-html"]) == 0
