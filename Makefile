@@ -46,9 +46,14 @@ compare: install  ## compare the runs under RUNS (default runs/): tables here, t
 	$(PY) -m adafuse.compare $(RUNS) --html $(REPORT) $(ARGS)
 
 .PHONY: reproduce
+TABLE1_PARTS := triviaqa nq squad_adafuse squad_greedy flores_adafuse flores_greedy gsm8k \
+	ablations_triviaqa ablations_nq ablations_squad ablations_flores ablations_gsm8k
 reproduce: OUT ?= RESULTS.md
-reproduce: install  ## Table 1 on the embedded pair (~2 h on 2 cores; rerun to continue), then RESULTS.md
-	@# the sweep resumes its fixed folder: finished runs and items are skipped. RESULTS.md is
+reproduce: install  ## Table 1: no PART: the small preset (~2 h); PART=<part>|all: the sized one (each part < 2 h on 2 cores); rerun to continue
+	@# each sweep resumes its fixed folder: finished runs and items are skipped. RESULTS.md is
 	@# written from whatever is finished, also when a job failed; the sweep's status is kept
-	$(PY) -m adafuse.run -m +experiment=table1_embedded runs_dir=$(RUNS) $(ARGS); status=$$?; \
-	$(PY) -m adafuse.compare.results $(RUNS)/table1_embedded --out $(OUT) || exit $$?; exit $$status
+	@if [ -n "$(PART)" ]; then sweep=table1_sized; status=0; \
+	  for p in $(if $(filter all,$(PART)),$(TABLE1_PARTS),$(PART)); do \
+	    $(PY) -m adafuse.run -m +experiment=table1_sized/$$p runs_dir=$(RUNS) $(ARGS) || status=$$?; done; \
+	else sweep=table1_embedded; $(PY) -m adafuse.run -m +experiment=table1_embedded runs_dir=$(RUNS) $(ARGS); status=$$?; fi; \
+	$(PY) -m adafuse.compare.results $(RUNS)/$$sweep --out $(OUT) || exit $$?; exit $$status
