@@ -32,9 +32,22 @@ def test_a_ray_member_writes_what_an_in_process_member_writes(tiny_conf, tmp_pat
     assert _texts(tmp_path / "ray") == _texts(tmp_path / "local")
 
 
-def _actor_pids() -> list[int]:
+def _descendants(pid: int) -> set[int]:
+    """The processes below `pid` (a local Ray cluster's raylet and workers are its children)."""
+    out, todo = set(), [pid]
+    while todo:
+        found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())], capture_output=True, text=True)
+        for child in map(int, found.stdout.split()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _actor_pids(run_pid: int) -> list[int]:
+    """This run's member actors: MemberActor processes below the run (never another test's)."""
     found = subprocess.run(["pgrep", "-f", "MemberActor"], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
+    return [int(p) for p in found.stdout.split() if int(p) in _descendants(run_pid)]
 
 
 def test_a_killed_actor_is_one_line_and_the_run_resumes(tiny_conf, tmp_path):
@@ -47,12 +60,14 @@ def test_a_killed_actor_is_one_line_and_the_run_resumes(tiny_conf, tmp_path):
     samples = run_dir / "samples.jsonl"
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
-        if samples.is_file() and samples.read_text(encoding="utf-8").count("\n") >= 1 and _actor_pids():
+        if samples.is_file() and samples.read_text(encoding="utf-8").count("\n") >= 1 and _actor_pids(proc.pid):
             break
         time.sleep(0.2)
     if proc.poll() is not None:
         pytest.skip("the run finished before the actor could be killed (nothing to test)")
-    for pid in _actor_pids():
+    actors = _actor_pids(proc.pid)
+    assert actors
+    for pid in actors:
         os.kill(pid, signal.SIGKILL)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 2, stderr[-2000:]
