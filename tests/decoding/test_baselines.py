@@ -231,8 +231,10 @@ def test_bad_parameters_are_one_line_errors(cls, kwargs, needle):
         cls([lm, lm], **kwargs)
     message = str(err.value)
     assert needle in message and "\n" not in message
-    if "top_k" in needle or "span_words" in needle:
-        assert "must be an integer >= 1" in message
+    if "top_k" in needle:
+        assert "must be an integer in [1, 1000]" in message
+    if "span_words" in needle:
+        assert "must be an integer in [1, 64]" in message
 
 
 def test_build_decoder_knows_every_baseline():

@@ -36,7 +36,7 @@ def test_parameters_are_the_keyword_arguments_of_the_constructor():
     ({"name": "union_topk", "topk": 2}, "(did you mean 'top_k'?)"),
     ({"name": "beam"}, "unknown decoder 'beam'; allowed: adafuse, fixed_span, greedy, rerank, union_topk"),
     ({"name": "adafuse", "theta_delta": 1.5}, "theta_delta=1.5 is not allowed; theta_delta must be a number in [0, 1]"),
-    ({"name": "adafuse", "max_words": 1.5}, "max_words=1.5 is not allowed; max_words must be an integer >= 1"),
+    ({"name": "adafuse", "max_words": 1.5}, "max_words=1.5 is not allowed; max_words must be an integer in [1, 64]"),
     ({"name": "union_topk", "top_k": 0}, "top_k=0 is not allowed"),
     ({"name": "greedy", "model_index": 2}, "model_index=2 is out of range; allowed: 0..1"),
     ({"name": "rerank", "weights": [1]}, "weights=[1.0] has 1 entries for 2 models"),
