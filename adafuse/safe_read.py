@@ -98,11 +98,8 @@ def plain(data: Any) -> Any:
     return str(data)
 
 
-def read_yaml(path: Path, max_bytes: int = MAX_YAML_BYTES, max_aliases: int = MAX_ALIASES,
-              max_nodes: int = MAX_NODES) -> Any:
-    """The data of a YAML file within the bounds above; None when there is no such file."""
-    import yaml
-
+def _read_bounded(path: Path, max_bytes: int) -> bytes | None:
+    """A file's bytes, at most `max_bytes` of them (more is one line); None: no such file."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -113,6 +110,17 @@ def read_yaml(path: Path, max_bytes: int = MAX_YAML_BYTES, max_aliases: int = MA
         raise AdaFuseError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     if len(raw) > max_bytes:
         raise AdaFuseError(f"{path}: larger than {max_bytes} bytes; not read")
+    return raw
+
+
+def read_yaml(path: Path, max_bytes: int = MAX_YAML_BYTES, max_aliases: int = MAX_ALIASES,
+              max_nodes: int = MAX_NODES) -> Any:
+    """The data of a YAML file within the bounds above; None when there is no such file."""
+    import yaml
+
+    raw = _read_bounded(path, max_bytes)
+    if raw is None:
+        return None
     try:
         loader = _bounded_loader(max_aliases)(raw.decode("utf-8"))
         try:
@@ -133,16 +141,9 @@ def read_yaml(path: Path, max_bytes: int = MAX_YAML_BYTES, max_aliases: int = MA
 
 def read_json_bounded(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """The data of a JSON file of at most `max_bytes`; None when there is no such file."""
-    path = Path(path)
-    if not path.is_file():
+    raw = _read_bounded(path, max_bytes)
+    if raw is None:
         return None
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise AdaFuseError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if len(raw) > max_bytes:
-        raise AdaFuseError(f"{path}: larger than {max_bytes} bytes; not read")
     try:
         return json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
