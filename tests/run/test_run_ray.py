@@ -32,22 +32,36 @@ def test_a_ray_member_writes_what_an_in_process_member_writes(tiny_conf, tmp_pat
     assert _texts(tmp_path / "ray") == _texts(tmp_path / "local")
 
 
-def _descendants(pid: int) -> set[int]:
-    """The processes below `pid` (a local Ray cluster's raylet and workers are its children)."""
-    out, todo = set(), [pid]
-    while todo:
-        found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())], capture_output=True, text=True)
-        for child in map(int, found.stdout.split()):
-            if child not in out:
-                out.add(child)
-                todo.append(child)
+def _processes() -> dict[int, tuple[int, str]]:
+    """{pid: (parent pid, command line)} of this machine's processes, read from /proc."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        out[int(entry)] = (parent, cmdline)
     return out
 
 
 def _actor_pids(run_pid: int) -> list[int]:
-    """This run's member actors: MemberActor processes below the run (never another test's)."""
-    found = subprocess.run(["pgrep", "-f", "MemberActor"], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split() if int(p) in _descendants(run_pid)]
+    """This run's member actors: MemberActor processes below the run (a local Ray cluster's
+    raylet and workers are its children), never another test's."""
+    procs = _processes()
+    below, todo = set(), [run_pid]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, _) in procs.items():
+            if ppid == parent and pid not in below:
+                below.add(pid)
+                todo.append(pid)
+    return [pid for pid in below if "MemberActor" in procs[pid][1]]
 
 
 def test_a_killed_actor_is_one_line_and_the_run_resumes(tiny_conf, tmp_path):
