@@ -90,12 +90,8 @@ class Greedy(Decoder):
             run.items[key].stats.seconds += seconds / len(keys)
 
     def _output(self, run: _Run, key) -> Output:
-        item = run.items.pop(key)
         run.engine.remove(key)
-        stats = item.stats
-        stats.rounds = stats.new_tokens = len(item.tokens)
-        stats.words = word_count(item.text)
-        return Output(text=item.text, finish_reason=item.finish, trace=[], stats=stats)
+        return run.items.pop(key).output()
 
     def _partial(self, run: _Run, key) -> str:
         return run.items[key].text
@@ -117,6 +113,7 @@ class _Item:
     tokens: list = field(default_factory=list)
     text: str = ""
     finish: str | None = None  # set when it ends
+    end: str = ""  # the stop string that ended it
 
     def append(self, lm) -> bool:
         """Append the chosen token; False where the decode ends (EOS, a stop string, budget)."""
@@ -127,12 +124,19 @@ class _Item:
         previous, self.text = self.text, self.decode(self.tokens)
         found = find_stop(self.text, max(0, len(previous) - 1), self.stop)
         if found is not None:
+            self.end = self.text[found[0] : found[1]]
             self.text, self.finish = self.text[: found[0]], "stop"
             return False
         if len(self.tokens) >= self.max_new_tokens:
             self.finish = "length"
             return False
         return True
+
+    def output(self) -> Output:
+        stats = self.stats
+        stats.rounds = stats.new_tokens = len(self.tokens)
+        stats.words = word_count(self.text)
+        return Output(text=self.text, finish_reason=self.finish, trace=[], stats=stats)
 
 
 @dataclass
@@ -154,47 +158,28 @@ def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, 
     the caller can score texts after them; it removes them itself."""
     lm = decoder.models[index]
     n = len(prompts)
-    stats = [Stats(models=[ModelCost(lm.name)]) for _ in prompts]
+    items = [_Item(list(stop), max_new_tokens, Stats(models=[ModelCost(lm.name)])) for _ in prompts]
     started = time.perf_counter()
-    decoder.add_prompts(engine, index, [(key, lm.format_prompt(p), stats[key].models[0])
+    decoder.add_prompts(engine, index, [(key, lm.format_prompt(p), items[key].stats.models[0])
                                         for key, p in enumerate(prompts)])
-    for key in range(n):
-        stats[key].seconds += (time.perf_counter() - started) / n
-    decoders = [ContinuationDecoder(lm, engine.ids[k]) for k in range(n)]
-    tokens: list[list[int]] = [[] for _ in prompts]
-    texts, finish, ends = [""] * n, ["length"] * n, [""] * n
+    for item in items:
+        item.stats.seconds += (time.perf_counter() - started) / n
     rows = engine.open_rows(list(range(n)))
     contexts = engine.contexts(range(n))
-    next_token = [contexts[k].ids[0] for k in range(n)]
+    for key, item in enumerate(items):
+        item.decode, item.next = ContinuationDecoder(lm, engine.ids[key]), contexts[key].ids[0]
     live = list(range(n))
     while live:
         started = time.perf_counter()
-        still = []
-        for k in live:
-            token = next_token[k]
-            if token in lm.eos_ids:
-                finish[k] = "eos"
-                continue
-            tokens[k].append(token)
-            previous, texts[k] = texts[k], decoders[k](tokens[k])
-            found = find_stop(texts[k], max(0, len(previous) - 1), stop)
-            if found is not None:
-                ends[k] = texts[k][found[0] : found[1]]
-                texts[k], finish[k] = texts[k][: found[0]], "stop"
-                continue
-            if len(tokens[k]) < max_new_tokens:
-                still.append(k)
+        still = [k for k in live if items[k].append(lm)]
         if still:
-            for k, step in zip(still, rows.step(still, [tokens[k][-1] for k in still])):
-                next_token[k] = step.dist.ids[0]
+            for k, step in zip(still, rows.step(still, [items[k].tokens[-1] for k in still])):
+                items[k].next = step.dist.ids[0]
         share = (time.perf_counter() - started) / len(live)
         for k in live:
-            stats[k].seconds += share
+            items[k].stats.seconds += share
         live = still
-    for k in range(n):
-        stats[k].rounds = stats[k].new_tokens = len(tokens[k])
-        stats[k].words = word_count(texts[k])
-        if not keep:
+    if not keep:
+        for k in range(n):
             engine.remove(k)
-    return [(Output(text=texts[k], finish_reason=finish[k], trace=[], stats=stats[k]), ends[k])
-            for k in range(n)]
+    return [(item.output(), item.end) for item in items]
