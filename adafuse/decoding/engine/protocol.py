@@ -190,9 +190,16 @@ class Engine(Submits):
         """A shared prefix encoded once, to pass to `add`; None: this engine reuses none."""
         return None
 
-    def contexts(self, keys: Sequence[Key], k: int | None = None) -> dict[Key, Dist]:
-        """{key: Dist} after each key's committed ids, top `k` (default `top_k`) tokens."""
+    def context_tensor(self, keys: Sequence[Key]):
+        """[len(keys), vocab] on the device: the logits after each key's committed ids."""
         raise NotImplementedError
+
+    def contexts(self, keys: Sequence[Key], k: int | None = None) -> dict[Key, Dist]:
+        """{key: Dist} after each key's committed ids, top `k` (default `top_k`) tokens; one
+        read for all keys."""
+        keys = list(keys)
+        dists, _ = read_dists(self.context_tensor(keys), k or self.top_k)
+        return dict(zip(keys, dists))
 
     def open_rows(self, keys: Sequence[Key], score=None) -> Rows:
         raise NotImplementedError

@@ -63,9 +63,7 @@ def read(logits: torch.Tensor | None, k: int, before: torch.Tensor | None = None
         lse = torch.logsumexp(logits.double(), dim=-1, keepdim=True)
         table = [top.indices.double(), top.values.double() - lse]
         if before is not None:  # it may cover only the first rows
-            picked = torch.tensor(list(fed), dtype=torch.long, device=before.device)[:, None]
-            before = before.double()
-            column = before.gather(1, picked) - torch.logsumexp(before, dim=-1, keepdim=True)
+            column = _logprob_column(before, fed)
             if column.shape[0] < rows:
                 column = torch.cat([column, column.new_zeros((rows - column.shape[0], 1))])
             table.append(column)
@@ -131,10 +129,15 @@ def mean_nll(logits: torch.Tensor, targets: Sequence[int]) -> float:
     return mean_nlls(logits, [(0, len(targets))], targets)[0]
 
 
+def _logprob_column(logits: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
+    """[rows, 1] on the device: log p(tokens[i]) under row i of `logits`, in float64."""
+    table = logits.double()
+    picked = torch.tensor(list(tokens), dtype=torch.long, device=logits.device)[:, None]
+    return table.gather(1, picked) - torch.logsumexp(table, dim=-1, keepdim=True)
+
+
 def token_logprobs(logits: torch.Tensor, tokens: Sequence[int]) -> list[float]:
     """log p(tokens[i]) under row i of `logits` [rows, vocab], float64; one host read."""
     if len(tokens) == 0:
         return []
-    table = logits.double()
-    picked = torch.tensor(list(tokens), dtype=torch.long, device=logits.device)[:, None]
-    return (table.gather(1, picked) - torch.logsumexp(table, dim=-1, keepdim=True))[:, 0].tolist()
+    return _logprob_column(logits, tokens)[:, 0].tolist()

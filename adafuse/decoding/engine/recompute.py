@@ -52,11 +52,6 @@ class RecomputeEngine(Engine):
         super().remove(key)
         self._last.pop(key, None)
 
-    def contexts(self, keys, k=None):
-        keys = list(keys)
-        dists, _ = read_dists(self.context_tensor(keys), k or self.top_k)
-        return dict(zip(keys, dists))
-
     def open_rows(self, keys, score=None):
         return RecomputeRows(self, keys)  # the oracle scores in score() only
 
