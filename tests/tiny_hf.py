@@ -153,3 +153,14 @@ def agreement(a, b, tie_nats: float) -> dict:
             out["ties" if gap < tie_nats else "disagree"] += 1
         break
     return out
+
+
+def tiny_conf(root: Path) -> Path:
+    """A config folder under `root` for Hydra's search path: conf/models/tiny.yaml names two
+    tiny random-init models built there (a Llama, seed 0, and a Gemma 3, seed 1), so that
+    `models=tiny` decodes with them."""
+    paths = [build("llama", root / "tiny-llama", seed=0), build("gemma", root / "tiny-gemma", seed=1)]
+    (root / "conf" / "models").mkdir(parents=True)
+    entries = [{"name": str(p), "device": "${device}", "dtype": "${dtype}"} for p in paths]
+    (root / "conf" / "models" / "tiny.yaml").write_text(json.dumps(entries), encoding="utf-8")  # JSON is YAML
+    return root / "conf"

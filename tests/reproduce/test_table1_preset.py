@@ -83,12 +83,7 @@ def test_every_task_and_system_composes_to_what_it_names(compose):
 @pytest.fixture(scope="module")
 def tiny_conf(tmp_path_factory) -> Path:
     """conf/models/tiny.yaml naming two tiny random-init models (a Llama and a Gemma 3)."""
-    root = tmp_path_factory.mktemp("tiny")
-    paths = [tiny_hf.build("llama", root / "tiny-llama", seed=0), tiny_hf.build("gemma", root / "tiny-gemma", seed=1)]
-    (root / "conf" / "models").mkdir(parents=True)
-    entries = [{"name": str(p), "device": "${device}", "dtype": "${dtype}"} for p in paths]
-    (root / "conf" / "models" / "tiny.yaml").write_text(json.dumps(entries), encoding="utf-8")
-    return root / "conf"
+    return tiny_hf.tiny_conf(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

@@ -95,12 +95,7 @@ def test_the_baselines_and_ablations_run_on_a_prefix_of_every_task(grid):
 
 @pytest.fixture(scope="module")
 def tiny_conf(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    paths = [tiny_hf.build("llama", root / "tiny-llama", seed=0), tiny_hf.build("gemma", root / "tiny-gemma", seed=1)]
-    (root / "conf" / "models").mkdir(parents=True)
-    entries = [{"name": str(p), "device": "${device}", "dtype": "${dtype}"} for p in paths]
-    (root / "conf" / "models" / "tiny.yaml").write_text(json.dumps(entries), encoding="utf-8")
-    return root / "conf"
+    return tiny_hf.tiny_conf(tmp_path_factory.mktemp("tiny"))
 
 
 def test_two_parts_run_into_one_sweep_folder(tiny_conf, tmp_path, monkeypatch, capsys, grid, tmp_path_factory):

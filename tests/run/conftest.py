@@ -8,7 +8,6 @@ few-shot prompt in tens of milliseconds, and never touch the network.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -22,14 +21,7 @@ from tests import tiny_hf
 @pytest.fixture(scope="session")
 def tiny_conf(tmp_path_factory) -> Path:
     """A config folder for Hydra's search path: conf/models/tiny.yaml lists the tiny models."""
-    root = tmp_path_factory.mktemp("tiny")
-    llama = tiny_hf.build("llama", root / "tiny-llama", seed=0)
-    gemma = tiny_hf.build("gemma", root / "tiny-gemma", seed=1)
-    conf = root / "conf"
-    (conf / "models").mkdir(parents=True)
-    entries = [{"name": str(p), "device": "${device}", "dtype": "${dtype}"} for p in (llama, gemma)]
-    (conf / "models" / "tiny.yaml").write_text(json.dumps(entries), encoding="utf-8")  # JSON is YAML
-    return conf
+    return tiny_hf.tiny_conf(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(autouse=True)

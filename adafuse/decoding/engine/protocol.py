@@ -31,8 +31,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-import torch
-
 from adafuse.decoding.engine.batching import SPLIT_WASTE
 from adafuse.decoding.engine.executor import Executor
 from adafuse.decoding.engine.readout import Dist, Step, mean_nll, read_dists  # noqa: F401 (re-exported)
