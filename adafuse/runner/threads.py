@@ -3,8 +3,9 @@
 torch's default is one thread per physical core. When other work shares those cores, its
 threads wait on each other at every small matrix product and a decode slows many-fold (see
 the README's "CPU threads"). `auto` therefore takes the cores this process may use
-(`os.sched_getaffinity`, physical cores at most) less the load already on them (the 1-minute
-load average), and at least one; an explicit `OMP_NUM_THREADS` or `threads=N` wins. N may
+(`os.sched_getaffinity`, physical cores at most) less the load other processes put on them
+(the 1-minute load average less this process's own share of it, see `own_load`), and at
+least one; an explicit `OMP_NUM_THREADS` or `threads=N` wins. N may
 be at most `THREADS_PER_CPU` times the CPUs (`os.cpu_count()`): more only contend, and
 OpenMP aborts the process when it cannot start them all (`threads=100000` ended in a
 segfault).
@@ -17,7 +18,9 @@ which applies `auto` unless something set the threads already; it is logged once
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 
 from adafuse.errors import AdaFuseError
 
@@ -56,7 +59,30 @@ def usable_cores() -> int:
     return max(1, min(allowed, physical_cores()))
 
 
-def auto_threads(cores: int | None = None, load: float | None = None) -> tuple[int, str]:
+def own_load(cpu_seconds: float | None = None, age: float | None = None) -> float:
+    """This process's estimated share of the 1-minute load average.
+
+    The kernel's load average decays with a 60 s time constant, so a process that kept r
+    threads busy for its whole age t adds about r * (1 - exp(-t / 60)) to it. A test runner or
+    notebook busy for minutes is about a whole core of the load it would otherwise leave to
+    others (measured: a pytest process chose 1 of 2 idle cores because of its own load); a
+    command that just started adds almost nothing. r is the CPU time over the age."""
+    if cpu_seconds is None or age is None:
+        try:
+            import psutil
+
+            proc = psutil.Process()
+            times = proc.cpu_times()
+            cpu_seconds, age = times.user + times.system, time.time() - proc.create_time()
+        except Exception:  # noqa: BLE001 - no psutil, or no process table: no correction
+            return 0.0
+    if age <= 0:
+        return 0.0
+    return (cpu_seconds / age) * (1.0 - math.exp(-age / 60.0))
+
+
+def auto_threads(cores: int | None = None, load: float | None = None,
+                 own: float | None = None) -> tuple[int, str]:
     """(threads, why) for `threads=auto`."""
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) >= 1:
@@ -67,8 +93,10 @@ def auto_threads(cores: int | None = None, load: float | None = None) -> tuple[i
             load = os.getloadavg()[0]
         except OSError:
             load = 0.0
-    free = max(1, min(cores, int(cores - load + 0.5)))
-    return free, f"{cores} usable core(s), load {load:.1f}"
+        own = own_load() if own is None else own
+    others = max(0.0, load - (own or 0.0))
+    free = max(1, min(cores, int(cores - others + 0.5)))
+    return free, f"{cores} usable core(s), load {others:.1f} from other processes"
 
 
 _auto: tuple[int, str] | None = None  # chosen once a process: a sweep's later jobs would see their own load

@@ -15,6 +15,20 @@ def test_auto_leaves_the_loaded_cores(monkeypatch, cores, load, expected):
     assert threads.auto_threads(cores=cores, load=load)[0] == expected
 
 
+@pytest.mark.parametrize("load, own, expected", [(1.0, 1.0, 2), (1.0, 0.0, 1), (2.0, 1.0, 1), (0.3, 1.0, 2)])
+def test_auto_does_not_count_its_own_process_as_other_load(monkeypatch, load, own, expected):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.auto_threads(cores=2, load=load, own=own)[0] == expected
+
+
+def test_own_load_follows_the_load_averages_decay():
+    # busy one core for 10 minutes: about a whole core of the 1-minute average; for 2 s: little
+    assert threads.own_load(cpu_seconds=600.0, age=600.0) == pytest.approx(1.0, abs=1e-3)
+    assert threads.own_load(cpu_seconds=2.0, age=2.0) < 0.05
+    assert threads.own_load(cpu_seconds=30.0, age=600.0) < 0.06  # mostly idle
+    assert 0.0 <= threads.own_load() < 4 * (threads.os.cpu_count() or 1)
+
+
 def test_omp_num_threads_wins(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.auto_threads(cores=8, load=0.0) == (3, "OMP_NUM_THREADS")
