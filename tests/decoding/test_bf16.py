@@ -69,7 +69,7 @@ def test_greedy_runs_in_bf16_on_both_engines(tiny_bf16):
 
 
 @pytest.mark.slow
-@pytest.mark.oracle  # bf16 is emulated on CPUs without AVX512-BF16/AMX: tens of minutes there
+@pytest.mark.long  # bf16 is emulated on CPUs without AVX512-BF16/AMX: tens of minutes there
 def test_embedded_pair_cached_follows_recompute_in_bf16():
     from adafuse.tasks import get_task
 

@@ -1,9 +1,9 @@
 """The embedded default pair (SmolLM2-135M-Instruct + Gemma-3-270M) on bundled task data.
 
 slow: loads both real models (seconds from the safetensors cache, about 90 s the first time).
-oracle: the full comparison with the re-encoding oracle (GSM8K's 1,400-token prompts, past
+long: the full comparison with the re-encoding oracle (GSM8K's 1,400-token prompts, past
 Gemma's 512-token window); tens of minutes on 2 cores, so `make test` leaves it to
-`make test-oracle` and keeps the one-prompt check below.
+`make test-long` and keeps the one-prompt check below.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_cached_in_a_batch_follows_recompute_on_one_prompt(pair):
     assert one.stats.tokens_fed * 5 < b.stats.tokens_fed
 
 
-@pytest.mark.oracle
+@pytest.mark.long
 def test_cached_and_recompute_choose_the_same_winners(pair):
     """Exactness on real models, the way the runner decodes: 3 TriviaQA and 3 GSM8K prompts
     (24 new tokens), cached with each task's few-shot prefix prefilled once and read in place,
