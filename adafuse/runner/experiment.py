@@ -24,7 +24,7 @@ from adafuse import runfolder
 from adafuse.errors import AdaFuseError
 from adafuse.runner import provenance
 from adafuse.runner.items import make_sample, trace_rows
-from adafuse.runner.plan import check_context, estimate_line, used_models
+from adafuse.runner.plan import check_context, estimate_after, estimate_line, used_models
 from adafuse.runfolder.provenance import git_state, versions
 from adafuse.runfolder.rundir import RunDir
 from adafuse.runner.threads import apply_threads, check_threads
@@ -270,9 +270,9 @@ class Experiment:
             logger.log_metrics(running, step=running["items_done"])
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
-            if count == 1 and len(todo) > 1:
-                line, long = estimate_line(time.perf_counter() - decode_started, len(todo) - 1,
-                                           self.batch_size)
+            if len(todo) > 1 and count == estimate_after(self.batch_size, len(todo)):
+                line, long = estimate_line(time.perf_counter() - decode_started, count,
+                                           len(todo) - count)
                 (log.warning if long else log.info)(
                     "%s%s", line, "; more than an hour: limit=N decodes fewer" if long else "")
 

@@ -33,11 +33,20 @@ def check_context(models: list, prompts: list[str], ids: list, max_new_tokens: i
                 f"most {window - max_new_tokens} for the prompt); shorten the prompt or drop the item")
 
 
-def estimate_line(first_seconds: float, left: int, batch_size: int) -> tuple[str, bool]:
-    """(the estimate after a sitting's first item, whether it is above an hour): the first
-    item's wall time (warm-up included, so an upper bound) for each batch of the items left."""
-    seconds = first_seconds * left / max(1, batch_size)
+def estimate_after(batch_size: int, todo: int) -> int:
+    """How many of a sitting's items finish before its estimate: one at batch 1; at batch B,
+    B of them (a batch's worth), since the first to finish among B decoded together is the
+    shortest and the time to it is no measure of the rate (a run at batch 8 estimated a
+    fraction of its time from its first item)."""
+    return max(1, min(batch_size, todo - 1))
+
+
+def estimate_line(elapsed: float, finished: int, left: int) -> tuple[str, bool]:
+    """(the estimate after a sitting's first `finished` items took `elapsed` seconds, warm-up
+    included, so an upper bound; whether it is above an hour): their rate for the items left."""
+    seconds = elapsed * left / max(1, finished)
     hours, rest = divmod(int(seconds), 3600)
     shown = f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    first = "the first" if finished == 1 else f"the first {finished}"
     return (f"estimate: about {shown} for the {left} item{'s' if left != 1 else ''} left "
-            f"(the first took {first_seconds:.1f} s, warm-up included)"), seconds > 3600
+            f"({first} took {elapsed:.1f} s, warm-up included)"), seconds > 3600

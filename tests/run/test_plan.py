@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import pytest
 
-from adafuse.runner.plan import estimate_line, used_models
+from adafuse.runner.plan import estimate_after, estimate_line, used_models
 
 
-@pytest.mark.parametrize("first, left, batch, shown, long", [
-    (2.0, 9, 1, "about 0m18s for the 9 items left", False),
-    (30.0, 299, 1, "about 2h29m for the 299 items left", True),
-    (30.0, 299, 8, "about 18m41s for the 299 items left", False),
+@pytest.mark.parametrize("elapsed, finished, left, shown, long", [
+    (2.0, 1, 9, "about 0m18s for the 9 items left", False),
+    (30.0, 1, 299, "about 2h29m for the 299 items left", True),
+    (240.0, 8, 292, "about 2h26m for the 292 items left", True),
     (4000.0, 1, 1, "about 1h06m for the 1 item left", True),
 ])
-def test_estimate(first, left, batch, shown, long):
-    line, above_an_hour = estimate_line(first, left, batch)
-    assert shown in line and f"the first took {first:.1f} s" in line
+def test_estimate(elapsed, finished, left, shown, long):
+    line, above_an_hour = estimate_line(elapsed, finished, left)
+    first = "the first" if finished == 1 else f"the first {finished}"
+    assert shown in line and f"{first} took {elapsed:.1f} s" in line
     assert above_an_hour is long
+
+
+@pytest.mark.parametrize("batch, todo, after", [(1, 300, 1), (8, 300, 8), (8, 5, 4), (8, 2, 1), (4, 4, 3)])
+def test_a_batch_estimates_after_a_batchs_worth_of_items(batch, todo, after):
+    assert estimate_after(batch, todo) == after
 
 
 def test_greedy_uses_its_model_alone():
@@ -32,3 +38,10 @@ def test_a_run_says_its_estimate_after_the_first_item(adafuse_run, tmp_path):
     assert res.code == 0, res.err
     lines = [ln for ln in (res.out + res.err).splitlines() if "estimate:" in ln]
     assert len(lines) == 1 and "for the 2 items left" in lines[0], res.out
+
+
+def test_a_batch_run_estimates_after_a_batchs_worth(adafuse_run, tmp_path):
+    res = adafuse_run("task=triviaqa", "limit=5", "batch_size=2", "logger=none", f"hydra.run.dir={tmp_path}")
+    assert res.code == 0, res.err
+    lines = [ln for ln in (res.out + res.err).splitlines() if "estimate:" in ln]
+    assert len(lines) == 1 and "for the 3 items left (the first 2 took" in lines[0], res.out
