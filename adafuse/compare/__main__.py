@@ -1,14 +1,8 @@
 """Compare runs in the terminal, in an HTML report, or in W&B.
 
-    python -m adafuse.compare runs/triviaqa/2026-11-27_21-06-39 runs/triviaqa/2026-11-27_21-30-00
-    python -m adafuse.compare runs/ --html report.html              # every run below runs/
-    python -m adafuse.compare runs/triviaqa --html r.html --pair <run A> <run B>
-    python -m adafuse.compare runs/triviaqa --wandb                 # offline without a key
+    python -m adafuse.compare runs/ --html report.html
 
-Arguments are run folders, sweep folders or folders above them. Folders that cannot be read
-(empty, interrupted before the first item, damaged) are left out with a one-line note.
-Exit status 2 when no run could be read, a --pair run is not among them, or the --html file
-cannot be written.
+Its command line, examples and notes: COMMAND below (`--help` prints them).
 """
 
 from __future__ import annotations
@@ -25,20 +19,36 @@ from adafuse.compare.table import terminal_report
 from adafuse.safe_read import quiet_on_closed_pipe, say
 
 
+COMMAND = cli.Command(
+    prog="python -m adafuse.compare",
+    summary="Compare runs in the terminal, in an HTML report, or in W&B.",
+    usage=("PATHS ... [--html OUT.html] [--pair A B] [--title TITLE] [--wandb [--wandb-dir DIR] [--project P]]",),
+    args=(
+        cli.Arg("PATHS", "run folders, sweep folders or folders above them", type=Path, many=True),
+        cli.Arg("--html OUT.html", "write the report to this file", type=Path),
+        cli.Arg("--pair A B", "the two runs whose per-item disagreements the report shows (folders, or the "
+                "end of their paths); default: on the task with the most runs, its best ensemble run "
+                "against its best single model"),
+        cli.Arg("--title TITLE", "the report's title", default="AdaFuse runs compared"),
+        cli.Arg("--wandb", "log the Table-1 grid and the runs as W&B tables"),
+        cli.Arg("--wandb-dir DIR", "where W&B keeps its files", default="runs/compare", type=Path),
+        cli.Arg("--project P", "the W&B project", default="adafuse"),
+    ),
+    examples=(
+        "runs/triviaqa/2026-11-27_21-06-39 runs/triviaqa/2026-11-27_21-30-00",
+        "runs/ --html report.html                           # every run below runs/",
+        "runs/triviaqa --html r.html --pair <run A> <run B>",
+        "runs/triviaqa --wandb                              # offline without a key",
+    ),
+    notes="""\
+Folders that cannot be read (empty, interrupted before the first item, damaged) are left out
+with a one-line note. Exit status 2 when no run could be read, a --pair run is not among them,
+or the --html file cannot be written.""",
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = cli.ArgumentParser(prog="python -m adafuse.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or runs folders")
-    parser.add_argument("--html", type=Path, metavar="OUT.html", help="write the report to this file")
-    parser.add_argument("--pair", nargs=2, metavar=("A", "B"),
-                        help="the two runs whose per-item disagreements the report shows "
-                             "(folders, or the end of their paths); default: on the task with the "
-                             "most runs, its best ensemble run against its best single model")
-    parser.add_argument("--title", default="AdaFuse runs compared", help="the report's title")
-    parser.add_argument("--wandb", action="store_true", help="log the Table-1 grid and the runs as W&B tables")
-    parser.add_argument("--wandb-dir", type=Path, default=Path("runs/compare"),
-                        help="where W&B keeps its files (default: runs/compare)")
-    parser.add_argument("--project", default="adafuse", help="the W&B project")
-    return parser.parse_args(argv)
+    return cli.ArgumentParser.of(COMMAND).parse_args(argv)
 
 
 def find_run(runs: list[Run], name: str) -> Run | None:

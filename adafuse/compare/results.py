@@ -1,28 +1,11 @@
 """RESULTS.md from the run folders of a Table-1 experiment, each number with a bootstrap interval.
 
     python -m adafuse.compare.results runs/table1_embedded --out RESULTS.md
-    python -m adafuse.compare.results runs/table1_embedded --out /tmp/smoke/RESULTS.md --resamples 200
 
-Writes the Markdown file, and beside it (in `results/`, or --assets) the compare report's HTML
-and a PNG of the main plot (average score against seconds per item, one point a system). What
-it writes is computed from the runs' samples.jsonl and results.json only:
-
-- the grid: systems × tasks, each task's main metric on a 0-100 scale (accuracy and exact match
-  as percentages, BLEU and chrF as sacrebleu reports them), the average over tasks and the
-  relative gain over the best single model, each number with a 95% percentile-bootstrap
-  interval over items (fixed seed);
-- AdaFuse (θ_Δ 0.7, max_words 3, B 3) against the best single model, task by task, with a
-  paired interval of the difference;
-- cost: seconds per item and forwards per word;
-- "Reading the numbers": facts only (which intervals overlap, which paired differences exclude
-  zero), then the reading in words, which a person writes in `results/reading.md` (or
-  --reading). That file's first line, `<!-- grid DIGEST -->`, names the numbers it was written
-  for: RESULTS.md prints the digest of its grid, and a reading written for other numbers is
-  shown under a warning that it is stale.
-
-The grid is grid.py's, the one the terminal, the HTML report and W&B show, so their numbers
-agree; bootstrap.py adds the intervals (how: its docstring), markdown.py writes the file,
-facts.py the computed facts, plot.py the report and the PNG. This module is the command line.
+Its command line and what it writes: COMMAND below (`--help` prints them). The grid is
+grid.py's, the one the terminal, the HTML report and W&B show, so their numbers agree;
+bootstrap.py adds the intervals (how: its docstring), markdown.py writes the file, facts.py the
+computed facts, plot.py the report and the PNG. This module is the command line.
 """
 
 from __future__ import annotations
@@ -41,18 +24,48 @@ from adafuse.compare.plot import find_chromium, write_assets
 __all__ = ["build_results", "find_chromium", "main", "make_cell", "parse_args", "percentile_interval"]
 
 
+COMMAND = cli.Command(
+    prog="python -m adafuse.compare.results",
+    summary="RESULTS.md from the run folders of a Table-1 experiment, each number with a bootstrap interval.",
+    usage=("PATHS ... [--out FILE.md] [--assets DIR] [--resamples N] [--seed S] [--no-html] [--no-png] "
+           "[--reading FILE.md]",),
+    args=(
+        cli.Arg("PATHS", "run folders, sweep folders or folders above them", type=Path, many=True),
+        cli.Arg("--out FILE.md", "the Markdown file", default="RESULTS.md", type=Path),
+        cli.Arg("--assets DIR", "where the report and the PNG go; default: results/ beside --out", type=Path),
+        cli.Arg("--resamples N", "bootstrap resamples", default="1000", type=int),
+        cli.Arg("--seed S", "bootstrap seed", default="0", type=int),
+        cli.Arg("--no-html", "skip the compare report"),
+        cli.Arg("--no-png", "skip the PNG of the main plot"),
+        cli.Arg("--reading FILE.md", "the reading in words to include; default: reading.md in the assets "
+                "folder, if any", type=Path),
+    ),
+    examples=(
+        "runs/table1_embedded --out RESULTS.md",
+        "runs/table1_embedded --out /tmp/smoke/RESULTS.md --resamples 200",
+    ),
+    notes="""\
+Writes the Markdown file, and beside it (in `results/`, or --assets) the compare report's HTML
+and a PNG of the main plot (average score against seconds per item, one point a system). What
+it writes is computed from the runs' samples.jsonl and results.json only:
+
+- the grid: systems × tasks, each task's main metric on a 0-100 scale (accuracy and exact match
+  as percentages, BLEU and chrF as sacrebleu reports them), the average over tasks and the
+  relative gain over the best single model, each number with a 95% percentile-bootstrap
+  interval over items (fixed seed);
+- AdaFuse (θ_Δ 0.7, max_words 3, B 3) against the best single model, task by task, with a
+  paired interval of the difference;
+- cost: seconds per item and forwards per word;
+- "Reading the numbers": facts only (which intervals overlap, which paired differences exclude
+  zero), then the reading in words, which a person writes in `results/reading.md` (or
+  --reading). That file's first line, `<!-- grid DIGEST -->`, names the numbers it was written
+  for: RESULTS.md prints the digest of its grid, and a reading written for other numbers is
+  shown under a warning that it is stale.""",
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = cli.ArgumentParser(prog="python -m adafuse.compare.results", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or runs folders")
-    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="the Markdown file (default: RESULTS.md)")
-    parser.add_argument("--assets", type=Path, help="where the report and the PNG go (default: results/ beside --out)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    parser.add_argument("--no-html", action="store_true", help="skip the compare report")
-    parser.add_argument("--no-png", action="store_true", help="skip the PNG of the main plot")
-    parser.add_argument("--reading", type=Path,
-                        help="the reading in words to include (default: reading.md in the assets folder, if any)")
-    return parser.parse_args(argv)
+    return cli.ArgumentParser.of(COMMAND).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
