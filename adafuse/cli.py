@@ -114,7 +114,8 @@ def render(command: Command) -> str:
         args += head + [f"  {' ' * width}{line}" for line in lines[1:]]
     examples = [f"  {command.prog} {e}" for e in command.examples]
     notes = ["  " + line if line.strip() else "" for line in command.notes.strip().splitlines()]
-    return "\n".join([*usage, "", command.summary, "", "arguments:", *args, "", "examples:", *examples,
+    summary = textwrap.wrap(command.summary, WIDTH, break_on_hyphens=False)
+    return "\n".join([*usage, "", *summary, "", "arguments:", *args, "", "examples:", *examples,
                       "", "notes:", *notes]) + "\n"
 
 

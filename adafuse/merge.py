@@ -1,14 +1,8 @@
 """Join the shards of a data-parallel run into one run folder, and score it.
 
-    python -m adafuse.run -m shard=0,1,2,3 num_shards=4 task=gsm8k      # or +sweep=shards4
-    python -m adafuse.merge runs/gsm8k/2026-11-27_20-00-00 [out=DIR] [replace=true]
+    python -m adafuse.merge runs/gsm8k/2026-11-27_20-00-00
 
-Every run folder under the sweep folder is read; runs that differ only in `shard` form one
-group, which must hold every shard 0..n-1, each complete and holding each of its items once.
-Each group becomes one run folder (`<sweep>/merged/`, or `merged_<k>/` when the sweep held
-several) whose samples, trace and results are those of the same run done in one job (with
-`num_shards=1`). A folder that already holds a run is left alone unless `replace=true`.
-Bad input prints one line and exits 2.
+Its command line and what it checks: COMMAND below (`--help` prints them).
 """
 
 from __future__ import annotations
@@ -26,7 +20,30 @@ from adafuse.runfolder import RESULTS, SAMPLES, TRACE, Results, Sample, TraceRow
 from adafuse.runfolder.rundir import RunDir, config_differences
 from adafuse.tasks.selection import input_digests, open_task, score_samples, select_items, shard_slice
 
-USAGE = "usage: python -m adafuse.merge <sweep folder> [out=DIR] [replace=true]"
+COMMAND = cli.Command(
+    prog="python -m adafuse.merge",
+    summary="Join the shards of a data-parallel run into one run folder, and score it.",
+    usage=("<sweep folder> [out=DIR] [replace=true]",),
+    args=(
+        cli.Arg("<sweep folder>", "the sweep folder of a data-parallel run (one job a shard)"),
+        cli.Arg("out=DIR", "where the merged run goes", default="<sweep>/merged"),
+        cli.Arg("replace=true", "replace a run already in the merged folder", default="false"),
+    ),
+    examples=(
+        "runs/gsm8k/2026-11-27_20-00-00",
+        "runs/gsm8k/2026-11-27_20-00-00 out=runs/gsm8k/merged replace=true",
+    ),
+    notes="""\
+The shards come from a run such as
+    python -m adafuse.run -m shard=0,1,2,3 num_shards=4 task=gsm8k      # or +sweep=shards4
+Every run folder under the sweep folder is read; runs that differ only in `shard` form one
+group, which must hold every shard 0..n-1, each complete and holding each of its items once.
+Each group becomes one run folder (`<sweep>/merged/`, or `merged_<k>/` when the sweep held
+several) whose samples, trace and results are those of the same run done in one job (with
+`num_shards=1`). A folder that already holds a run is left alone unless `replace=true`.
+Bad input prints one line and exits 2.""",
+)
+USAGE = f"usage: {COMMAND.prog} {COMMAND.usage[0]}"
 RUN_FILES = (RESULTS, SAMPLES, TRACE, ".hydra")  # what makes a folder hold a run
 
 
@@ -201,7 +218,7 @@ def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) ->
 def parse_args(args: list[str]) -> tuple[Path, Optional[Path], bool]:
     paths = [a for a in args if "=" not in a]
     options = dict(a.split("=", 1) for a in args if "=" in a)
-    unknown = sorted(set(options) - {"out", "replace"}) + [a for a in paths if a.startswith("-")]
+    unknown = sorted(set(options) - set(COMMAND.keys())) + [a for a in paths if a.startswith("-")]
     if unknown:
         raise AdaFuseError(f"unknown option {unknown[0]!r}; allowed: out=DIR, replace=true|false, --help")
     if len(paths) != 1:
@@ -216,9 +233,8 @@ def parse_args(args: list[str]) -> tuple[Path, Optional[Path], bool]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if {"-h", "--help"} & set(args):
-        print(f"{USAGE}\n\n{__doc__.strip()}")
-        return 0
+    if cli.asks_help(args):
+        return cli.print_help(COMMAND)
     try:
         sweep_dir, out, replace = parse_args(args)
         merged = merge(sweep_dir, out, replace)

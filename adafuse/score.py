@@ -1,31 +1,8 @@
 """Re-score predictions with a task's rules, or re-score run folders in place.
 
     python -m adafuse.score task=nq predictions=runs/nq/2026-11-28_02-00-00/samples.jsonl
-    python -m adafuse.score task=squad predictions=paper_preds.jsonl [only_predicted=true]
-    python -m adafuse.score task=triviaqa predictions=preds.jsonl [limit=N] [source=S] [tasks_dir=DIR]
-    python -m adafuse.score rescore=runs/table1_embedded       # every finished run below it
 
-A predictions file holds one JSON object a line; `pred` (or `response`, as in a run's
-samples.jsonl) is the raw model output, null or absent for none. Two kinds of file:
-- with its own gold answers, `{"question", "pred", "answer"}` as the paper's scripts write them,
-  or a run's samples.jsonl (`gold`): each line is an item and no task data is read; `task=`
-  picks the rules. `limit=N` scores the first N lines. `gold=task` matches such a file to the
-  task's items instead, as for the next kind;
-- without gold, `{"id" or "question", "pred"}`: matched to the task's first `limit` items
-  (all without it) by id, else by question text.
-An item without a prediction counts as wrong, as in the paper's accuracies; `only_predicted=true`
-scores the predicted items alone.
-
-Two reports: for a person, on stderr, every metric on the 0-100 scale `compare` and RESULTS.md
-print (accuracy and exact match in percent, BLEU and chrF as sacrebleu reports them); for
-scripts, JSON on stdout with each number as results.json stores it (fractions in [0, 1], BLEU
-and chrF on 0-100), and how many items had a prediction.
-
-`rescore=DIR` re-scores every finished run folder at or below DIR with the current rules of its
-task (after a scoring rule changed; no decoding): the samples' `extracted`, `scores` and
-`main_score` and results.json's metrics are rewritten, results.json keeps the numbers before under
-`rescored.previous`; the person's report gives each run's main metric before and after, on 0-100.
-Bad input prints one line and exits with 2; `--help` prints this text.
+Its command line, the files it reads and its reports: COMMAND below (`--help` prints them).
 """
 
 from __future__ import annotations
@@ -46,9 +23,58 @@ from adafuse.tasks import ScoreResult, Task, TaskError, get_task
 from adafuse.tasks.loaders import read_jsonl
 from adafuse.tasks.metrics.registry import percent
 
-KEYS = {"task", "predictions", "limit", "source", "tasks_dir", "per_item", "only_predicted", "gold", "rescore"}
-USAGE = ("usage: python -m adafuse.score task=NAME predictions=FILE.jsonl [limit=N] [source=S] [tasks_dir=DIR] "
-         "[per_item=OUT.jsonl] [only_predicted=true] [gold=file|task] | rescore=RUNS_DIR (--help for more)")
+COMMAND = cli.Command(
+    prog="python -m adafuse.score",
+    summary="Re-score predictions with a task's rules, or re-score run folders in place.",
+    usage=("task=NAME predictions=FILE.jsonl [limit=N] [source=S] [tasks_dir=DIR] [per_item=OUT.jsonl] "
+           "[only_predicted=true] [gold=file|task]",
+           "rescore=RUNS_DIR [tasks_dir=DIR]"),
+    args=(
+        cli.Arg("task=NAME", "the task whose rules (filters, metrics) score the predictions"),
+        cli.Arg("predictions=FILE.jsonl", "the predictions: one JSON object a line (see notes)"),
+        cli.Arg("limit=N", "score the first N lines (a file with gold), or match to the task's first N items",
+                default="all"),
+        cli.Arg("source=S", "where the task's items come from: a source its card names (bundled, hf) or "
+                "a JSONL file", default="the card's"),
+        cli.Arg("tasks_dir=DIR", "the folder of task cards", default="$ADAFUSE_TASKS_DIR, else tasks/"),
+        cli.Arg("per_item=OUT.jsonl", "also write each item's prediction, extraction and scores to this file"),
+        cli.Arg("only_predicted=true", "score the predicted items alone, instead of counting an item "
+                "without a prediction as wrong", default="false"),
+        cli.Arg("gold=file|task", "file: each line carries its gold; task: match the lines to the task's "
+                "items instead", default="file"),
+        cli.Arg("rescore=RUNS_DIR", "re-score every finished run folder at or below it, in place (see notes)"),
+    ),
+    examples=(
+        "task=nq predictions=runs/nq/2026-11-28_02-00-00/samples.jsonl",
+        "task=squad predictions=paper_preds.jsonl only_predicted=true",
+        "task=triviaqa predictions=preds.jsonl limit=100 per_item=scored.jsonl",
+        "rescore=runs/table1_embedded       # every finished run below it",
+    ),
+    notes="""\
+A predictions file holds one JSON object a line; `pred` (or `response`, as in a run's
+samples.jsonl) is the raw model output, null or absent for none. Two kinds of file:
+- with its own gold answers, `{"question", "pred", "answer"}` as the paper's scripts write them,
+  or a run's samples.jsonl (`gold`): each line is an item and no task data is read; `task=`
+  picks the rules. `limit=N` scores the first N lines. `gold=task` matches such a file to the
+  task's items instead, as for the next kind;
+- without gold, `{"id" or "question", "pred"}`: matched to the task's first `limit` items
+  (all without it) by id, else by question text.
+An item without a prediction counts as wrong, as in the paper's accuracies; `only_predicted=true`
+scores the predicted items alone.
+
+Two reports: for a person, on stderr, every metric on the 0-100 scale `compare` and RESULTS.md
+print (accuracy and exact match in percent, BLEU and chrF as sacrebleu reports them); for
+scripts, JSON on stdout with each number as results.json stores it (fractions in [0, 1], BLEU
+and chrF on 0-100), and how many items had a prediction.
+
+`rescore=DIR` re-scores every finished run folder at or below DIR with the current rules of its
+task (after a scoring rule changed; no decoding): the samples' `extracted`, `scores` and
+`main_score` and results.json's metrics are rewritten, results.json keeps the numbers before under
+`rescored.previous`; the person's report gives each run's main metric before and after, on 0-100.
+Bad input prints one line and exits with 2.""",
+)
+KEYS = set(COMMAND.keys())
+USAGE = f"usage: {COMMAND.prog} " + " | ".join(COMMAND.usage) + " (--help for more)"
 GOLD_FIELDS = ("answer", "gold")  # the paper's scripts write `answer`, a run's samples `gold`
 PRED_FIELDS = ("pred", "response")
 BOOLS = {"true": True, "false": False}
@@ -334,9 +360,8 @@ def report_lines(report: Any) -> list[str]:
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__.strip())
-        return 0
+    if cli.asks_help(argv):
+        return cli.print_help(COMMAND)
     try:
         args = parse_args(argv)
         report: Any = rescore(args) if "rescore" in args else score_file(args)

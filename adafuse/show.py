@@ -1,17 +1,9 @@
 """Read one run folder: its settings, its items, and round by round why the ensemble chose
 what it chose.
 
-    python -m adafuse.show RUN_DIR                  # the header and one line an item
-    python -m adafuse.show RUN_DIR item=3           # the item: question, gold, response, rounds
-    python -m adafuse.show RUN_DIR item=3 round=1   # one round only
-    python -m adafuse.show RUN_DIR item=3 --json    # the same content as JSON, for scripts
+    python -m adafuse.show RUN_DIR item=3
 
-Each round is a small table: every model's margins Δ and whether it explored, then every
-proposal with its proposers by name, every model's mean NLL of it and the ensemble score (best
-first, the winner marked `*`), near ties and boundary merges flagged. Works on the folders of
-every decoder (greedy keeps no rounds: it says so), on runs stopped early, and on folders
-written before samples and trace rows named their models (names then come from the config).
-Files are read as plain JSON; bad input prints one line and exits with status 2.
+Its command line, examples and notes: COMMAND below (`--help` prints them).
 """
 
 from __future__ import annotations
@@ -34,7 +26,32 @@ from adafuse.safe_read import (TRACE_FIELDS, json_printable, quiet_on_closed_pip
 from adafuse.traceview import (WIDTH, clip, plural, render_round, round_view, short_names,
                                wrapped)
 
-USAGE = "usage: python -m adafuse.show RUN_DIR [item=N] [round=K] [--json]"
+COMMAND = cli.Command(
+    prog="python -m adafuse.show",
+    summary="Read one run folder: its settings, its items, and round by round why the ensemble chose what "
+            "it chose.",
+    usage=("RUN_DIR [item=N] [round=K] [--json]",),
+    args=(
+        cli.Arg("RUN_DIR", "the run folder"),
+        cli.Arg("item=N", "one item, by its index in the run: question, gold, response, rounds"),
+        cli.Arg("round=K", "one round of that item only (needs item=)"),
+        cli.Arg("--json", "the same content as JSON, for scripts"),
+    ),
+    examples=(
+        "RUN_DIR                  # the header and one line an item",
+        "RUN_DIR item=3           # the item: question, gold, response, rounds",
+        "RUN_DIR item=3 round=1   # one round only",
+        "RUN_DIR item=3 --json    # the same content as JSON, for scripts",
+    ),
+    notes="""\
+Each round is a small table: every model's margins Δ and whether it explored, then every
+proposal with its proposers by name, every model's mean NLL of it and the ensemble score (best
+first, the winner marked `*`), near ties and boundary merges flagged. Works on the folders of
+every decoder (greedy keeps no rounds: it says so), on runs stopped early, and on folders
+written before samples and trace rows named their models (names then come from the config).
+Files are read as plain JSON; bad input prints one line and exits with status 2.""",
+)
+USAGE = "usage: " + COMMAND.prog + " " + COMMAND.usage[0]
 
 
 @dataclass
@@ -48,12 +65,12 @@ class Args:
 def parse_args(argv: list[str]) -> Args:
     paths, keys, as_json = [], {}, False
     for arg in argv:
-        if arg == "--json":
+        if arg in COMMAND.flags():  # --json
             as_json = True
         elif arg.partition("=")[0].isidentifier() and "=" in arg and not Path(arg).exists():
             # (a sweep job's folder, "3_theta_delta=0.5", is a path: it exists, its key is no name)
             key, _, value = arg.partition("=")
-            if key not in ("item", "round"):
+            if key not in COMMAND.keys():
                 raise AdaFuseError(f"unknown argument {arg!r}; allowed: item=N, round=K, --json")
             try:
                 keys[key] = int(value)
@@ -293,9 +310,8 @@ def show(args: Args) -> tuple[dict, list[str]]:
 def main(argv: Optional[list[str]] = None) -> int:
     """What it prints holds run-folder text: control characters are escaped (`say`)."""
     argv = sys.argv[1:] if argv is None else argv
-    if {"-h", "--help"} & set(argv):
-        print(__doc__.strip() + "\n\n" + USAGE)
-        return 0
+    if cli.asks_help(argv):
+        return cli.print_help(COMMAND)
     try:
         args = parse_args(argv)
         content, lines = show(args)

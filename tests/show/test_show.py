@@ -178,8 +178,8 @@ def test_the_command_line(runs):
                               capture_output=True, text=True, timeout=120)
 
     helped = cli("--help")
-    assert helped.returncode == 0 and helped.stdout.startswith("Read one run folder")
-    assert "usage: python -m adafuse.show RUN_DIR [item=N] [round=K] [--json]" in helped.stdout
+    assert helped.returncode == 0 and "\nRead one run folder" in helped.stdout
+    assert helped.stdout.startswith("usage: python -m adafuse.show RUN_DIR [item=N] [round=K] [--json]")
     bad = cli(runs["adafuse"], "item=-1")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     shown = cli(runs["adafuse"], "item=0")
