@@ -107,8 +107,11 @@ def render(command: Command) -> str:
     width = min(max(len(a.name) for a in command.args), 24) + 2
     args = []
     for a in command.args:
-        meaning = a.meaning + (f" (default: {a.default})" if a.default is not None else "")
-        lines = textwrap.wrap(meaning, WIDTH - 2 - width, break_on_hyphens=False) or [""]
+        # "(default: X)" is not broken across lines (its spaces held apart from wrapping)
+        meaning = a.meaning + (" (default: " + a.default.replace(" ", "\0") + ")"
+                               if a.default is not None else "")
+        lines = [line.replace("\0", " ") for line in
+                 textwrap.wrap(meaning, WIDTH - 2 - width, break_on_hyphens=False)] or [""]
         head = [f"  {a.name.ljust(width)}{lines[0]}"] if len(a.name) < width else [f"  {a.name}",
                                                                                   f"  {' ' * width}{lines[0]}"]
         args += head + [f"  {' ' * width}{line}" for line in lines[1:]]

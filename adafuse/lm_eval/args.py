@@ -225,20 +225,31 @@ def decoder_help() -> list[tuple[str, str, str]]:
 
 
 def help_text() -> str:
-    """Our `--model_args` keys, what each means and its default: printed before lm-eval's own
-    help by `python -m adafuse.lm_eval --help`."""
+    """Our --help page (the one shape of every entry point's, adafuse.cli): the `--model_args`
+    keys, what each means and its default, printed before lm-eval's own help by
+    `python -m adafuse.lm_eval --help`."""
+    from adafuse import cli
     from adafuse.decoding import DECODERS
 
     own = {k: (m.format(presets=", ".join(presets()), decoders=", ".join(DECODERS)), d)
            for k, (m, d) in OWN_HELP.items()}
     rows = [(k, *own[k]) for k in OWN_KEYS[:2]] + decoder_help() + [(k, *own[k]) for k in OWN_KEYS[2:]]
-    width = max(len(k) for k, _, _ in rows) + 2
-    lines = ["adafuse as an lm-eval model: --model adafuse --model_args key=value,key=value,...",
-             "(lm-eval splits at commas, so a list is joined by '+'; a bad key or value is one",
-             "error: line and exit status 2, before lm-eval indexes its tasks or a model loads)", "",
-             f"  {'key'.ljust(width)}meaning [default]"]
-    lines += [f"  {k.ljust(width)}{meaning} [{default_}]" for k, meaning, default_ in rows]
-    lines += ["", "CPU threads: threads=auto when the models load (the cores free of other load);",
-              "OMP_NUM_THREADS=N sets the count.", "", "lm-eval's own help follows.", ""]
-    return "\n".join(lines)
+    return cli.render(cli.Command(
+        prog="python -m adafuse.lm_eval",
+        summary="lm-eval's command line, with an ensemble of LMs (or one) as the model `adafuse`; the "
+                "arguments below are the keys of --model_args.",
+        usage=("run --model adafuse --model_args key=value,key=value,... --tasks T [lm-eval's options]",
+               "<lm-eval's subcommand> [its options]"),
+        args=tuple(cli.Arg(key, meaning, default) for key, meaning, default in rows),
+        examples=("run --model adafuse --model_args models=smol_gemma,theta_delta=0.7 --tasks capitals_generate "
+                  "--include_path adafuse/lm_eval/example_tasks --limit 2",
+                  "run --model adafuse --model_args models=smollm2-135m-instruct+gemma3-270m,weights=1+2 "
+                  "--tasks gsm8k"),
+        notes="""\
+lm-eval splits --model_args at commas, so a list is joined by '+'. A bad key or value is one
+error: line and exit status 2, before lm-eval indexes its tasks or a model loads.
+CPU threads: threads=auto when the models load (the cores free of other load);
+OMP_NUM_THREADS=N sets the count.
 
+lm-eval's own help follows.""",
+    ))

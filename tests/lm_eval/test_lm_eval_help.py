@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def key_lines(text: str) -> dict[str, str]:
-    """{key: its line} from the help's key table."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"^  (\w+) +(.+)$", text, re.M)}
+    """{key: its meaning and default} from the help's arguments section (wrapped lines joined)."""
+    section = text.split("\narguments:\n", 1)[1].split("\n\n", 1)[0]
+    joined = re.sub(r"\n {4,}", " ", section)
+    return {m.group(1): m.group(2) for m in re.finditer(r"^  (\w+) +(.+)$", joined, re.M)}
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["-h"]])
@@ -27,14 +29,14 @@ def test_help_lists_our_model_args_before_lm_evals_own(argv):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ours, _, theirs = proc.stdout.partition("lm-eval's own help follows.")
-    assert "usage: lm-eval" in theirs and "usage:" not in ours
+    assert "usage: lm-eval" in theirs and ours.startswith("usage: python -m adafuse.lm_eval run --model adafuse")
     lines = key_lines(ours)
     assert set(lines) >= {*OWN_KEYS, *decoder_keys()}
-    assert lines["theta_delta"] == "float in [0, 1] (θ_Δ in reports); for adafuse [0.7]"
-    assert lines["model_index"] == "int in [0, the last model]; for greedy [0]"
-    assert lines["span_words"].endswith("for fixed_span [3]") and lines["top_k"].endswith("for union_topk [10]")
-    assert lines["weights"].startswith("numbers joined by '+'") and lines["weights"].endswith("[equal]")
-    assert "smol_gemma" in lines["models"] and lines["decoder"].endswith("[adafuse]")
+    assert lines["theta_delta"] == "float in [0, 1] (θ_Δ in reports); for adafuse (default: 0.7)"
+    assert lines["model_index"] == "int in [0, the last model]; for greedy (default: 0)"
+    assert lines["span_words"].endswith("for fixed_span (default: 3)") and lines["top_k"].endswith("for union_topk (default: 10)")
+    assert lines["weights"].startswith("numbers joined by '+'") and lines["weights"].endswith("(default: equal)")
+    assert "smol_gemma" in lines["models"] and lines["decoder"].endswith("(default: adafuse)")
     assert "threads=auto" in ours and "OMP_NUM_THREADS" in ours
 
 
@@ -57,7 +59,7 @@ def test_a_registered_decoder_shows_its_own_keys(monkeypatch):
 
     monkeypatch.setitem(DECODERS, "lead_gate", Lead)
     lines = key_lines(help_text())
-    assert lines["lead"] == "float in [0, 1] (λ in reports); for lead_gate [0.25]"
+    assert lines["lead"] == "float in [0, 1] (λ in reports); for lead_gate (default: 0.25)"
     assert "lead_gate" in lines["mode"] and "lead_gate" in lines["decoder"]
 
 
