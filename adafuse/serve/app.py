@@ -133,7 +133,8 @@ def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int) -
                 raise ClientGone
 
     def submit(prompt, params: parse.Params) -> Job:
-        job = Job(prompt, params.max_new_tokens, params.stop, params.stream, asyncio.get_running_loop())
+        job = Job(prompt, params.max_new_tokens, params.stop, params.stream, asyncio.get_running_loop(),
+                  budget_field=params.budget_field)
         scheduler.submit(job)
         return job
 

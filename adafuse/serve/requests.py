@@ -28,21 +28,22 @@ class Params:
 
     prompts: list  # str, or chat.ChatPrompt
     max_new_tokens: int
+    budget_field: Optional[str]  # the field that set max_new_tokens; None: the server's default
     stop: list[str]
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage: a last chunk with usage
     trace: bool = False  # adafuse_trace: the rounds, in the response
 
 
-def _budget(body: dict, names: tuple[str, ...], default: int) -> int:
+def _budget(body: dict, names: tuple[str, ...], default: int) -> tuple[int, Optional[str]]:
     for name in names:
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BadRequest(f"{name}={value!r} is not allowed; it must be an integer >= 1", name)
-        return value
-    return default
+        return value, name
+    return default, None
 
 
 def _stop(body: dict) -> list[str]:
@@ -80,7 +81,7 @@ def common(body: Any, default_budget: int, budget_names: tuple[str, ...]) -> Par
     if options is not None and not isinstance(options, dict):
         raise BadRequest(f"stream_options={options!r} is not allowed; it must be an object", "stream_options")
     usage = bool(options and options.get("include_usage"))
-    return Params([], _budget(body, budget_names, default_budget), _stop(body), stream,
+    return Params([], *_budget(body, budget_names, default_budget), _stop(body), stream,
                   stream and usage, _flag(body, "adafuse_trace"))
 
 

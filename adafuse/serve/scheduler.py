@@ -2,8 +2,8 @@
 a thread-safe inbox and get their events back on their own asyncio loop.
 
 A request is a `Job`. `submit(job)` queues it; the scheduler thread admits it (each model
-renders and encodes its prompt; one longer than a member's context fails with a 400 naming
-the member and its limit), `session.add`s it, and runs `session.step()` while any job is in
+renders and encodes its prompt, `fit` checks it and its budget against each member's
+context), `session.add`s it, and runs `session.step()` while any job is in
 flight: a job joins the batch between rounds (AdaFuse; chunk decoders between chunks) and
 leaves it when it finishes. After each round every streaming job gets the text it committed
 since the last round; a finished job gets its `Output`. `cancel(job)` (a client that went
@@ -34,6 +34,7 @@ class Job:
     stop: list[str]
     stream: bool
     loop: asyncio.AbstractEventLoop
+    budget_field: Optional[str] = None  # the request field that set max_new_tokens (None: default)
     events: asyncio.Queue = field(default_factory=asyncio.Queue)  # ("delta", str) ("done", Output) ("error", exc)
     key: Any = None
     prompt_tokens: int = 0  # in the first model's tokenizer
@@ -57,6 +58,33 @@ def streamable(partial: str, stop: list[str]) -> str:
                 hold = n
                 break
     return partial[: len(partial) - hold]
+
+
+def fit(job: Job, name: str, prompt_tokens: int, limit: Optional[int]) -> None:
+    """The prompt and the response's budget fit a member's context (the rule of a run's
+    `plan.check_context`: the budget counts the first model's tokens and is held against each
+    member's prompt in its own tokens), else a 400 naming the member and its limit: `prompt`
+    (or `messages`) when the prompt alone leaves no room, the budget's field when it asks for
+    more than the room left. A budget the request did not set (the server's `max_new_tokens`)
+    is cut to the room left instead."""
+    if limit is None:
+        return
+    room = limit - prompt_tokens
+    if room < 1:
+        raise BadRequest(f"the prompt is {prompt_tokens} tokens for model {name!r}, whose context is "
+                         f"{limit} tokens (the response needs at least one more); shorten the prompt",
+                         "messages" if hasattr(job.prompt, "messages") else "prompt")
+    if job.max_new_tokens <= room:
+        return
+    if job.budget_field is None:
+        log.info("request %s: its budget is cut from %d to %d tokens to fit model %r's context of %d",
+                 job.key[1] if job.key else "-", job.max_new_tokens, room, name, limit)
+        job.max_new_tokens = room
+        return
+    raise BadRequest(f"{job.budget_field}={job.max_new_tokens} with a prompt of {prompt_tokens} tokens "
+                     f"for model {name!r} is {prompt_tokens + job.max_new_tokens} tokens, past its "
+                     f"context of {limit} tokens; ask for at most {room} or shorten the prompt",
+                     job.budget_field)
 
 
 class Scheduler:
@@ -124,15 +152,10 @@ class Scheduler:
     def admit(self, job: Job) -> None:
         try:
             for index, lm in enumerate(self.decoder.models):
-                text = lm.format_prompt(job.prompt)
-                ids = lm.encode(text)
+                ids = lm.encode(lm.format_prompt(job.prompt))
                 if index == 0:
                     job.prompt_tokens = len(ids)
-                limit = lm.context_length
-                if limit is not None and len(ids) >= limit:
-                    raise BadRequest(f"the prompt is {len(ids)} tokens for model {lm.name!r}, whose "
-                                     f"context is {limit} tokens (the response needs at least one more)",
-                                     "messages" if hasattr(job.prompt, "messages") else "prompt")
+                fit(job, lm.name, len(ids), lm.context_length)
             self.session.add(job.prompt, key=job.key, max_new_tokens=job.max_new_tokens, stop=job.stop)
         except (BadRequest, AdaFuseError) as exc:
             self.release(job)

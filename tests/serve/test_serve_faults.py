@@ -16,6 +16,7 @@ import urllib.request
 import openai
 import pytest
 
+from adafuse.decoding import AdaFuse
 from tests.tiny_hf import PROMPTS
 
 from conftest import ENV, REPO
@@ -75,6 +76,56 @@ def test_prompt_longer_than_a_context_is_400(client, server):
     assert "context is 4096 tokens" in message and caught.value.body["param"] == "prompt"
     assert client.completions.create(model="tiny-pair", prompt=PROMPTS[0], max_tokens=2).choices
     assert server.health()["in_flight"] == 0
+
+
+def near_full_prompt(models, room: int) -> tuple[str, dict]:
+    """A prompt that leaves at least `room` tokens of the 4096-token context in every member,
+    and fewer than `room` + 8 in the tightest; with each member's room left."""
+    def rooms(n):
+        text = " ".join(f"w{i % 97}x{i % 13}" for i in range(n))
+        return text, {lm.name: lm.context_length - len(lm.encode(lm.format_prompt(text))) for lm in models}
+
+    low, high = 1, 6000
+    while low < high:  # the most words that leave `room`
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if min(rooms(mid)[1].values()) >= room else (low, mid - 1)
+    text, left = rooms(low)
+    assert room <= min(left.values()) < room + 8
+    return text, left
+
+
+def test_prompt_and_max_tokens_past_a_context_is_400(client, server, local_models):
+    """prompt + max_tokens > a member's context: a 400 naming max_tokens, the member and its
+    limit; without max_tokens the server's default budget is cut to the room left."""
+    prompt, left = near_full_prompt(local_models, 3)
+    tight = min(left.values())
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="tiny-pair", prompt=prompt, max_tokens=tight + 1)
+    error = caught.value.body
+    over = [name for name, room in left.items() if room < tight + 1]
+    assert error["param"] == "max_tokens" and f"model {over[0]!r}" in error["message"]
+    assert "context of 4096 tokens" in error["message"] and f"at most {tight}" in error["message"]
+    assert "\n" not in error["message"]
+    got = client.completions.create(model="tiny-pair", prompt=prompt)  # the server's default: 8
+    assert f"budget is cut from 8 to {tight} tokens" in server.text()
+    # AdaFuse checks the budget after each round, so a round's span can run past it
+    assert got.choices[0].text == AdaFuse(local_models).generate(prompt, max_new_tokens=tight).text
+    assert server.health()["in_flight"] == 0
+
+
+def test_fit_keeps_a_budget_that_fits():
+    import asyncio
+
+    from adafuse.serve.scheduler import Job, fit
+
+    job = Job("hi", 5, [], False, asyncio.new_event_loop(), budget_field="max_tokens")
+    fit(job, "m", 10, 15)
+    fit(job, "m", 10, None)
+    assert job.max_new_tokens == 5
+    job.budget_field = None
+    fit(job, "m", 12, 15)
+    assert job.max_new_tokens == 3
+    job.loop.close()
 
 
 def test_client_that_goes_away_frees_its_place(server):
