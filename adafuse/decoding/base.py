@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
 
 from adafuse.decoding.engine import Engine, EngineOptions, open_engine
 from adafuse.decoding.output import ModelCost, Output
@@ -217,51 +215,30 @@ class Decoder:
         return results
 
     # --- the hooks a Session drives (see session.py) -------------------------------------
-    # This default decodes a chunk of prompts in one go per round (a decoder that does not
-    # refill a finished prompt's place): `_decode_chunk(run, prompts, max_new_tokens, stop)`.
-
-    admits_between_rounds = False
+    # Every decoder here admits prompts between rounds and refills a finished prompt's place:
+    # AdaFuse and its baselines (ensemble.py), greedy (greedy.py), rerank (rerank.py).
 
     def _open(self):
-        engines, totals = self.open_engines()
-        return _ChunkRun(engines, totals)
-
-    def _admit(self, run, requests) -> None:
-        run.pending.update((r.key, r) for r in requests)
-
-    def _round(self, run) -> list:
-        groups: dict[tuple, list] = {}
-        for request in run.pending.values():
-            groups.setdefault((request.max_new_tokens, tuple(request.stop)), []).append(request)
-        done = []
-        for (budget, stop), requests in groups.items():
-            outs = self._decode_chunk(run, [r.prompt for r in requests], budget, list(stop))
-            for request, out in zip(requests, outs):
-                run.outputs[request.key] = out
-                done.append(request.key)
-        run.pending.clear()
-        return done
-
-    def _output(self, run, key) -> Output:
-        return run.outputs.pop(key)
-
-    def _partial(self, run, key) -> str:
-        return ""
-
-    def _drop(self, run, key) -> None:
-        run.pending.pop(key, None)
-
-    def _charge(self, run, keys, seconds: float) -> None:
-        """Share a step's seconds among the prompts it served (chunk decoders time their
-        prompts themselves)."""
-
-    def _decode_chunk(self, run, prompts: list[str], max_new_tokens: int, stop: list[str]) -> list[Output]:
+        """The session's state: engines, totals, prompts in flight."""
         raise NotImplementedError
 
+    def _admit(self, run, requests) -> None:
+        """Take `requests` (session.Request) into the batch in flight."""
+        raise NotImplementedError
 
-@dataclass
-class _ChunkRun:
-    engines: list
-    totals: list
-    pending: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
+    def _round(self, run) -> list:
+        """One round for every prompt in flight; the keys that finished."""
+        raise NotImplementedError
+
+    def _output(self, run, key) -> Output:
+        raise NotImplementedError
+
+    def _partial(self, run, key) -> str:
+        raise NotImplementedError
+
+    def _drop(self, run, key) -> None:
+        raise NotImplementedError
+
+    def _charge(self, run, keys, seconds: float) -> None:
+        """Share a step's seconds among the prompts it served."""
+        raise NotImplementedError

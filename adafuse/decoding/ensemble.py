@@ -71,8 +71,6 @@ class AdaFuse(Decoder):
 
     # --- the session's hooks (session.py): prompts join between rounds -------------------
 
-    admits_between_rounds = True
-
     def _open(self) -> _Run:
         engines, totals = self.open_engines()
         fold = self.engine_options.folds([lm.device for lm in self.models])

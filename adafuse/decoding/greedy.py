@@ -1,12 +1,12 @@
 """Single-model greedy decoding behind the decoder interface, for like-for-like baselines.
 
 Same prompt formatting, stop strings, budget, shared-prefix reuse, batching and output object
-as AdaFuse; its trace is empty.
+as AdaFuse; its trace is empty. `admit` and `step` are its session hooks as functions of one
+model's `_Run`, so rerank drives one greedy decode per model with the same code.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,54 +36,15 @@ class Greedy(Decoder):
 
     # --- the session's hooks (session.py): a finished prompt's place is refilled ---------
 
-    admits_between_rounds = True
-
     def _open(self) -> _Run:
         engines, totals = self.open_engines()
         return _Run(engines[0], totals)
 
     def _admit(self, run: _Run, requests) -> None:
-        lm, engine = self.lm, run.engine
-        items = {r.key: _Item(r.stop, r.max_new_tokens, Stats(models=[ModelCost(lm.name)])) for r in requests}
-        self.add_prompts(engine, self.model_index, [(r.key, lm.format_prompt(r.prompt), items[r.key].stats.models[0])
-                                                    for r in requests])
-        contexts = engine.contexts(list(items))
-        for key, item in items.items():
-            item.decode = ContinuationDecoder(lm, engine.ids[key])
-            item.next = contexts[key].ids[0]
-        run.items.update(items)
-        run.joined = True
+        admit(self, self.model_index, run, requests)
 
     def _round(self, run: _Run) -> list:
-        """One token for every prompt: the token chosen last is appended (or ends the
-        prompt), then all that go on are fed in one forward, which picks their next."""
-        done, going = [], []
-        for key, item in run.items.items():
-            if item.finish is None:
-                (going if item.append(self.lm) else done).append(key)
-        if going:
-            if run.joined or run.rows is None:
-                self._restack(run, going)
-            steps = run.rows.step([run.row_of[k] for k in going], [run.items[k].tokens[-1] for k in going])
-            for key, step in zip(going, steps):
-                run.items[key].next = step.dist.ids[0]
-        return done
-
-    @staticmethod
-    def _restack(run: _Run, keys) -> None:
-        """Prompts joined: the rows in flight commit what they were fed (their caches adopted,
-        no forward) and one batch of rows is opened for every prompt going on."""
-        engine = run.engine
-        if run.rows is not None:
-            updates = {}
-            for key in keys:
-                row = run.row_of.get(key)
-                if row is not None and run.rows.fed[row]:
-                    updates[key] = engine.ids[key] + run.rows.fed[row]
-            engine.commit(updates, [run.rows])
-        run.rows = engine.open_rows(keys)
-        run.row_of = {key: i for i, key in enumerate(keys)}
-        run.joined = False
+        return step(self.lm, run)
 
     def _charge(self, run: _Run, keys, seconds: float) -> None:
         for key in keys:
@@ -149,37 +110,49 @@ class _Run:
     joined: bool = False  # prompts joined since the rows were opened
 
 
-def decode_chunk(decoder: Decoder, engine, index: int, prompts, max_new_tokens, stop,
-                 keep: bool = False) -> list[tuple[Output, str]]:
-    """Greedy decoding of `prompts` (keys 0..n-1) by model `index` of `decoder` on `engine`.
+def admit(decoder: Decoder, index: int, run: _Run, requests) -> None:
+    """Model `index` of `decoder` takes `requests` (session.Request) into `run`: each prompt
+    added to the engine, its first token chosen (fed at the next `step`)."""
+    lm, engine = decoder.models[index], run.engine
+    items = {r.key: _Item(r.stop, r.max_new_tokens, Stats(models=[ModelCost(lm.name)])) for r in requests}
+    decoder.add_prompts(engine, index, [(r.key, lm.format_prompt(r.prompt), items[r.key].stats.models[0])
+                                        for r in requests])
+    contexts = engine.contexts(list(items))
+    for key, item in items.items():
+        item.decode = ContinuationDecoder(lm, engine.ids[key])
+        item.next = contexts[key].ids[0]
+    run.items.update(items)
+    run.joined = True
 
-    Returns (output, end) per prompt, `end` being the stop string that ended it ("" if none).
-    With `keep`, the prompts stay in the engine (their committed ids are the prompt alone), so
-    the caller can score texts after them; it removes them itself."""
-    lm = decoder.models[index]
-    n = len(prompts)
-    items = [_Item(list(stop), max_new_tokens, Stats(models=[ModelCost(lm.name)])) for _ in prompts]
-    started = time.perf_counter()
-    decoder.add_prompts(engine, index, [(key, lm.format_prompt(p), items[key].stats.models[0])
-                                        for key, p in enumerate(prompts)])
-    for item in items:
-        item.stats.seconds += (time.perf_counter() - started) / n
-    rows = engine.open_rows(list(range(n)))
-    contexts = engine.contexts(range(n))
-    for key, item in enumerate(items):
-        item.decode, item.next = ContinuationDecoder(lm, engine.ids[key]), contexts[key].ids[0]
-    live = list(range(n))
-    while live:
-        started = time.perf_counter()
-        still = [k for k in live if items[k].append(lm)]
-        if still:
-            for k, step in zip(still, rows.step(still, [items[k].tokens[-1] for k in still])):
-                items[k].next = step.dist.ids[0]
-        share = (time.perf_counter() - started) / len(live)
-        for k in live:
-            items[k].stats.seconds += share
-        live = still
-    if not keep:
-        for k in range(n):
-            engine.remove(k)
-    return [(item.output(), item.end) for item in items]
+
+def step(lm, run: _Run) -> list:
+    """One token for every prompt of `run` still going: the token chosen last is appended
+    (or ends the prompt), then all that go on are fed in one forward, which picks their
+    next. Returns the keys that ended (their items stay in `run.items`, finished)."""
+    done, going = [], []
+    for key, item in run.items.items():
+        if item.finish is None:
+            (going if item.append(lm) else done).append(key)
+    if going:
+        if run.joined or run.rows is None:
+            _restack(run, going)
+        steps = run.rows.step([run.row_of[k] for k in going], [run.items[k].tokens[-1] for k in going])
+        for key, step_ in zip(going, steps):
+            run.items[key].next = step_.dist.ids[0]
+    return done
+
+
+def _restack(run: _Run, keys) -> None:
+    """Prompts joined: the rows in flight commit what they were fed (their caches adopted,
+    no forward) and one batch of rows is opened for every prompt going on."""
+    engine = run.engine
+    if run.rows is not None:
+        updates = {}
+        for key in keys:
+            row = run.row_of.get(key)
+            if row is not None and run.rows.fed[row]:
+                updates[key] = engine.ids[key] + run.rows.fed[row]
+        engine.commit(updates, [run.rows])
+    run.rows = engine.open_rows(keys)
+    run.row_of = {key: i for i, key in enumerate(keys)}
+    run.joined = False

@@ -57,17 +57,17 @@ class ModelScores:
 
 
 def score_pools(engine, contexts: dict, pools: dict, own_spans: dict | None = None,
-                folded: dict | None = None) -> tuple[dict, object]:
+                folded: dict | None = None, committed: dict | None = None) -> tuple[dict, object]:
     """Step 3 for one model: ({key: ModelScores} of every proposal of `pools` ({key: pool}),
     the engine's `Scored` of its scoring forward or None), the latter for the commit.
     `score_requests` then `fill_scores`, for a model alone."""
-    out, requests = score_requests(engine, contexts, pools, own_spans, folded)
+    out, requests = score_requests(engine, contexts, pools, own_spans, folded, committed)
     scored = engine.score({k: (r, s) for k, (r, s, _) in requests.items()}) if requests else None
     return fill_scores(out, requests, scored), scored
 
 
 def score_requests(engine, contexts: dict, pools: dict, own_spans: dict | None = None,
-                   folded: dict | None = None) -> tuple[dict, dict]:
+                   folded: dict | None = None, committed: dict | None = None) -> tuple[dict, dict]:
     """What one model knows of its NLLs before its scoring forward: {key: ModelScores} with
     the own-span and folded NLLs filled in, and the requests left for `Engine.score`
     ({key: (rows, starts, pool indices)}).
@@ -75,16 +75,19 @@ def score_requests(engine, contexts: dict, pools: dict, own_spans: dict | None =
     contexts: {key: prompt_m + R}, the text the committed ids encode;
     own_spans: {key: {(text, terminal): OwnSpan}} this model generated this round (None: no
         shortcut, every NLL from a forward);
-    folded: `Rows.folded` of this model's branch rows this round (NLLs already computed)."""
+    folded: `Rows.folded` of this model's branch rows this round (NLLs already computed);
+    committed: {key: the ids `contexts[key]` encodes} where that is a prefix of the engine's
+        committed ids (rerank scores after the prompt once its decode went on); None: the
+        engine's committed ids."""
     out, requests, plans = {}, {}, []
-    encoded = proposal_rows_many(engine.lm, {k: (engine.ids[k], contexts[k], pool) for k, pool in pools.items()})
+    ids = {k: (committed or {}).get(k, engine.ids[k]) for k in pools}
+    encoded = proposal_rows_many(engine.lm, {k: (ids[k], contexts[k], pool) for k, pool in pools.items()})
     for key, pool in pools.items():
-        committed = engine.ids[key]
         rows, starts = encoded[key]
-        out[key] = ModelScores([None] * len(pool), [None] * len(pool), any(s < len(committed) for s in starts))
+        out[key] = ModelScores([None] * len(pool), [None] * len(pool), any(s < len(ids[key]) for s in starts))
         spans = (own_spans or {}).get(key, {})
         for i, (p, row, start) in enumerate(zip(pool, rows, starts)):
-            if p.key in spans and start == len(committed):
+            if p.key in spans and start == len(ids[key]):
                 plans.append((key, i, spans[p.key].plan(row[start:])))
     for (key, i, _), nll in zip(plans, own_span_nlls([plan for *_, plan in plans])):
         if nll is not None:

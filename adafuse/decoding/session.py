@@ -14,8 +14,7 @@ has committed so far (what a server streams), `cancel(key)` drops a prompt where
 
 A decoder provides the hooks: `_open()` (its engines, once per session), `_admit(run,
 requests)`, `_round(run)` -> finished keys, `_output(run, key)`, `_partial(run, key)`,
-`_drop(run, key)`; `admits_between_rounds` says whether prompts may join a batch in flight
-(AdaFuse) or only an empty one (decoders that decode a chunk of prompts in one go).
+`_drop(run, key)`, `_charge(run, keys, seconds)`. Every decoder admits between rounds.
 """
 
 from __future__ import annotations
@@ -108,7 +107,7 @@ class Session:
         decoder = self.decoder
         with torch.inference_mode(), decoder._sharing(self.shared_prefix):
             room = self.batch_size - len(self.active)
-            if self.queue and room > 0 and (decoder.admits_between_rounds or not self.active):
+            if self.queue and room > 0:
                 joining = [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
                 started = time.perf_counter()
                 decoder._admit(self.run, joining)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from adafuse import AdaFuse, Greedy
-from adafuse.decoding import UnionTopK
+from adafuse.decoding import Rerank, UnionTopK
 from tests import tiny_hf
 from tests.tiny_hf import assert_same_choices
 
@@ -139,3 +139,31 @@ def test_greedy_refills_a_finished_prompts_place_and_keeps_its_texts(tiny, mode)
         waiting = bool(finished) and bool(session.queue)
     assert refilled
     assert [texts[i] for i in range(len(PROMPTS))] == alone
+
+
+@pytest.mark.parametrize("mode", ["cached", "recompute"])
+def test_rerank_refills_a_finished_prompts_place_and_scores_as_alone(tiny, mode):
+    """Rerank admits between steps too: each model's greedy decode goes a token a step, and a
+    prompt is scored and leaves when all its answers are written. A decode that went on past a
+    refill has committed part of its answer; its answers are still scored after the prompt
+    alone, so candidates, NLLs and winner are one-at-a-time's."""
+    dec = Rerank([tiny["llama"], tiny["gemma"]], mode=mode)
+    budgets = [2, 9, 9, 9]
+    alone = [dec.generate(p, max_new_tokens=b) for p, b in zip(PROMPTS, budgets)]
+    session = dec.session(batch_size=2)
+    for i, (prompt, budget) in enumerate(zip(PROMPTS, budgets)):
+        session.add(prompt, key=i, max_new_tokens=budget)
+    outs, refilled, waiting = {}, False, False
+    while session.busy:
+        finished = session.step()
+        if waiting:
+            refilled = refilled or len(session.active) + len(finished) == 2
+        outs.update(finished)
+        waiting = bool(finished) and bool(session.queue)
+    assert refilled
+    for i, one in enumerate(alone):
+        assert_same_choices(outs[i], one)
+        assert [v for p in outs[i].trace[0].proposals for v in p.nll] == pytest.approx(
+            [v for p in one.trace[0].proposals for v in p.nll], abs=1e-4)
+        if mode == "cached":  # a refill costs no forward: the rows' caches are adopted
+            assert outs[i].stats.tokens_fed == one.stats.tokens_fed

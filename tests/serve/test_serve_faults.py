@@ -19,7 +19,7 @@ import pytest
 from adafuse.decoding import AdaFuse
 from tests.tiny_hf import PROMPTS
 
-from conftest import ENV, REPO
+from tests.serve.conftest import ENV, REPO
 
 
 def post(server, path: str, body: bytes) -> tuple[int, dict]:

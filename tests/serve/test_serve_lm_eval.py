@@ -17,7 +17,7 @@ import pytest
 
 from adafuse.decoding import AdaFuse
 
-from conftest import ENV, REPO
+from tests.serve.conftest import ENV, REPO
 
 pytest.importorskip("lm_eval", reason="lm-eval is an optional extra: pip install 'adafuse[lm-eval]'")
 # lm-eval's API models (local-completions) need its `api` extra: requests, aiohttp, tenacity
