@@ -46,8 +46,8 @@ class Rerank(Decoder):
         self.weights = ensemble_weights(weights, self.models)
 
     # --- the session's hooks (session.py): a finished prompt's place is refilled ---------
-    # A step is one greedy token for every model and prompt still going (greedy.step); a
-    # prompt whose answers are all written is scored in that step and leaves.
+    # A step is one greedy token for every model and prompt still going (greedy.step); the
+    # prompts whose answers are all written are scored together and leave.
 
     def _open(self) -> _Run:
         engines, totals = self.open_engines()
@@ -66,8 +66,11 @@ class Rerank(Decoder):
             greedy.step(lm, decode)
         written = [k for k in run.prompts if k not in run.outputs
                    and all(d.items[k].finish is not None for d in run.decodes)]
-        if written:
-            self._rerank(run, written)
+        # a scoring forward per model serves the written prompts together: they wait for it
+        # until they are half of those in flight (their places then refilled together)
+        if not written or 2 * len(written) < len(run.prompts):
+            return []
+        self._rerank(run, written)
         return written
 
     def _rerank(self, run: _Run, keys) -> None:
