@@ -279,46 +279,14 @@ def job_dir(num: int, overrides, *, _root_) -> str:
 
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-HELP_SKIP = {"hydra/help"}  # groups that are no choice of a user's
-SHORTCUT_SKIP = {"models", "task", "decoder", "logger", "prompt", "engine", "ray"}
 
 
-def help_groups() -> str:
-    """--help's config groups: every folder of conf/ (hydra/launcher among them) with the
-    options it holds, the default of conf/config.yaml first."""
-    defaults: dict[str, Any] = {}
-    for entry in OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml")).get("defaults", []):
-        if isinstance(entry, dict):
-            for key, value in entry.items():
-                defaults[key.replace("override ", "").strip()] = value
-    lines = []
-    for folder in sorted(p for p in CONF.rglob("*") if p.is_dir()):
-        group = folder.relative_to(CONF).as_posix()
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
-        if not options or group in HELP_SKIP:
-            continue
-        if group in defaults:  # task: null; hydra/launcher: basic, Hydra's own
-            first = "none" if defaults[group] is None else str(defaults[group])
-            options = [f"{first} (default)"] + [o for o in options if o != first]
-        prefix = "+" if group in ("sweep", "experiment", "system") else ""  # not in the defaults
-        lines.append(f"  {prefix}{group}: {', '.join(options)}")
-    return "\n".join(lines) + "\n"
+def help_page(app: str, *, _root_) -> str:
+    """`${adafuse.help:run}`: the --help page of `python -m adafuse.run` (`serve`: of
+    `python -m adafuse.serve`), its arguments read from the composed config (adafuse.runner.help_page)."""
+    from adafuse.runner import help_page as pages
 
-
-def help_shortcuts(*, _root_) -> str:
-    """--help's top-level keys with their values, from RunConfig and the composed config."""
-    names = [n for n in RunConfig.__dataclass_fields__ if n not in SHORTCUT_SKIP]
-    pairs = []
-    for name in names:
-        value = OmegaConf.select(_root_, name, throw_on_resolution_failure=False)
-        pairs.append(f"{name}={'null' if value is None else value}")
-    lines, line = [], " "
-    for pair in pairs:
-        if len(line) + len(pair) > 92:
-            lines.append(line)
-            line = " "
-        line += " " + pair
-    return "\n".join(lines + [line]) + "\n"
+    return pages.page(app, _root_)
 
 
 def register() -> None:
@@ -345,8 +313,7 @@ def register() -> None:
         pass
     for name, fn in {"adafuse.run_dir": run_dir, "adafuse.sweep_root": sweep_root,
                      "adafuse.hydra_subdir": hydra_subdir,
-                     "adafuse.job_dir": job_dir, "adafuse.help_groups": help_groups,
-                     "adafuse.help_shortcuts": help_shortcuts}.items():
+                     "adafuse.job_dir": job_dir, "adafuse.help": help_page}.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

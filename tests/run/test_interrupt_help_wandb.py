@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from run_helpers import FAST, REPO, cli, read_jsonl
+from tests.test_cli import help_arguments
 
 SLOW_ITEMS = ["task=triviaqa", "limit=20", "max_new_tokens=24", "logger=none"]
 
@@ -76,20 +77,26 @@ def test_the_start_says_how_many_items_where_and_how_to_continue(tiny_conf, tmp_
 
 
 def test_help_prints_this_projects_usage(tiny_conf, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "adafuse.run", "--help"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "adafuse.run", "--help", "limit=5"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
-    assert "usage: python -m adafuse.run" in text and "schema/" not in text
+    assert text.startswith("usage: python -m adafuse.run ") and "schema/" not in text
+    args = help_arguments(text)
     conf = REPO / "conf"
-    for group in ("models", "task", "decoder", "logger"):  # every option of conf/<group>/
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{group}:"))
-        for option in (p.stem for p in (conf / group).glob("*.yaml")):
-            assert option in line, (group, option, line)
-    assert "models: smol_gemma (default)" in text and "task: none (default)" in text
-    assert "hydra/launcher: basic (default)" in text
-    assert "theta_delta=0.7" in text and "threads=auto" in text and "limit=null" in text
-    assert sum(ln.startswith("python -m adafuse.run ") for ln in text.splitlines()) >= 3
+    for group in ("models", "task", "decoder", "logger", "+sweep", "hydra/launcher"):
+        for option in (p.stem for p in (conf / group.lstrip("+")).glob("*.yaml")):  # every option
+            assert option in args[group], (group, option, args[group])
+    assert "(default: smol_gemma)" in args["models"] and "(default: none)" in args["task"]
+    assert "(default: basic)" in args["hydra/launcher"]
+    # the shortcuts, with this invocation's values
+    assert "(default: 0.7)" in args["theta_delta"] and "(default: auto)" in args["threads"]
+    assert "(default: 5)" in args["limit"] and "(default: null)" in args["seed"]
+    assert "--multirun" in args["-m"]
+    notes = text.split("\nnotes:\n", 1)[1]
+    assert "Any other key: by its path" in notes and "exits with status 2" in notes
+    assert "--cfg job" in notes and "--hydra-help" in notes
+    assert sum(ln.strip().startswith("python -m adafuse.run ") for ln in text.splitlines()) >= 3
     assert not any(tmp_path.iterdir())  # --help writes no run folder
 
 
