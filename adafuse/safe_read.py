@@ -12,8 +12,13 @@ readers open its files through here:
 - `read_records(path, fields)`: the lines of samples.jsonl or trace.jsonl, each checked for
   the types adafuse.run writes (NaN or infinite numbers included: `record_problem`), so that a
   reader skips the run with a note instead of failing in the middle of a report.
+- `text_problem(data)`: where a file's data holds text that is not text (an unpaired
+  surrogate, from a JSON or YAML `\\ud800` escape: it cannot be written as UTF-8, so the first
+  print or write of it would fail). Every reader of a run folder's JSON and YAML (these, and
+  adafuse.runfolder's) refuses such a file or line, naming it and the field.
 - `printable(text)`, `say(text)`: text from a run folder with terminal control characters
-  escaped, so that `show` and `compare` never print an escape sequence a folder holds;
+  (and unpaired surrogates) escaped, so that `show` and `compare` never print an escape
+  sequence a folder holds;
   `quiet_on_closed_pipe(main)`: a command that ends quietly under `| head`.
 
 Each failure is an `AdaFuseError` whose one line names the file and what is wrong with it.
@@ -136,7 +141,11 @@ def read_yaml(path: Path, max_bytes: int = MAX_YAML_BYTES, max_aliases: int = MA
     except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
         what = "nested too deeply" if isinstance(exc, RecursionError) else "not plain YAML data"
         raise AdaFuseError(f"{path}: {what}") from None
-    return plain(data)
+    data = plain(data)
+    bad = text_problem(data)
+    if bad:
+        raise AdaFuseError(f"{path}: {bad}")
+    return data
 
 
 def read_json_bounded(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
@@ -144,10 +153,58 @@ def read_json_bounded(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     raw = _read_bounded(path, max_bytes)
     if raw is None:
         return None
+    return loads_text(raw, str(path))
+
+
+# --- text that is not text --------------------------------------------------------------------
+
+# a JSON escape of a surrogate (`\ud800`..`\udfff`): the only way JSON text decoded from UTF-8
+# can hold one, so data whose bytes lack it need not be walked
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(data: Any, raw: bytes | None = None) -> str | None:
+    """Where `data` (JSON-like: dicts, lists, strings, ...) holds a string, key or value, that
+    cannot be written as UTF-8 (an unpaired surrogate), as "'a.b.0' holds ...", or None. With
+    `raw`, the bytes `data` was decoded from as JSON: when they hold no surrogate escape there
+    is nothing to look for."""
+    if raw is not None and not _SURROGATE_ESCAPE.search(raw):
+        return None
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                inner = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return _surrogate_line(inner, key)
+                stack.append((inner, value))
+        elif isinstance(node, list):
+            stack.extend((f"{where}.{i}" if where else str(i), v) for i, v in enumerate(node))
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            return _surrogate_line(where, node)
+    return None
+
+
+def _surrogate_line(where: str, text: str) -> str:
+    char = _SURROGATE.search(text).group()
+    name = printable(where.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return (("'" + name + "'" if name else "the value") + f" holds an unpaired surrogate "
+            f"({ascii(char)[1:-1]}), which is not text (it cannot be written as UTF-8)")
+
+
+def loads_text(raw: bytes, where: str) -> Any:
+    """JSON data from a run folder file's bytes: damage, and text that is not text
+    (`text_problem`), are an AdaFuseError naming `where` (the file, or file:line)."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise AdaFuseError(f"{path}: not valid JSON; the file is damaged") from None
+        raise AdaFuseError(f"{where}: not valid JSON; the file is damaged") from None
+    bad = text_problem(data, raw)
+    if bad:
+        raise AdaFuseError(f"{where}: {bad}; the file is damaged")
+    return data
 
 
 # --- samples.jsonl records --------------------------------------------------------------------
@@ -206,6 +263,7 @@ SAMPLE_FIELDS = {
 # trace.jsonl: a line a round
 TRACE_FIELDS = {
     "id": SAMPLE_FIELDS["id"],
+    "item": ("an integer", _integer),
     "round": ("an integer", _integer),
     "winner": ("an integer", _integer),
     "winner_text": ("a string", lambda v: isinstance(v, str)),
@@ -258,7 +316,7 @@ def read_records(path: Path, fields: dict | None = None) -> list[dict]:
             if number == last:
                 break
             raise AdaFuseError(f"{path}:{number}: not a JSON object; the file is damaged") from None
-        problem = record_problem(record, fields)
+        problem = record_problem(record, fields) or text_problem(record, line)
         if problem:
             raise AdaFuseError(f"{path}:{number}: {problem}")
         records.append(record)
@@ -273,9 +331,10 @@ def short(value: Any, width: int = 40) -> str:
 
 # --- terminal output ------------------------------------------------------------------------
 
-# C0 and C1 controls (ESC among them), DEL, and the bidirectional overrides and isolates that
-# reorder what a terminal shows
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls (ESC among them), DEL, the bidirectional overrides and isolates that
+# reorder what a terminal shows, and unpaired surrogates (no encoding can print them: a file
+# name of bytes that are not UTF-8 holds them as Python reads it)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def printable(text: str, keep_newlines: bool = True) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from adafuse import cli
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder import RESULTS, write_json_atomic, write_jsonl_atomic
-from adafuse.safe_read import printable, read_records
+from adafuse.safe_read import printable, read_records, text_problem
 from adafuse.runfolder.provenance import git_state
 from adafuse.runfolder.rundir import RunDir
 from adafuse.tasks import ScoreResult, Task, TaskError, get_task
@@ -130,6 +130,9 @@ def check_line(row: dict, where: str) -> None:
         elif not isinstance(value, str):
             raise TaskError(f"{where}: {gold!r} must be a string or a non-empty list of strings, "
                             f"got {type(value).__name__}")
+    bad = text_problem(row)  # a run's samples.jsonl as predictions: read as the run folder is
+    if bad:
+        raise TaskError(f"{where}: {bad}")
 
 
 def read_predictions(path: Path) -> list[tuple[int, dict]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from adafuse import cli
-from adafuse.compare.checks import results_problem
+from adafuse.runfolder.checks import results_problem
 from adafuse.tasks.metrics.registry import percent
 from adafuse.tasks.partial import MEAN, SCORED, score_partial
 from adafuse.compare.load import find_run_dirs, read_samples

@@ -1,7 +1,6 @@
 """Comparing runs: `python -m adafuse.compare <run or sweep folders> [--html out.html] [--wandb]`.
 
 load.py        run folders into `Run`s, read as data (partial and damaged ones too, with a note)
-checks.py      what a config and a results.json must hold to be read (the types adafuse.run writes)
 costs.py       a run's cost totals from its samples (older folders too: a missing field said)
 hydra_config.py .hydra/config.yaml as plain data, no interpolation resolved
 grid.py        the Table-1 grid (tasks × systems on 0-100, averages, gain over the best single

@@ -67,7 +67,9 @@ def write_report(path: Path, page: str) -> str | None:
         return "is a folder; give a file name, e.g. report.html"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page, encoding="utf-8")
+        # a folder's name of bytes that are not UTF-8 holds unpaired surrogates as Python reads
+        # it (the files' text cannot: adafuse.safe_read refuses it): written as escapes
+        path.write_text(page, encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         return f"cannot write it ({exc.strerror or type(exc).__name__})"
     return None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adafuse.compare.checks import config_problem
+from adafuse.runfolder.checks import config_problem
 from adafuse.compare.costs import COST_FIELDS, cost_totals
 from adafuse.compare.hydra_config import hydra_config
 from adafuse.errors import AdaFuseError

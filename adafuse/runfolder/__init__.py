@@ -11,7 +11,10 @@ Every file of a run folder is opened through `files.open_plain`: never through a
 link, so a folder someone hands you cannot make a write land outside it.
 
 rundir.py holds RunDir, the folder of one run (continuing it after a crash, checking a
-continued run's config); provenance.py the versions and git commit a result records. The
+continued run's config); provenance.py the versions and git commit a result records;
+checks.py the types results.json's fields must have, which records.py's `Results` checks
+when it is read (as `Sample` and `TraceRow` check their lines with adafuse.safe_read's
+field types), so a damaged folder is one line naming the file and the field. The
 runner, `adafuse.merge`, `adafuse.score`, the disk logger and the readers go through this
 package; it needs neither torch nor the models, nor the runner.
 """

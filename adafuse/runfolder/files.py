@@ -6,8 +6,10 @@ flushed and synced write an item, and a last line cut short by a killed writer i
 on the next read. Every file is opened here, without following a symbolic link (O_NOFOLLOW,
 and the entry checked with lstat first): a link, or anything but a plain file, in a run
 folder is refused in one line, so a `samples.jsonl` pointing at ~/.bashrc is never truncated
-or appended to. What a killed write left beside its file (`results.json.<random>`) is removed
-by `remove_temporaries` when the folder's lock is next taken.
+or appended to. Text that cannot be written back (an unpaired surrogate from a `\\ud800`
+escape) is damage when read, named with its file, line and field. What a killed write left
+beside its file (`results.json.<random>`) is removed by `remove_temporaries` when the
+folder's lock is next taken.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from adafuse.errors import AdaFuseError
+from adafuse.safe_read import loads_text, text_problem
 
 # the names this package writes through `_replace`; a temporary is <name>.<8 random chars>
 REPLACED = ("results.json", "samples.jsonl", "trace.jsonl")
@@ -179,15 +182,13 @@ def append_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """The content of a JSON file; None when there is none. Damage is a one-line error."""
+    """The content of a JSON file; None when there is none. Damage (text that is not text
+    among it: `safe_read.text_problem`) is a one-line error."""
     path = Path(path)
     data = read_bytes(path)
     if data is None:
         return None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise AdaFuseError(f"{path}: not valid JSON; the file is damaged") from None
+    return loads_text(data, str(path))
 
 
 def read_jsonl(path: Path, repair: bool = False) -> list[dict]:
@@ -213,6 +214,9 @@ def read_jsonl(path: Path, repair: bool = False) -> list[dict]:
             if last or (number == len(lines) - 1 and not lines[-1].strip()):
                 break
             raise AdaFuseError(f"{path}:{number}: not a JSON object; the file is damaged") from None
+        bad = text_problem(record, line)
+        if bad:  # a whole line, not a torn one: damage, wherever it is
+            raise AdaFuseError(f"{path}:{number}: {bad}; the file is damaged")
         records.append(record)
         good_bytes += len(line) + (0 if last else 1)
     if repair and (good_bytes != len(data) or (good_bytes and not data[:good_bytes].endswith(b"\n"))):

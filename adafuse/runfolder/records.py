@@ -7,8 +7,12 @@
 
 A record wraps the JSON object as it was written (its JSON form is that object, so files stay
 byte for byte what they were) and gives typed access to the fields the format defines. Fields
-another writer adds are kept. A field that is needed and missing (a folder from an older
-version, or not from adafuse at all) is a one-line error naming the file and the field.
+another writer adds are kept. A record is checked when it is made: a field of another type
+than adafuse.run writes (results.json: checks.results_problem; a sample or trace line:
+safe_read's SAMPLE_FIELDS, TRACE_FIELDS), or one that is needed and missing (a folder from an
+older version, or not from adafuse at all), is a one-line error naming the file and the field,
+so every reader that goes through these records (merge, score rescore=, a resumed run) stops
+at the damage with that line, never later with a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from adafuse.errors import AdaFuseError
+from adafuse.runfolder.checks import results_problem
+from adafuse.safe_read import SAMPLE_FIELDS, TRACE_FIELDS, record_problem
 
 
 class Record:
@@ -32,7 +38,14 @@ class Record:
         if missing:
             raise AdaFuseError(f"{self.where}: {self.kind} without {', '.join(map(repr, missing))}; "
                                "not written by adafuse.run")
+        problem = self.problem(data)
+        if problem:
+            raise AdaFuseError(f"{self.where}: {problem}")
         self.data = data
+
+    def problem(self, data: dict) -> str | None:
+        """What in `data` has another type than the format's, or None."""
+        return None
 
     def need(self, key: str) -> Any:
         """data[key], or a one-line error saying that it is missing."""
@@ -54,6 +67,9 @@ class Sample(Record):
     kind = "sample"
     required = ("id",)
 
+    def problem(self, data: dict) -> str | None:
+        return record_problem(data, SAMPLE_FIELDS)
+
     @property
     def key(self) -> str:
         """The item's id as a string: ids are ints in some data files, strings in others."""
@@ -74,6 +90,9 @@ class TraceRow(Record):
     kind = "trace row"
     required = ("id", "item", "round")
 
+    def problem(self, data: dict) -> str | None:
+        return record_problem(data, TRACE_FIELDS)
+
     @property
     def key(self) -> str:
         return str(self.data["id"])
@@ -88,6 +107,9 @@ class Results(Record):
 
     kind = "results.json"
     required = ("config",)
+
+    def problem(self, data: dict) -> str | None:
+        return results_problem(data)
 
     @property
     def config(self) -> dict:

@@ -91,6 +91,14 @@ DAMAGE = {
     "main metric is NaN": results_change(set_in(["metrics", "em_lenient_triviaqa"], float("nan"))),
     "main metric is infinite": results_change(set_in(["metrics", "em_lenient_triviaqa"], float("inf"))),
     "main_metric is a list": results_change(set_in(["main_metric"], ["x"])),
+    "shard is text": results_change(set_in(["config", "shard"], "one")),
+    # text that is not text: an unpaired surrogate (the JSON escape \ud800) cannot be printed
+    # or written as UTF-8
+    "a model name holds a lone surrogate": results_change(set_in(["config", "models", 0, "name"], "m\ud800")),
+    "a metric's name holds a lone surrogate": results_change(set_in(["metrics", "x\udfff"], 0.5)),
+    "a sample's response holds a lone surrogate": sample_field("response", " Paris\ud800"),
+    "a sample's gold holds a lone surrogate": sample_field("gold", ["\udc00Paris"]),
+    "config.yaml holds a lone surrogate": hydra_yaml('models: ["m\\ud800"]\ntask: {name: triviaqa}\n'),
     "results.json is truncated": results_text('{"status": "complete", "config": {'),
     "results.json is nested too deep": results_text("[" * 100000 + "]" * 100000),
     "config.yaml is a YAML alias bomb": hydra_yaml(ALIAS_BOMB),

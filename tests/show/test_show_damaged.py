@@ -5,6 +5,7 @@ its control characters escaped; `show RUN | head` ends quietly."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -70,6 +71,14 @@ DAMAGE = {
     "the task is a list": set_results(["task"], ["triviaqa"]),
     "a cost total is infinite": set_results(["cost", "seconds_per_item"], float("inf")),
     "results.json is a list": lambda run: ((run / "results.json").write_text("[]"), "results.json")[1],
+    "config is a list": set_results(["config"], [1]),
+    "the shared prefix's cost is a list": set_results(["cost", "shared_prefix"], [1]),
+    # text that is not text: an unpaired surrogate (the JSON escape \ud800) cannot be printed
+    "a model name holds a lone surrogate": set_results(["config", "models", 0, "name"], "m\ud800"),
+    "a sample's question holds a lone surrogate": lambda run: (
+        edit_line(run / "samples.jsonl", 9, set_field("question", "Q\ud800?")), "samples.jsonl:9")[1],
+    "a trace row's winner text holds a lone surrogate": lambda run: (
+        edit_line(run / "trace.jsonl", 2, set_field("winner_text", "\udfff")), "trace.jsonl:2")[1],
 }
 
 
@@ -116,3 +125,19 @@ def test_a_closed_pipe_ends_quietly(module, run_dir):
     assert proc.stderr.strip().splitlines()[-1] == "status 141", proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
     assert proc.returncode == 0
+
+
+def test_a_folder_name_that_is_not_utf8_is_printed_escaped(run_dir, tmp_path):
+    """A folder's name of bytes that are not UTF-8 reaches Python as unpaired surrogates, which
+    no encoding prints: show and compare (terminal and HTML) write them as escapes."""
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/runs/run\xff"))
+    odd.parent.mkdir()
+    run_dir.rename(odd)
+    report = tmp_path / "report.html"
+    for argv in (["adafuse.show", str(odd)], ["adafuse.show", str(odd), "item=8"],
+                 ["adafuse.compare", str(odd.parent), "--html", str(report)]):
+        proc = subprocess.run([sys.executable, "-m", *argv], capture_output=True, timeout=300,
+                              env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+        assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode(errors="replace")
+        assert b"run\\udcff" in proc.stdout + proc.stderr, argv
+    assert "run\\udcff" in report.read_text(encoding="utf-8")

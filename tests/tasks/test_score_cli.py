@@ -94,6 +94,8 @@ def test_bad_arguments(tmp_path, capsys, args, message):
         (['{"question": "q", "pred": "x", "answer": []}'], "'answer' must be a string or a non-empty list"),
         (['{"id": 0, "response": "x", "gold": {"a": 1}}'], "'gold' must be a string or a non-empty list"),
         (['{"id": [0], "pred": "x"}'], "'id' must be a string or an integer, got list"),
+        (['{"id": 0, "pred": "x\\ud800"}'], "preds.jsonl:1: 'pred' holds an unpaired surrogate (\\ud800)"),
+        (['{"id": 0, "pred": "x", "answer": ["\\udfffa"]}'], "preds.jsonl:1: 'answer.0' holds an unpaired surrogate"),
         (['{"question": "q", "pred": "x", "answer": "a"}', '{"question": "r", "pred": "y"}'],
          "preds.jsonl:2: no 'answer' while line 1 has one"),
     ],
@@ -310,3 +312,48 @@ def test_rescore_prints_each_runs_main_metric_on_0_100(tmp_path, capsys):
     assert printed[str(root / "flores_en_de" / "rerank")].endswith(f"-> {after['flores_en_de']:.1f}")
     assert printed[str(root / "triviaqa" / "rerank")].endswith(f"-> {after['triviaqa'] * 100:.1f}")
     assert err.splitlines()[-1] == "2 of 2 runs rescored; main metric before -> after, on 0-100"
+
+
+def test_rescore_notes_wrong_types_and_text_that_is_not_text_and_goes_on(tmp_path, capsys):
+    """issue 31.8: a results.json whose fields have other types than a run writes (its config a
+    list, its task a name), or a line holding an unpaired surrogate (the JSON escape \\ud800,
+    which cannot be written back as UTF-8), is a note naming the file (and field): that run
+    is left byte for byte, and the next runs are rescored."""
+    with tarfile.open(TABLE1_RUNS) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("table1_embedded/triviaqa/")]
+        tar.extractall(tmp_path, members=members, filter="data")
+    root = tmp_path / "table1_embedded" / "triviaqa"
+
+    def results(name, *keys, value):
+        file = root / name / "results.json"
+        data = json.loads(file.read_text())
+        node = data
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+        file.write_text(json.dumps(data))  # the surrogate as its JSON escape, "\ud800"
+
+    results("adafuse", "config", value=[1])
+    results("rerank", "task", value="triviaqa")
+    results("fixed_span_1", "config", "models", 0, "name", value="m\ud800")
+    lines = (root / "union_topk" / "samples.jsonl").read_text().splitlines(True)
+    sample = json.loads(lines[1])
+    lines[1] = json.dumps({**sample, "response": " a\ud800"}) + "\n"
+    (root / "union_topk" / "samples.jsonl").write_text("".join(lines))
+    damaged = {name: {f: (root / name / f).read_bytes() for f in ("samples.jsonl", "results.json")}
+               for name in ("adafuse", "rerank", "fixed_span_1", "union_topk")}
+    rc, out, err = _run(capsys, f"rescore={root}")
+    assert rc == 0, err
+    assert "Traceback" not in err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    expected = {"adafuse": "results.json: its config is not a mapping",
+                "rerank": "results.json: task is 'triviaqa', not an object",
+                "fixed_span_1": "results.json: 'config.models.0.name' holds an unpaired surrogate",
+                "union_topk": "samples.jsonl:2: 'response' holds an unpaired surrogate"}
+    for name, says in expected.items():
+        assert sum(f"{root / name}/{says}" in line for line in notes) == 1, (name, notes)
+        for file, data in damaged[name].items():
+            assert (root / name / file).read_bytes() == data, (name, file)
+    assert len(notes) == len(expected)
+    rescored = {Path(e["run"]).name for e in json.loads(out) if "after" in e}
+    assert rescored and not rescored & set(expected)  # the others were rescored
