@@ -8,6 +8,7 @@ Its command line and what it checks: COMMAND below (`--help` prints them).
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import sys
 from datetime import datetime
@@ -40,8 +41,10 @@ Every run folder under the sweep folder is read; runs that differ only in `shard
 group, which must hold every shard 0..n-1, each complete and holding each of its items once.
 Each group becomes one run folder (`<sweep>/merged/`, or `merged_<k>/` when the sweep held
 several) whose samples, trace and results are those of the same run done in one job (with
-`num_shards=1`). A folder that already holds a run is left alone unless `replace=true`.
-Bad input prints one line and exits 2.""",
+`num_shards=1`). A folder that already holds a run is left alone unless `replace=true`, and
+even then only a merge of the same sweep (its results.json's `merged_from` in this sweep
+folder, the same task) or a merge cut short (samples, no results.json, no .hydra) is replaced.
+Bad input, and a damaged shard folder, print one line and exit 2.""",
 )
 USAGE = f"usage: {COMMAND.prog} {COMMAND.usage[0]}"
 RUN_FILES = (RESULTS, SAMPLES, TRACE, ".hydra")  # what makes a folder hold a run
@@ -59,7 +62,9 @@ def unsharded(config: dict) -> dict:
 
 
 def group_shards(runs: list[RunDir]) -> list[list[tuple[RunDir, dict]]]:
-    """Runs whose configs agree once `shard` is set aside, in order of first appearance."""
+    """Runs whose configs agree once `shard` is set aside, in order of first appearance. Each
+    results.json is read through its record (`Results`): a field of another type than a run
+    writes there is one line naming the file and the field."""
     groups: list[list[tuple[RunDir, dict]]] = []
     for run in runs:
         results = run.read_results() or {}
@@ -76,20 +81,27 @@ def group_shards(runs: list[RunDir]) -> list[list[tuple[RunDir, dict]]]:
 def empty_shards(config: dict) -> set[int]:
     """The shards that hold no item (more shards than items): their jobs have nothing to
     decode and write no run, and a merge does without them."""
-    count = config["num_shards"]
+    count = config.get("num_shards") or 1
     task, _, _ = open_task(unsharded(config))
     n_items = len(select_items(task, unsharded(config)))
     return {i for i in range(count) if not shard_slice(n_items, i, count)}
 
 
+def shard_count(results: dict) -> int:
+    return results["config"].get("num_shards") or 1
+
+
 def check_complete(group: list[tuple[RunDir, dict]]) -> list[tuple[int, RunDir, dict]]:
     """The group's shards in order, as (shard, run, results); every one that holds items
     present once and finished."""
-    count = group[0][1]["config"]["num_shards"]
+    count = shard_count(group[0][1])
     empty = empty_shards(group[0][1]["config"])
     by_shard: dict[int, tuple[RunDir, dict]] = {}
     for run, results in group:
-        shard = results["config"]["shard"]
+        shard = results["config"].get("shard") or 0
+        if shard >= count:
+            raise AdaFuseError(f"{run.results}: config.shard is {shard}, not one of the {count} shards "
+                               f"(0..{count - 1})")
         if shard in by_shard:
             raise AdaFuseError(f"shard {shard} appears twice: {by_shard[shard][0].path} and {run.path}")
         by_shard[shard] = (run, results)
@@ -134,7 +146,7 @@ def shard_trace(run: RunDir, shard: int, ids: set[str]) -> list[dict]:
 
 def gather(shards: list[tuple[int, RunDir, dict]]) -> tuple[dict, object, list, dict, list[dict]]:
     """Everything a merged folder holds, read and checked before anything is written."""
-    count = shards[0][2]["config"]["num_shards"]
+    count = shard_count(shards[0][2])
     config = unsharded(shards[0][2]["config"])
     task, _, _ = open_task(config)
     items = select_items(task, config)
@@ -167,7 +179,7 @@ def merge_group(shards: list[tuple[int, RunDir, dict]], out_dir: Path) -> tuple[
         head, finished=datetime.now().isoformat(timespec="seconds"),
         main_metric=scored.main_metric, metrics=scored.metrics, n_items=len(items),
         n_missing=scored.n_missing, shard={"index": 0, "count": 1}, cost=totals.to_json(),
-        models=first.get("models"), merged_from=[str(run.path) for _, run, _ in shards])
+        models=first.get("models"), merged_from=[str(run.path.absolute()) for _, run, _ in shards])
     return results, ordered, trace
 
 
@@ -175,7 +187,7 @@ def write_merged(out_dir: Path, results: dict, samples: list[dict], trace: list[
                  replace: bool) -> None:
     """Write one merged folder, holding its lock; each file replaced whole."""
     with runfolder.hold(out_dir):
-        check_target(out_dir, replace)
+        check_target(out_dir, replace, results)
         for name in RUN_FILES:  # replace=true: nothing of the old run may contradict the new
             path = out_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -185,13 +197,43 @@ def write_merged(out_dir: Path, results: dict, samples: list[dict], trace: list[
         runfolder.write_json_atomic(out_dir / RESULTS, results)
 
 
-def check_target(out_dir: Path, replace: bool) -> None:
+def check_target(out_dir: Path, replace: bool, merged: Optional[dict] = None) -> None:
+    """Refuse to write into a file, into a folder that holds a run (unless `replace`), and,
+    even with `replace`, into one that holds anything but a merge of the same sweep
+    (`merged`: the results.json about to be written, whose `merged_from` and task it must
+    match) or a merge cut short (samples and trace, no results.json, no .hydra)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise AdaFuseError(f"out={out_dir} is a file; give a folder")
-    held = [name for name in RUN_FILES if (out_dir / name).exists()]
+    held = [name for name in RUN_FILES if os.path.lexists(out_dir / name)]
     if held and not replace:
         raise AdaFuseError(f"{out_dir} already holds a run ({', '.join(held)}); choose another "
                            "out=, or pass replace=true to replace it")
+    if held and merged is not None:
+        other = foreign_run(out_dir, merged)
+        if other:
+            raise AdaFuseError(f"{out_dir} holds {other}, not a merge of this sweep; replace=true "
+                               "replaces only that: choose another out=")
+
+
+def foreign_run(out_dir: Path, merged: dict) -> Optional[str]:
+    """What makes the run in `out_dir` another than an earlier merge of `merged`'s sweep and
+    task (said in a few words), or None when it is one, or a merge cut short."""
+    try:
+        old = RunDir(out_dir).read_results()
+    except AdaFuseError as exc:
+        return f"a run whose {RESULTS} cannot be read ({str(exc).removeprefix(f'{out_dir / RESULTS}: ')})"
+    if old is None:  # a merge writes its results last, and never .hydra; a run writes both first
+        return f"a run of adafuse.run (.hydra, no {RESULTS})" if os.path.lexists(out_dir / ".hydra") else None
+    sources = old.get("merged_from")
+    if not sources:
+        return "a run of adafuse.run (its results.json has no merged_from)"
+    sweep = {Path(p).resolve().parent for p in merged["merged_from"]}
+    if {Path(p).resolve().parent for p in sources} != sweep:
+        return f"a merge of another sweep ({Path(sources[0]).parent})"
+    names = [(r.get("task") or {}).get("name") for r in (old, merged)]
+    if names[0] != names[1]:
+        return f"a merge of another task ({names[0]})"
+    return None
 
 
 def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) -> list[tuple[Path, dict]]:
@@ -200,7 +242,7 @@ def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) ->
     runs = find_runs(sweep_dir)
     if not runs:
         raise AdaFuseError(f"{sweep_dir}: no run folders (*/{RESULTS}) in it")
-    groups = [g for g in group_shards(runs) if g[0][1]["config"]["num_shards"] > 1]
+    groups = [g for g in group_shards(runs) if shard_count(g[0][1]) > 1]
     if not groups:
         raise AdaFuseError(f"{sweep_dir}: no sharded runs (num_shards > 1) to merge")
     checked = [check_complete(g) for g in groups]  # all groups checked before anything is written
@@ -210,6 +252,8 @@ def merge(sweep_dir: Path, out: Optional[Path] = None, replace: bool = False) ->
         check_target(target, replace)
     # every shard read and checked before the first folder is written
     prepared = [merge_group(shards, target) for target, shards in zip(targets, checked)]
+    for target, (results, _, _) in zip(targets, prepared):
+        check_target(target, replace, results)  # every target checked before the first is written
     for target, (results, samples, trace) in zip(targets, prepared):
         write_merged(target, results, samples, trace, replace)
     return [(target, results) for target, (results, _, _) in zip(targets, prepared)]
