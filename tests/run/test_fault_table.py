@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,13 @@ def link_to_victim(name):
     return prepare
 
 
+def _stop_after_first(run):
+    """Make a finished run look stopped after its first item."""
+    results = json.loads((run / "results.json").read_text())
+    (run / "results.json").write_text(json.dumps({**results, "status": "interrupted"}))
+    (run / "samples.jsonl").write_text((run / "samples.jsonl").read_text().splitlines(True)[0])
+
+
 def changed_data(field):
     """prepare(): a run on a copied data file, then the file's `field` of an item changed."""
     def prepare(adafuse_run, tmp):
@@ -61,9 +69,7 @@ def changed_data(field):
         args = ["task=triviaqa", "limit=3", "logger=none", f"task.source={data}"]
         run = tmp / "run"
         assert adafuse_run(*args, f"hydra.run.dir={run}").code == 0
-        results = json.loads((run / "results.json").read_text())
-        (run / "results.json").write_text(json.dumps({**results, "status": "interrupted"}))
-        (run / "samples.jsonl").write_text((run / "samples.jsonl").read_text().splitlines(True)[0])
+        _stop_after_first(run)
         lines = data.read_text().splitlines(True)
         item = json.loads(lines[1])
         item[field] = ["changed"] if field == "answer" else "Changed question?"
@@ -71,6 +77,23 @@ def changed_data(field):
         data.write_text("".join(lines))
         return [*args, f"resume={run}"]
     return prepare
+
+
+def changed_prompt(adafuse_run, tmp):
+    """prepare(): a run on a copied task card (ADAFUSE_TASKS_DIR), then its prompt file changed."""
+    shutil.copytree("tasks/triviaqa", tmp / "tasks" / "triviaqa")
+    args = ["task=triviaqa", "limit=3", "logger=none"]
+    run = tmp / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADAFUSE_TASKS_DIR", str(tmp / "tasks"))
+        assert adafuse_run(*args, f"hydra.run.dir={run}").code == 0
+    _stop_after_first(run)
+    prompt = tmp / "tasks" / "triviaqa" / "prompt.txt"
+    prompt.write_text(prompt.read_text().replace("Do NOT Analyze.", "Be brief."))
+    return [*args, f"resume={run}"]
+
+
+changed_prompt.env = ("ADAFUSE_TASKS_DIR", "{tmp}/tasks")
 
 
 def plain(*args):
@@ -95,6 +118,8 @@ CASES = [
     # 4. resume compares inputs
     ("gold changed", changed_data("answer"), "the gold answers changed since this run started", True),
     ("question changed", changed_data("question"), "the data (the selected items' fields) changed", True),
+    ("prompt file changed", changed_prompt, "the prompt (the task's prompt file, separator or template, or "
+     "prompt=) changed since this run started (digest in results.json)", True),
     # 5. names
     ("two models alike", plain("models.1.name=${models.0.name}"), "are both named", True),
     ("two aliases alike", plain("models.0.alias=m", "models.1.alias=m"), "are both named 'm'", True),
@@ -134,7 +159,8 @@ def test_fault(adafuse_run, monkeypatch, tmp_path, name, prepare, message, befor
 
     args = prepare(adafuse_run, tmp_path)
     if hasattr(prepare, "env"):
-        monkeypatch.setenv(*prepare.env)
+        key, value = prepare.env
+        monkeypatch.setenv(key, value.replace("{tmp}", str(tmp_path)))
     before = snapshot(tmp_path)
     if before_load:
         def refuse(specs):
@@ -218,3 +244,71 @@ def test_merge_out_under_a_file_is_one_line(tmp_path, capsys, monkeypatch):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: cannot write {tmp_path}/afile") and "Traceback" not in line
     assert (tmp_path / "afile").read_text() == "x"
+
+
+# --- the readers that write: `score rescore=` and `merge` (#31.1, #31.9) -----------------------
+
+
+def _victim(tmp):
+    (tmp / "victim").write_text("precious\n")
+    return tmp / "victim"
+
+
+def test_rescore_skips_a_run_whose_lock_is_a_link_and_rescores_the_others(adafuse_run, tmp_path, capsys):
+    from adafuse.score import main as score_main
+
+    run = _finished(adafuse_run, tmp_path)
+    shutil.copytree(run, tmp_path / "runs" / "other")
+    shutil.move(run, tmp_path / "runs" / "linked")
+    run = tmp_path / "runs" / "linked"
+    (run / ".lock").unlink(missing_ok=True)
+    (run / ".lock").symlink_to(_victim(tmp_path))
+    before = snapshot(run)
+    capsys.readouterr()
+    assert score_main([f"rescore={tmp_path / 'runs'}"]) == 0
+    out, err = capsys.readouterr()
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {run}: {run}/.lock is a symbolic link; a run folder's files must be plain "
+                     "files (remove the link, or start a new run); not rescored, nothing changed"], err
+    assert (tmp_path / "victim").read_text() == "precious\n" and snapshot(run) == before
+    assert [Path(e["run"]).name for e in json.loads(out) if "after" in e] == ["other"]
+
+
+@pytest.fixture
+def shards(adafuse_run, tmp_path):
+    """A sweep of two shards (not merged yet)."""
+    for shard in (0, 1):
+        res = adafuse_run(*BASE, f"shard={shard}", "num_shards=2", f"hydra.run.dir={tmp_path / 'sweep' / str(shard)}")
+        assert res.code == 0, res.err
+    return tmp_path / "sweep"
+
+
+def test_merge_into_a_folder_whose_lock_is_a_link_is_one_line(shards, tmp_path, capsys):
+    from adafuse.merge import main as merge_main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").symlink_to(_victim(tmp_path))
+    capsys.readouterr()
+    assert merge_main([str(shards), f"out={out}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: {out}/.lock is a symbolic link; a run folder's files must be plain files "
+                    "(remove the link, or start a new run)")
+    assert (tmp_path / "victim").read_text() == "precious\n" and [p.name for p in out.iterdir()] == [".lock"]
+
+
+def test_replace_after_a_killed_merge_removes_its_temporaries(shards, capsys):
+    """A merge killed while writing results.json left its samples, its trace and a temporary,
+    and no results.json (written last): replace=true merges again and removes the temporary."""
+    from adafuse.merge import main as merge_main
+
+    assert merge_main([str(shards)]) == 0
+    merged = shards / "merged"
+    results = (merged / "results.json").read_bytes()
+    (merged / "results.json").rename(merged / "results.json.k1ll3dxx")
+    capsys.readouterr()
+    assert merge_main([str(shards)]) == 2
+    assert "already holds a run (samples.jsonl, trace.jsonl)" in capsys.readouterr().err
+    assert merge_main([str(shards), "replace=true"]) == 0
+    assert sorted(p.name for p in merged.iterdir()) == [".lock", "results.json", "samples.jsonl", "trace.jsonl"]
+    assert json.loads((merged / "results.json").read_bytes())["metrics"] == json.loads(results)["metrics"]
