@@ -120,46 +120,45 @@ def test_a_session_takes_each_prompts_own_budget_and_stop_and_cancels(tiny):
     assert done["short"].text == alone.text
 
 
+BUDGETS = [2, 9, 9, 9]  # the first ends early, so its place is refilled mid-decode
+
+
+def refilled_session(dec) -> tuple[dict, bool]:
+    """PROMPTS with BUDGETS through a session of 2: the outputs by index, and whether a step
+    after one in which a prompt finished ran with its place filled again."""
+    session = dec.session(batch_size=2)
+    for i, (prompt, budget) in enumerate(zip(PROMPTS, BUDGETS)):
+        session.add(prompt, key=i, max_new_tokens=budget)
+    outs, refilled, waiting = {}, False, False
+    while session.busy:
+        finished = session.step()
+        if waiting:  # a place was freed at the last step: this step ran with it filled again
+            refilled = refilled or len(session.active) + len(finished) == 2
+        outs.update(finished)
+        waiting = bool(finished) and bool(session.queue)
+    return outs, refilled
+
+
 @pytest.mark.parametrize("mode", ["cached", "recompute"])
 def test_greedy_refills_a_finished_prompts_place_and_keeps_its_texts(tiny, mode):
     """Greedy admits between steps, as AdaFuse does: after a step in which a prompt finished,
     the next step starts with a queued one in its place; the texts are one-at-a-time's."""
     dec = Greedy([tiny["llama"]], mode=mode)
-    budgets = [2, 9, 9, 9]  # the first ends early, so its place is refilled mid-decode
-    alone = [dec.generate(p, max_new_tokens=b).text for p, b in zip(PROMPTS, budgets)]
-    session = dec.session(batch_size=2)
-    for i, (prompt, budget) in enumerate(zip(PROMPTS, budgets)):
-        session.add(prompt, key=i, max_new_tokens=budget)
-    texts, refilled, waiting = {}, False, False
-    while session.busy:
-        finished = session.step()
-        if waiting:  # a place was freed at the last step: this step ran with it filled again
-            refilled = refilled or len(session.active) + len(finished) == 2
-        texts.update((k, o.text) for k, o in finished)
-        waiting = bool(finished) and bool(session.queue)
+    alone = [dec.generate(p, max_new_tokens=b).text for p, b in zip(PROMPTS, BUDGETS)]
+    outs, refilled = refilled_session(dec)
     assert refilled
-    assert [texts[i] for i in range(len(PROMPTS))] == alone
+    assert [outs[i].text for i in range(len(PROMPTS))] == alone
 
 
 @pytest.mark.parametrize("mode", ["cached", "recompute"])
 def test_rerank_refills_a_finished_prompts_place_and_scores_as_alone(tiny, mode):
-    """Rerank admits between steps too: each model's greedy decode goes a token a step, and a
-    prompt is scored and leaves when all its answers are written. A decode that went on past a
-    refill has committed part of its answer; its answers are still scored after the prompt
-    alone, so candidates, NLLs and winner are one-at-a-time's."""
+    """Rerank admits between steps too: each model's greedy decode goes a token a step, and
+    prompts are scored and leave once all their answers are written. A decode that went on
+    past a refill has committed part of its answer; its answers are still scored after the
+    prompt alone, so candidates, NLLs and winner are one-at-a-time's."""
     dec = Rerank([tiny["llama"], tiny["gemma"]], mode=mode)
-    budgets = [2, 9, 9, 9]
-    alone = [dec.generate(p, max_new_tokens=b) for p, b in zip(PROMPTS, budgets)]
-    session = dec.session(batch_size=2)
-    for i, (prompt, budget) in enumerate(zip(PROMPTS, budgets)):
-        session.add(prompt, key=i, max_new_tokens=budget)
-    outs, refilled, waiting = {}, False, False
-    while session.busy:
-        finished = session.step()
-        if waiting:
-            refilled = refilled or len(session.active) + len(finished) == 2
-        outs.update(finished)
-        waiting = bool(finished) and bool(session.queue)
+    alone = [dec.generate(p, max_new_tokens=b) for p, b in zip(PROMPTS, BUDGETS)]
+    outs, refilled = refilled_session(dec)
     assert refilled
     for i, one in enumerate(alone):
         assert_same_choices(outs[i], one)
