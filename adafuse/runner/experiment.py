@@ -270,13 +270,20 @@ class Experiment:
             logger.log_metrics(running, step=running["items_done"])
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
-            if len(todo) > 1 and count == estimate_after(self.batch_size, len(todo)):
-                line, long = estimate_line(time.perf_counter() - decode_started, count,
-                                           len(todo) - count)
+            first_at = estimate_after(self.batch_size, len(todo))
+            if len(todo) > 1 and count in (first_at, 2 * first_at) and count < len(todo):
+                # after the first items (warm-up included), then after as many again (the
+                # rate the run keeps)
+                now = time.perf_counter()
+                steady = count == 2 * first_at
+                line, long = estimate_line(now - estimated_at[0] if steady else now - decode_started,
+                                           first_at, len(todo) - count, steady=steady)
+                estimated_at[0] = now
                 (log.warning if long else log.info)(
                     "%s%s", line, "; more than an hour: limit=N decodes fewer" if long else "")
 
         decode_started = time.perf_counter()
+        estimated_at = [decode_started]  # when the last estimate was made
         try:
             # the decoder's session, round by round: a finished item's place in the batch is
             # refilled at once, and each item is written (and flushed) as soon as it finishes,

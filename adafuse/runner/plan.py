@@ -41,12 +41,17 @@ def estimate_after(batch_size: int, todo: int) -> int:
     return max(1, min(batch_size, todo - 1))
 
 
-def estimate_line(elapsed: float, finished: int, left: int) -> tuple[str, bool]:
-    """(the estimate after a sitting's first `finished` items took `elapsed` seconds, warm-up
-    included, so an upper bound; whether it is above an hour): their rate for the items left."""
+def estimate_line(elapsed: float, finished: int, left: int, steady: bool = False) -> tuple[str, bool]:
+    """(the estimate after `finished` items took `elapsed` seconds, whether it is above an
+    hour): their rate for the items left. The first estimate counts a sitting's first items,
+    warm-up included (model warm-up, a Ray actor's first call: an upper bound); with `steady`,
+    the items after those, at the rate the run keeps."""
     seconds = elapsed * left / max(1, finished)
     hours, rest = divmod(int(seconds), 3600)
     shown = f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
-    first = "the first" if finished == 1 else f"the first {finished}"
-    return (f"estimate: about {shown} for the {left} item{'s' if left != 1 else ''} left "
-            f"({first} took {elapsed:.1f} s, warm-up included)"), seconds > 3600
+    if steady:
+        why = f"the {finished} after the first took {elapsed:.1f} s"
+    else:
+        first = "the first" if finished == 1 else f"the first {finished}"
+        why = f"{first} took {elapsed:.1f} s, warm-up included; again after the next {finished}"
+    return f"estimate: about {shown} for the {left} item{'s' if left != 1 else ''} left ({why})", seconds > 3600
