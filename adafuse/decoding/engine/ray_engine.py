@@ -75,7 +75,7 @@ class RayEngine(Engine):
         self.released: list[int] = []
         self.eid = next(_ids)
         lm.get(lm.actor.open.remote(self.eid, mode, self.options, self.top_k))
-        weakref.finalize(self, _close, lm.actor, self.eid)
+        weakref.finalize(self, _close, lm.actor, self.eid).atexit = False  # Ray is shut down by then
 
     def call(self, name: str, *args, then=None) -> Pending:
         release, self.released[:] = list(self.released), []
@@ -159,6 +159,10 @@ class RayEngine(Engine):
 
 
 def _close(actor, eid: int) -> None:
+    import ray
+
+    if not ray.is_initialized():  # a call now would start a new local Ray instance to reach nothing
+        return
     try:
         actor.close.remote(eid)
     except Exception:  # noqa: BLE001 - Ray shut down or the actor gone: nothing left to free

@@ -84,3 +84,29 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(AdaFuseError, match=r"pip install -e '\.\[ray\]'"):
         require_ray()
+
+
+DROP_AFTER_SHUTDOWN = """
+import gc, sys, ray
+from adafuse.decoding.engine.ray_member import RayEngine, connect, load_member
+connect(num_cpus=1)
+lm = load_member(sys.argv[1], device="cpu", num_cpus=0.5)
+dropped, kept = RayEngine(lm), RayEngine(lm)  # one freed now, one left for the exit
+ray.shutdown()
+del dropped
+gc.collect()
+print("initialized:", ray.is_initialized())
+"""
+
+
+def test_engines_freed_after_ray_shut_down_start_no_new_cluster(tiny):
+    """An engine freed after Ray shut down (an error's exit path) must not reach for its actor:
+    a call then starts a new local Ray instance, and CI saw the exit that followed segfault."""
+    import subprocess
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", DROP_AFTER_SHUTDOWN, str(tiny["gemma"].source)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "initialized: False" in done.stdout
+    assert done.stderr.count("Started a local Ray instance") == 1, done.stderr[-2000:]
