@@ -36,6 +36,7 @@ class Cell:
     ids: list[str]  # the items, in task order
     replicates: np.ndarray | None  # one value per resample, 0-100; None: no interval
     how: str  # "items", "corpus", "rescored" or why there is no interval
+    scores: np.ndarray | None = None  # per item, in `ids` order, where the value is their mean (0-1 scale)
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -99,7 +100,7 @@ def make_cell(run: Run, resamples: int, seed: int, rescore_cap: int = 200) -> Ce
     index = resample_indices(run.task, len(samples), resamples, seed)
     scores = item_scores(run, samples)
     if scores is not None:
-        return Cell(run, value, ids, scores[index].mean(axis=1) * scale, "items")
+        return Cell(run, value, ids, scores[index].mean(axis=1) * scale, "items", scores)
     try:
         from adafuse.tasks import get_task
 

@@ -17,6 +17,7 @@ from adafuse.compare.bootstrap import LEVEL, Results, average_replicates, percen
 from adafuse.compare.facts import reading_facts
 from adafuse.compare.grid import MISSING, fmt_gain, fmt_interval, fmt_score
 from adafuse.compare.load import Run
+from adafuse.compare.members import member_rows
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -76,9 +77,33 @@ def adafuse_section(res: Results) -> str:
         interval = percentile_interval(diff)
         verdict = "—" if interval is None else ("excludes 0" if interval[0] > 0 or interval[1] < 0 else "contains 0")
         rows.append([task or "**Average**", fmt(ours), fmt(theirs),
-                     fmt_interval(ours - theirs, interval), verdict, pct(res.gain(a, task), res.gain_interval(a, task))])
+                     fmt_interval(ours - theirs, interval), half_width(interval), verdict,
+                     pct(res.gain(a, task), res.gain_interval(a, task))])
     return markdown_table(["task", a.label, f"{b.label} (best single)", "difference [paired 95% CI]",
-                           "interval", "relative gain [95% CI]"], rows)
+                           "± (half-width)", "interval", "relative gain [95% CI]"], rows)
+
+
+def half_width(interval: tuple[float, float] | None) -> str:
+    return MISSING if interval is None else f"±{(interval[1] - interval[0]) / 2:.1f}"
+
+
+def members_section(res: Results) -> str:
+    """AdaFuse against each member and the better one, and the oracle (members.py)."""
+    rows, notes = member_rows(res)
+    if not rows:
+        return "\n".join(["_No task where AdaFuse at the paper's defaults and every member alone ran on the same "
+                          "items._", *[f"- {note}" for note in notes]])
+    labels = list(rows[0].members)
+    body = []
+    for row in rows:
+        name = row.task or f"**Average** ({', '.join(row.tasks)})"
+        share = MISSING if row.share is None else f"{row.share * 100:.0f}%"
+        body.append([name, str(row.n), fmt(row.adafuse), *[fmt(row.members[m]) for m in labels], row.better,
+                     *[fmt_interval(*row.vs[m]) for m in labels], half_width(row.vs_better[1]),
+                     fmt_interval(row.oracle, row.oracle_interval), share])
+    header = ["task", "n", "AdaFuse", *labels, "better member", *[f"AdaFuse − {m} [paired 95% CI]" for m in labels],
+              "± vs better", "oracle [95% CI]", "AdaFuse's share of the headroom"]
+    return "\n".join([markdown_table(header, body, right_from=1), *([""] + [f"- {n}" for n in notes] if notes else [])])
 
 
 def cost_section(res: Results) -> str:
@@ -189,6 +214,16 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
         "## AdaFuse against the best single model",
         "",
         adafuse_section(res),
+        "",
+        "## AdaFuse against its members, and the oracle",
+        "",
+        ("Each member alone, the better of the two on the task (on the average: the better average), "
+         "AdaFuse's paired difference from each, and the oracle: an item counts as right when either "
+         "member alone got it right, the ceiling of any rule that picks between the members' own "
+         "answers (right/wrong tasks only). AdaFuse's share of the headroom is (AdaFuse − better "
+         "member) / (oracle − better member); negative when AdaFuse is below the better member."),
+        "",
+        members_section(res),
         "",
         "## Cost",
         "",

@@ -54,7 +54,9 @@ it writes is computed from the runs' samples.jsonl and results.json only:
   relative gain over the best single model, each number with a 95% percentile-bootstrap
   interval over items (fixed seed);
 - AdaFuse (θ_Δ 0.7, max_words 3, B 3) against the best single model, task by task, with a
-  paired interval of the difference;
+  paired interval of the difference and its half-width;
+- AdaFuse against each member alone and the better one, and the oracle (an item right when
+  either member alone got it right) with AdaFuse's share of that headroom (members.py);
 - cost: seconds per item and forwards per word;
 - "Reading the numbers": facts only (which intervals overlap, which paired differences exclude
   zero), then the reading in words, which a person writes in `results/reading.md` (or
