@@ -128,6 +128,7 @@ CASES = [
     ("threads far too many", plain("threads=100000"), "threads=100000 is not allowed; threads must be auto or an integer in [1, ", True),
     ("batch_size far too big", plain("batch_size=100000"), "batch_size=100000 is not allowed; batch_size must be an integer in [1, 256]", True),
     ("a prompt past the context window", plain("prompt='" + "word " * 5000 + "'"), "whose context window holds 4096", False),
+    ("a 20,000-word prompt (the probe's)", plain("prompt='" + "word " * 20000 + "'"), "whose context window holds 4096", False),
     ("limit in prompt mode", plain("limit=5"), "limit=5 applies to a task", True),
     # 7. empty or root locations
     ("runs_dir empty", plain("runs_dir="), "runs_dir='' is empty", True),
@@ -142,6 +143,8 @@ CASES = [
     ("WANDB_MODE unknown", env("WANDB_MODE", "sometimes", "logger=wandb"), "WANDB_MODE='sometimes' is not allowed", True),
     ("init_timeout zero", plain("logger=wandb", "logger.init_timeout=0"), "logger.init_timeout=0.0 is not allowed", True),
     ("init_timeout negative", plain("logger=wandb", "logger.init_timeout=-5"), "logger.init_timeout=-5.0 is not allowed", True),
+    ("init_timeout past the cap", plain("logger=wandb", "logger.init_timeout=100000"),
+     "logger.init_timeout=100000.0 is not allowed; it must be a number of seconds in (0, 600]", True),
     ("project with a slash", plain("logger=wandb", "logger.project=a/b"), "logger.project='a/b' is not allowed", True),
     # 29.8: a sweep typed without -m keeps Hydra's hint
     ("a sweep without -m", plain("theta_delta=0.3,0.7"), "to sweep over it, add -m (--multirun)", True),

@@ -62,6 +62,12 @@ def test_duplicate_ids(tmp_path):
         get_task("nq", source=str(_write(tmp_path / "dup.jsonl", [row, row]))).docs()
 
 
+def test_an_id_and_its_string_are_one_id(tmp_path):
+    rows = [json.dumps({"id": 1, "question": "q", "answer": "a"}), json.dumps({"id": "1", "question": "r", "answer": "b"})]
+    with pytest.raises(TaskError, match="duplicate id '1'"):
+        get_task("nq", source=str(_write(tmp_path / "dup.jsonl", rows))).docs()
+
+
 def test_missing_file_and_unknown_source(tmp_path):
     with pytest.raises(TaskError, match="data file not found"):
         get_task("nq", source=str(tmp_path / "absent.jsonl")).docs()
