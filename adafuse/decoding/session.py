@@ -36,6 +36,7 @@ class Request:
     prompt: str
     max_new_tokens: int
     stop: list[str]
+    prefix: str | None = None  # the text whose prefill it shares with others (see `add`)
 
 
 class Session:
@@ -67,9 +68,10 @@ class Session:
         return self.run.totals
 
     def add(self, prompt: str, *, key: Hashable = None, max_new_tokens: int | None = None,
-            stop: Sequence[str] | None = None) -> Hashable:
+            stop: Sequence[str] | None = None, shared_prefix: str | None = None) -> Hashable:
         """Queue a prompt; returns its key (a new integer where none is given). Its own
-        `max_new_tokens` and `stop` replace the session's."""
+        `max_new_tokens`, `stop` and `shared_prefix` (a text it starts with, prefilled once per
+        model and reused by every prompt that names it) replace the session's."""
         from adafuse.decoding.base import check_prompt, check_range, check_stop
 
         check_prompt(prompt)
@@ -79,10 +81,13 @@ class Session:
             key, self._next_key = ("request", self._next_key), self._next_key + 1
         if key in self.active or any(r.key == key for r in self.queue):
             raise AdaFuseError(f"key {key!r} is already in this session")
-        if self.shared_prefix is not None and not prompt.startswith(self.shared_prefix):
+        prefix = self.shared_prefix if shared_prefix is None else shared_prefix
+        if not isinstance(prefix, (str, type(None))):
+            raise AdaFuseError(f"shared_prefix={prefix!r} is not allowed; it must be a string")
+        if prefix is not None and not prompt.startswith(prefix):
             raise AdaFuseError("shared_prefix is not a prefix of every prompt")
         self.queue.append(Request(key, prompt, int(max_new_tokens or self.max_new_tokens),
-                                  self.stop if stop is None else check_stop(stop)))
+                                  self.stop if stop is None else check_stop(stop), prefix))
         return key
 
     def cancel(self, key: Hashable) -> bool:
@@ -105,14 +110,17 @@ class Session:
         """Admit queued prompts where there is room, run one round for every prompt in the
         batch; returns (key, output) of those that finished, in the order they finished."""
         decoder = self.decoder
-        with torch.inference_mode(), decoder._sharing(self.shared_prefix):
+        with torch.inference_mode():
             room = self.batch_size - len(self.active)
             if self.queue and room > 0:
                 joining = [self.queue.popleft() for _ in range(min(room, len(self.queue)))]
-                started = time.perf_counter()
-                decoder._admit(self.run, joining)
-                self.active.update((r.key, r) for r in joining)
-                decoder._charge(self.run, [r.key for r in joining], time.perf_counter() - started)
+                for prefix in dict.fromkeys(r.prefix for r in joining):  # those of one prefix together
+                    group = [r for r in joining if r.prefix == prefix]
+                    started = time.perf_counter()
+                    with decoder._sharing(prefix):
+                        decoder._admit(self.run, group)
+                    self.active.update((r.key, r) for r in group)
+                    decoder._charge(self.run, [r.key for r in group], time.perf_counter() - started)
             if not self.active:
                 return []
             started = time.perf_counter()

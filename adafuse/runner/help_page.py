@@ -68,6 +68,8 @@ SERVE_KEYS = {
     "model_id": ("ID", "the id clients name the ensemble by; null: <decoder>:<model>+<model>"),
     "grace_seconds": ("S", "on SIGTERM, how long in-flight requests may still run before they are "
                            "cancelled"),
+    "prefix_min_chars": ("N", "a prompt start (to a line break) this long, shared with recent requests, "
+                              "is prefilled once per model and reused; 0: off"),
 }
 SKIP = {"models", "task", "decoder", "logger", "engine", "ray", "serve"}  # nodes, not shortcuts
 

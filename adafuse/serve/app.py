@@ -64,8 +64,9 @@ def error_response(exc: Exception) -> JSONResponse:
                                    "code": None}}, status_code=500)
 
 
-def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int) -> FastAPI:
-    scheduler = Scheduler(decoder, batch_size, max_new_tokens)
+def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int,
+              prefix_min_chars: int = 200) -> FastAPI:
+    scheduler = Scheduler(decoder, batch_size, max_new_tokens, prefix_min_chars)
     created = int(time.time())
 
     @asynccontextmanager
@@ -244,6 +245,6 @@ def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int) -
     @app.get("/health")
     async def health():
         return {"status": "ok", "model": model_id, "in_flight": scheduler.in_flight,
-                "batch_size": batch_size}
+                "batch_size": batch_size, "shared_prefix_requests": scheduler.shared_prefix_requests}
 
     return app

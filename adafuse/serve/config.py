@@ -22,6 +22,7 @@ class ServeConf:
     port: int = SERVE_DEFAULT_PORT
     model_id: Optional[str] = None  # null: <decoder>:<model>+<model>
     grace_seconds: float = 30.0  # SIGTERM: how long in-flight requests may still run
+    prefix_min_chars: int = 200  # a prompt start shared with recent requests this long is prefilled once; 0: off
 
 
 @dataclass
@@ -67,6 +68,10 @@ def check(config: dict) -> None:
     grace = serve["grace_seconds"]
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
         raise AdaFuseError(f"serve.grace_seconds={grace!r} is not allowed; it must be a number in [0, 3600]")
+    chars = serve.get("prefix_min_chars", 200)
+    if isinstance(chars, bool) or not isinstance(chars, int) or not 0 <= chars <= 10**6:
+        raise AdaFuseError(f"serve.prefix_min_chars={chars!r} is not allowed; it must be an integer in "
+                           "[0, 1000000] (0: no shared prefixes)")
     model_id = serve.get("model_id")
     if model_id is not None and (not isinstance(model_id, str) or not model_id.strip()):
         raise AdaFuseError(f"serve.model_id={model_id!r} is not allowed; give a non-empty name or null")

@@ -3,7 +3,7 @@ a thread-safe inbox and get their events back on their own asyncio loop.
 
 A request is a `Job`. `submit(job)` queues it; the scheduler thread admits it (each model
 renders and encodes its prompt, `fit` checks it and its budget against each member's
-context), `session.add`s it, and runs `session.step()` while any job is in
+context), `session.add`s it with the start it shares with recent prompts (prefixes.py), and runs `session.step()` while any job is in
 flight: a job joins the batch between rounds (AdaFuse; chunk decoders between chunks) and
 leaves it when it finishes. After each round every streaming job gets the text it committed
 since the last round; a finished job gets its `Output`. `cancel(job)` (a client that went
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from adafuse.errors import AdaFuseError
+from adafuse.serve.prefixes import PrefixFinder
 from adafuse.serve.requests import BadRequest
 
 log = logging.getLogger("adafuse.serve")
@@ -88,8 +89,10 @@ def fit(job: Job, name: str, prompt_tokens: int, limit: Optional[int]) -> None:
 
 
 class Scheduler:
-    def __init__(self, decoder, batch_size: int, max_new_tokens: int):
+    def __init__(self, decoder, batch_size: int, max_new_tokens: int, prefix_min_chars: int = 200):
         self.decoder, self.batch_size, self.max_new_tokens = decoder, batch_size, max_new_tokens
+        self.prefix_of = PrefixFinder(prefix_min_chars)  # shared prompt starts, prefilled once
+        self.shared_prefix_requests = 0  # requests admitted with one (GET /health)
         self.inbox: queue.Queue = queue.Queue()
         self.jobs: dict[Any, Job] = {}  # in the session (queued or running)
         self.keys = itertools.count()
@@ -156,7 +159,10 @@ class Scheduler:
                 if index == 0:
                     job.prompt_tokens = len(ids)
                 fit(job, lm.name, len(ids), lm.context_length)
-            self.session.add(job.prompt, key=job.key, max_new_tokens=job.max_new_tokens, stop=job.stop)
+            prefix = self.prefix_of(job.prompt)
+            self.session.add(job.prompt, key=job.key, max_new_tokens=job.max_new_tokens, stop=job.stop,
+                             shared_prefix=prefix)
+            self.shared_prefix_requests += prefix is not None
         except (BadRequest, AdaFuseError) as exc:
             self.release(job)
             job.emit("error", exc if isinstance(exc, BadRequest) else BadRequest(str(exc)))

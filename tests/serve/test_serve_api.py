@@ -128,3 +128,30 @@ def test_concurrent_requests_from_threads(client, server):
     assert [results.get(i) for i in range(len(prompts))] == alone
     assert server.health()["in_flight"] == 0
     assert server.text().count("POST /v1/completions 200") >= 2 * len(prompts)
+
+
+HEADER = "".join(f"Question: what is {a} plus {a}?\nAnswer: {2 * a}\n\n" for a in range(1, 9))  # few-shot, 8 lines
+
+
+def test_a_shared_few_shot_header_is_reused_and_changes_no_answer(client, server, local_models):
+    """Requests that start alike get the start prefilled once (serve.prefix_min_chars) and answer
+    as `generate` does on each prompt alone, when they come one by one and at once."""
+    prompts = [HEADER + f"Question: {q}\nAnswer:" for q in ("who wrote Hamlet?", "what is 9 plus 9?",
+                                                              "where is Paris?", "who painted the Mona Lisa?")]
+    want = [AdaFuse(local_models).generate(p, max_new_tokens=8, stop=["\n"]).text for p in prompts]
+    before = server.health()["shared_prefix_requests"]
+    first = [client.completions.create(model="tiny-pair", prompt=p, max_tokens=8, stop=["\n"]).choices[0].text
+             for p in prompts[:2]]
+    results: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        results[i] = client.completions.create(model="tiny-pair", prompt=prompts[i], max_tokens=8,
+                                               stop=["\n"]).choices[0].text
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert first == want[:2] and [results.get(i) for i in range(len(prompts))] == want
+    assert server.health()["shared_prefix_requests"] - before >= len(prompts)  # all but the very first

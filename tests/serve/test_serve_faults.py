@@ -145,6 +145,7 @@ def test_client_that_goes_away_frees_its_place(server):
 @pytest.mark.parametrize("override, words", [
     ("theta_delta=2", "theta_delta"), ("serve.port=70000", "serve.port"), ("serve.prt=1", "'port'"),
     ("batch_size=0", "batch_size"), ("models=nope", "unknown model set"),
+    ("serve.prefix_min_chars=-1", "serve.prefix_min_chars=-1 is not allowed"),
 ])
 def test_bad_config_exits_2_before_loading(tiny_conf, override, words):
     argv = [sys.executable, "-m", "adafuse.serve", f"hydra.searchpath=[file://{tiny_conf}]", "models=tiny", override]
