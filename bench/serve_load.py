@@ -1,14 +1,16 @@
 """Load test of `python -m adafuse.serve`: concurrent clients against one server, batched
 (`batch_size=8`) against one request at a time (`batch_size=1`).
 
-    .venv/bin/python bench/serve_load.py                         # embedded pair, 1/4/16 clients
+    .venv/bin/python bench/serve_load.py                         # embedded pair, 1/4/8/16 clients, 2 rounds
     .venv/bin/python bench/serve_load.py --requests 16 --clients 1,8 --max-tokens 16
 
-For each batch size a server is started on a free loopback port (the embedded pair, or
-`--models`), then for each client count that many threads send `--requests` completions in
-all (TriviaQA questions, few-shot prompt, `stop=["\\n"]`) through the `openai` client. Printed
-per point: requests per minute over the wall time, latency p50/p90/max, and the speed-up of
-batching at each client count. Nothing else should run on the machine meanwhile."""
+Both servers are started at once, each on a free loopback port (the embedded pair, or
+`--models`; arguments the script does not know go to both, e.g. `serve.prefix_min_chars=0`),
+then for each client count that many threads send `--requests` completions in all (TriviaQA
+questions, few-shot prompt, `stop=["\\n"]`) through the `openai` client, to one server then
+the other, in ABBA order over `--repeats` rounds, so that a drift in the machine's load falls
+on both alike. Printed per point: requests per minute over the wall time, latency
+p50/p90/max; then, per client count, batching's speed-up in each round and their median."""
 
 from __future__ import annotations
 
@@ -100,31 +102,41 @@ def load(url: str, clients: int, texts: list[str], max_tokens: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=32, help="requests per point")
-    parser.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
-    parser.add_argument("--batch-sizes", default="8,1", help="server batch sizes, comma-separated")
+    parser.add_argument("--clients", default="1,4,8,16", help="concurrent clients, comma-separated")
+    parser.add_argument("--batch-sizes", default="8,1", help="two server batch sizes, comma-separated")
+    parser.add_argument("--repeats", type=int, default=2, help="ABBA rounds of each client count")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--models", default="smol_gemma")
     parser.add_argument("--json", help="also write the results here")
     args, extra = parser.parse_known_args(argv)
     texts = prompts(args.requests)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    servers = {}
     results = []
-    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        proc, url = start(batch_size, args.models, extra)
-        try:
-            load(url, 1, texts[:1], args.max_tokens)  # warm-up
-            for clients in [int(c) for c in args.clients.split(",")]:
-                point = {"batch_size": batch_size, "clients": clients, **load(url, clients, texts, args.max_tokens)}
-                print(json.dumps(point), flush=True)
-                results.append(point)
-        finally:
+    try:
+        for batch_size in sizes:  # both up at once: their points interleave (A B B A ...)
+            servers[batch_size] = start(batch_size, args.models, extra)
+        for _, url in servers.values():
+            load(url, 1, texts[:2], args.max_tokens)  # warm-up
+        for clients in [int(c) for c in args.clients.split(",")]:
+            for rep in range(args.repeats):
+                for batch_size in (sizes if rep % 2 == 0 else sizes[::-1]):
+                    point = {"batch_size": batch_size, "clients": clients, "repeat": rep,
+                             **load(servers[batch_size][1], clients, texts, args.max_tokens)}
+                    print(json.dumps(point), flush=True)
+                    results.append(point)
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(120)
-    by = {(r["batch_size"], r["clients"]): r["rpm"] for r in results}
-    for clients in sorted({r["clients"] for r in results}):
-        sizes = sorted({r["batch_size"] for r in results})
-        if len(sizes) == 2 and all((b, clients) in by for b in sizes):
-            print(f"{clients} clients: batch {sizes[1]} / batch {sizes[0]} = "
-                  f"{by[(sizes[1], clients)] / by[(sizes[0], clients)]:.2f}x requests per minute")
+    if len(sizes) == 2:
+        for clients in sorted({r["clients"] for r in results}):
+            pairs = [(r["wall_s"], q["wall_s"]) for r in results for q in results
+                     if r["clients"] == q["clients"] == clients and r["repeat"] == q["repeat"]
+                     and r["batch_size"] == sizes[1] and q["batch_size"] == sizes[0]]
+            ratios = [slow / fast for slow, fast in pairs]
+            print(f"{clients} clients: batch {sizes[0]} over batch {sizes[1]}, requests per minute: "
+                  + ", ".join(f"{x:.2f}x" for x in ratios) + f" (median {statistics.median(ratios):.2f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
 

@@ -24,3 +24,17 @@ def test_chat_prompts_and_zero_get_none():
     off = PrefixFinder(min_chars=0)
     off(HEAD + "a")
     assert off(HEAD + "b") is None
+
+
+def test_a_found_prefix_is_kept_for_repeats_and_longer_shared_starts():
+    """Once a header is found, prompts that start with it get it, also a prompt sent again
+    (whose start shared with its first sending is the whole prompt) and two prompts that share
+    more than the header: one prefill serves them all."""
+    find = PrefixFinder(min_chars=50)
+    q1, q2 = HEAD + "English: cat\nFrench:", HEAD + "English: car\nFrench:"
+    assert find(q1) is None and find(q2) == HEAD
+    assert find(q1) == HEAD and find(q1) == HEAD  # sent again
+    longer = HEAD + "English: the same line\nFrench: la même\n"
+    assert find(longer + "English: a\nFrench:") == HEAD and find(longer + "English: b\nFrench:") == HEAD
+    other = "A different header.\n" * 5
+    assert find(other + "x") is None and find(other + "y") == other and find(q2) == HEAD
