@@ -70,6 +70,8 @@ def adafuse_section(res: Results) -> str:
             continue
         if task is None:  # the average over the tasks both ran
             shared = res.shared_tasks(a)
+            if not shared:  # no task run on the same items by both (a part still running)
+                continue
             ours, theirs = a.average(shared), b.average(shared)
         else:
             ours, theirs = a.value(task), b.value(task)

@@ -94,3 +94,16 @@ def test_results_md_has_the_section_with_half_widths(sweep, tmp_path):
     assert lines[-1].startswith("| **Average** (triviaqa, nq) | 20 | 45.0") and lines[-1].endswith("| 100% |")
     best = text.split("## AdaFuse against the best single model")[1].split("##")[0]
     assert "± (half-width)" in best and "| ±" in best
+
+
+def test_results_md_while_adafuse_is_partway_through_its_only_task(tmp_path):
+    """A part still running: AdaFuse has fewer items than the members on the one task there is,
+    so no task is paired; RESULTS.md is still written, with no average row and a note."""
+    root = tmp_path / "table1"
+    for name, values in SCORES["triviaqa"].items():
+        write_run(root / "triviaqa" / name, "triviaqa", SYSTEMS[name], values if name != "adafuse" else values[:6])
+    out = tmp_path / "RESULTS.md"
+    assert main([str(root), "--out", str(out), "--resamples", "50", "--no-html", "--no-png"]) == 0
+    best = out.read_text(encoding="utf-8").split("## AdaFuse against the best single model")[1].split("##")[0]
+    assert "| triviaqa |" in best and "**Average**" not in best
+    assert "did not run on the same items" in out.read_text(encoding="utf-8")
