@@ -96,16 +96,19 @@ def members_section(res: Results) -> str:
         return "\n".join(["_No task where AdaFuse at the paper's defaults and every member alone ran on the same "
                           "items._", *[f"- {note}" for note in notes]])
     labels = list(rows[0].members)
-    body = []
-    for row in rows:
-        name = row.task or f"**Average** ({', '.join(row.tasks)})"
-        share = MISSING if row.share is None else f"{row.share * 100:.0f}%"
-        body.append([name, str(row.n), fmt(row.adafuse), *[fmt(row.members[m]) for m in labels], row.better,
-                     *[fmt_interval(*row.vs[m]) for m in labels], half_width(row.vs_better[1]),
-                     fmt_interval(row.oracle, row.oracle_interval), share])
-    header = ["task", "n", "AdaFuse", *labels, "better member", *[f"AdaFuse − {m} [paired 95% CI]" for m in labels],
-              "± vs better", "oracle [95% CI]", "AdaFuse's share of the headroom"]
-    return "\n".join([markdown_table(header, body, right_from=1), *([""] + [f"- {n}" for n in notes] if notes else [])])
+    share = [MISSING if r.share is None else f"{r.share * 100:.0f}%" for r in rows]
+    lines = [("n (items)", [str(r.n) for r in rows]),
+             *[(m, [fmt(r.members[m]) for r in rows]) for m in labels],
+             ("better member", [r.better for r in rows]),
+             ("**AdaFuse**", [fmt(r.adafuse) for r in rows]),
+             *[(f"AdaFuse − {m} [paired 95% CI]", [fmt_interval(*r.vs[m]) for r in rows]) for m in labels],
+             ("AdaFuse − better member [paired 95% CI]", [fmt_interval(*r.vs_better) for r in rows]),
+             ("± (half-width) against the better member", [half_width(r.vs_better[1]) for r in rows]),
+             ("**oracle**: either member right [95% CI]", [fmt_interval(r.oracle, r.oracle_interval) for r in rows]),
+             ("AdaFuse's share of the headroom", share)]
+    header = ["", *[r.task or f"Average ({', '.join(r.tasks)})" for r in rows]]
+    table = markdown_table(header, [[name, *cells] for name, cells in lines])
+    return "\n".join([table, *([""] + [f"- {n}" for n in notes] if notes else [])])
 
 
 def cost_section(res: Results) -> str:

@@ -86,12 +86,16 @@ def test_results_md_has_the_section_with_half_widths(sweep, tmp_path):
     assert main([str(sweep), "--out", str(out), "--resamples", "200", "--no-html", "--no-png"]) == 0
     text = out.read_text(encoding="utf-8")
     section = text.split("## AdaFuse against its members, and the oracle")[1].split("## Cost")[0]
-    lines = [line for line in section.splitlines() if line.startswith("| ")]
-    assert "± vs better" in lines[0] and "oracle [95% CI]" in lines[0]
-    cells = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert cells[:6] == ["triviaqa", "10", "30.0", "20.0", "30.0", GEMMA]
-    assert cells[-2].startswith("40.0 [") and cells[-1] == "0%" and cells[-3].startswith("±")
-    assert lines[-1].startswith("| **Average** (triviaqa, nq) | 20 | 45.0") and lines[-1].endswith("| 100% |")
+    rows = {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+             if line.startswith("| "))}
+    assert rows[""] == ["triviaqa", "nq", "Average (triviaqa, nq)"]
+    assert rows["n (items)"] == ["10", "10", "20"] and rows[GEMMA] == ["30.0", "20.0", "25.0"]
+    assert rows["better member"] == [GEMMA, SMOL, SMOL] and rows["**AdaFuse**"] == ["30.0", "60.0", "45.0"]
+    assert [c.split(" [")[0] for c in rows["AdaFuse − better member [paired 95% CI]"]] == ["0.0", "30.0", "20.0"]
+    assert all(c.startswith("±") for c in rows["± (half-width) against the better member"])
+    assert [c.split(" [")[0] for c in rows["**oracle**: either member right [95% CI]"]] == ["40.0", "50.0", "45.0"]
+    assert rows["AdaFuse's share of the headroom"] == ["0%", "150%", "100%"]
     best = text.split("## AdaFuse against the best single model")[1].split("##")[0]
     assert "± (half-width)" in best and "| ±" in best
 
