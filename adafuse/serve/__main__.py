@@ -55,7 +55,7 @@ def prepare(config: dict):
     model_id = serve_config.model_id(config, [lm.name for lm in models])
     app = build_app(decoder, model_id=model_id, batch_size=batch_size,
                     max_new_tokens=int(config["max_new_tokens"]),
-                    prefix_min_chars=int(config["serve"].get("prefix_min_chars", 200)))
+                    prefix_min_chars=int(config["serve"]["prefix_min_chars"]))
     return app, config["serve"]
 
 

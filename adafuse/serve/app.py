@@ -65,7 +65,7 @@ def error_response(exc: Exception) -> JSONResponse:
 
 
 def build_app(decoder, *, model_id: str, batch_size: int, max_new_tokens: int,
-              prefix_min_chars: int = 200) -> FastAPI:
+              prefix_min_chars: int) -> FastAPI:
     scheduler = Scheduler(decoder, batch_size, max_new_tokens, prefix_min_chars)
     created = int(time.time())
 

@@ -68,7 +68,7 @@ def check(config: dict) -> None:
     grace = serve["grace_seconds"]
     if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
         raise AdaFuseError(f"serve.grace_seconds={grace!r} is not allowed; it must be a number in [0, 3600]")
-    chars = serve.get("prefix_min_chars", 200)
+    chars = serve["prefix_min_chars"]
     if isinstance(chars, bool) or not isinstance(chars, int) or not 0 <= chars <= 10**6:
         raise AdaFuseError(f"serve.prefix_min_chars={chars!r} is not allowed; it must be an integer in "
                            "[0, 1000000] (0: no shared prefixes)")

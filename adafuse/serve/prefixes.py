@@ -20,7 +20,7 @@ from adafuse.serve.chat import ChatPrompt
 
 
 class PrefixFinder:
-    def __init__(self, min_chars: int = 200, memory: int = 32, kept: int = 8):
+    def __init__(self, min_chars: int, memory: int = 32, kept: int = 8):
         self.min_chars = int(min_chars)
         self.recent: deque[str] = deque(maxlen=memory)
         self.known: deque[str] = deque(maxlen=kept)  # prefixes found, the last used last

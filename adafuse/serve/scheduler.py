@@ -89,7 +89,7 @@ def fit(job: Job, name: str, prompt_tokens: int, limit: Optional[int]) -> None:
 
 
 class Scheduler:
-    def __init__(self, decoder, batch_size: int, max_new_tokens: int, prefix_min_chars: int = 200):
+    def __init__(self, decoder, batch_size: int, max_new_tokens: int, prefix_min_chars: int):
         self.decoder, self.batch_size, self.max_new_tokens = decoder, batch_size, max_new_tokens
         self.prefix_of = PrefixFinder(prefix_min_chars)  # shared prompt starts, prefilled once
         self.shared_prefix_requests = 0  # requests admitted with one (GET /health)
