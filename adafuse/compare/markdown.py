@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from adafuse.compare.bootstrap import LEVEL, Results, average_replicates, percentile_interval
+from adafuse.compare.bootstrap import LEVEL, Results, average_replicates, build_results, percentile_interval
 from adafuse.compare.facts import reading_facts
 from adafuse.compare.grid import MISSING, fmt_gain, fmt_interval, fmt_score
 from adafuse.compare.load import Run
 from adafuse.compare.members import member_rows
+from adafuse.compare.subsets import adafuse_differences, common_items
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -53,11 +54,38 @@ def grid_section(res: Results) -> str:
         if s is res.best_single:
             name += " (best single)"
         rows.append([name, *[fmt_interval(s.value(t), s.cells[t].interval if t in s.cells else None)
-                             for t in res.tasks],
+                             + n_note(res, s, t) for t in res.tasks],
                      avg_text, pct(res.gain(s), res.gain_interval(s))])
     n_row = ["items", *[", ".join(sorted({str(s.cells[t].run.n_done) for s in res.systems if t in s.cells}))
                         for t in res.tasks], "", ""]
     return markdown_table(header, [*rows, n_row])
+
+
+def n_note(res: Results, system, task: str) -> str:
+    """` (n=100)` on a cell scored on fewer items than the most of its column."""
+    cell = system.cells.get(task)
+    most = max((s.cells[task].run.n_done for s in res.systems if task in s.cells), default=0)
+    return f" (n={cell.run.n_done})" if cell is not None and cell.run.n_done < most else ""
+
+
+def subsets_section(res: Results, runs: Sequence[Run]) -> str:
+    """Every system of a task cut to the items all of them ran, against AdaFuse (subsets.py)."""
+    cut, notes = common_items(runs)
+    sub = build_results(cut, res.resamples, res.seed) if cut else None
+    if sub is None or not sub.systems:
+        return "\n".join(["_Every task's systems ran on the same items: the grid above pairs them all._",
+                           *[f"- {note}" for note in notes]])
+    diffs = adafuse_differences(sub)
+    header = ["system − AdaFuse", *sub.tasks, "Average"]
+    rows = [[d.system, *[fmt_interval(*d.per_task[t]) if t in d.per_task else MISSING for t in sub.tasks],
+             fmt_interval(*d.average) + (f" ({len(d.per_task)} of {len(sub.tasks)} tasks)"
+                                         if len(d.per_task) < len(sub.tasks) else "")]
+            for d in diffs]
+    parts = [grid_section(sub), ""]
+    if rows:
+        parts += [f"Each system minus AdaFuse on the same items [paired {LEVEL}% CI]; the average is over the "
+                  "tasks both ran here.", "", markdown_table(header, rows)]
+    return "\n".join(parts + [f"- {note}" for note in notes])
 
 
 def adafuse_section(res: Results) -> str:
@@ -229,6 +257,15 @@ def render_markdown(res: Results, runs: Sequence[Run], roots: Sequence[Path], as
          "member) / (oracle − better member); negative when AdaFuse is below the better member."),
         "",
         members_section(res),
+        "",
+        "## Baselines and ablations on their items",
+        "",
+        ("Where some systems of a task ran on fewer items than the others (the sized preset runs the "
+         "baselines and ablations on the first items of each task only), every system of that task is "
+         "cut to the items all of them finished and scored again there, so that each difference is "
+         "paired: the grid of those items, then each system minus AdaFuse."),
+        "",
+        subsets_section(res, runs),
         "",
         "## Cost",
         "",

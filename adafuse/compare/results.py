@@ -57,6 +57,10 @@ it writes is computed from the runs' samples.jsonl and results.json only:
   paired interval of the difference and its half-width;
 - AdaFuse against each member alone and the better one, and the oracle (an item right when
   either member alone got it right) with AdaFuse's share of that headroom (members.py);
+- the baselines and ablations on their items: where some systems of a task ran on fewer items
+  (the sized preset's), every run of that task cut to the items all of them finished, scored
+  again there, and each system minus AdaFuse with a paired interval (subsets.py); the grid
+  marks a cell scored on fewer items than its column with its n;
 - cost: seconds per item and forwards per word;
 - "Reading the numbers": facts only (which intervals overlap, which paired differences exclude
   zero), then the reading in words, which a person writes in `results/reading.md` (or
