@@ -51,12 +51,12 @@ compare: install  ## compare the runs under RUNS (default runs/): tables here, t
 .PHONY: reproduce
 TABLE1_PARTS := triviaqa nq squad_adafuse squad_greedy flores_adafuse flores_greedy gsm8k \
 	ablations_triviaqa ablations_nq ablations_squad ablations_flores ablations_gsm8k
-reproduce: OUT ?= RESULTS.md
-reproduce: install  ## Table 1: no PART: the small preset (~2 h); PART=<part>|all: the sized one (each part < 2 h on 2 cores); rerun to continue
-	@# each sweep resumes its fixed folder: finished runs and items are skipped. RESULTS.md is
+reproduce: install  ## Table 1: PART=<part>|all: the sized one (each part < 2 h on 2 cores) into RESULTS.md; no PART: the small preset (~2 h) into results/table1_embedded/; rerun to continue
+	@# each sweep resumes its fixed folder: finished runs and items are skipped. The Markdown is
 	@# written from whatever is finished, also when a job failed; the sweep's status is kept
-	@if [ -n "$(PART)" ]; then sweep=table1_sized; status=0; \
+	@if [ -n "$(PART)" ]; then sweep=table1_sized; out="--out $(or $(OUT),RESULTS.md)"; status=0; \
 	  for p in $(if $(filter all,$(PART)),$(TABLE1_PARTS),$(PART)); do \
 	    $(PY) -m adafuse.run -m +experiment=table1_sized/$$p runs_dir=$(RUNS) $(ARGS) || status=$$?; done; \
-	else sweep=table1_embedded; $(PY) -m adafuse.run -m +experiment=table1_embedded runs_dir=$(RUNS) $(ARGS); status=$$?; fi; \
-	$(PY) -m adafuse.compare.results $(RUNS)/$$sweep --out $(OUT) || exit $$?; exit $$status
+	else sweep=table1_embedded; out="$(if $(OUT),--out $(OUT),--out results/table1_embedded/RESULTS.md --assets results/table1_embedded)"; \
+	  $(PY) -m adafuse.run -m +experiment=table1_embedded runs_dir=$(RUNS) $(ARGS); status=$$?; fi; \
+	$(PY) -m adafuse.compare.results $(RUNS)/$$sweep $$out || exit $$?; exit $$status

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -74,6 +75,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return cli.ArgumentParser.of(COMMAND).parse_args(argv)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command as RESULTS.md names it: the paths, --out, and every option that was not left
+    at its default (they change what is written)."""
+    defaults = parse_args(["."])
+    parts = ["python", "-m", "adafuse.compare.results", *map(str, args.paths), "--out", str(args.out)]
+    for key in ("assets", "resamples", "seed", "reading"):
+        if getattr(args, key) != getattr(defaults, key):
+            parts += [f"--{key}", str(getattr(args, key))]
+    parts += [f"--{key.replace('_', '-')}" for key in ("no_html", "no_png") if getattr(args, key)]
+    return " ".join(map(shlex.quote, parts))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.resamples < 1:
@@ -93,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     assets_dir = args.assets or args.out.parent / "results"
     reading_path = args.reading or assets_dir / "reading.md"
     reading = reading_path.read_text(encoding="utf-8") if reading_path.is_file() else None
-    command = "python -m adafuse.compare.results " + " ".join(map(str, args.paths)) + f" --out {args.out}"
+    command = command_line(args)
     try:
         assets = write_assets(res, runs, notes, args.out, assets_dir, html=not args.no_html, png=not args.no_png)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -196,9 +197,13 @@ def test_results_md_from_the_command(table1, tmp_path, capsys):
     assert "identical responses on 20 of 20 items" in text  # θ_Δ=0 and fixed_span k=3 (same answers here)
     assert "(results/report.html)" in text and (out.parent / "results" / "report.html").is_file()
     assert "Highest average over all 2 tasks: AdaFuse" in text
-    # the same command writes the same numbers (the date line aside)
+    # the command it names holds every option that changes it, and writes the same numbers again
+    # (the date line aside)
+    named = re.search(r"Written by `([^`]+)`", text).group(1)
+    assert named == f"python -m adafuse.compare.results {table1} --out {out} --resamples 200 --no-png"
     first = [line for line in text.splitlines() if not line.startswith("Written by")]
-    main([str(table1), "--out", str(out), "--resamples", "200", "--no-png"])
+    out.unlink()
+    assert main(shlex.split(named)[3:]) == 0
     assert [line for line in out.read_text().splitlines() if not line.startswith("Written by")] == first
 
 
