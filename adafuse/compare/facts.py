@@ -20,7 +20,8 @@ def overlaps(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bo
 def reading_facts(res: Results) -> list[str]:
     """Computed statements only: no judgement of what they mean."""
     facts = []
-    avgs = [(s.average(res.tasks), s) for s in res.systems if len(s.tasks(res.tasks)) == len(res.tasks)]
+    avgs = [(s.average(res.tasks), s) for s in res.systems
+            if len(s.tasks(res.tasks)) == len(res.tasks) and all(on_most_items(res, s, t) for t in res.tasks)]
     avgs = [(v, s) for v, s in avgs if v is not None]
     if avgs:
         top_value = max(v for v, _ in avgs)
@@ -51,6 +52,8 @@ def reading_facts(res: Results) -> list[str]:
             facts.append(f"Tasks where it contains 0 (the intervals cannot separate the two): {', '.join(not_separated)}.")
     for task in res.tasks:
         cells = [(s, s.cells[task]) for s in res.systems if task in s.cells and s.cells[task].value is not None]
+        fewer = sum(not on_most_items(res, s, task) for s, _ in cells)
+        cells = [(s, c) for s, c in cells if on_most_items(res, s, task)]  # a 50-item cell is not set against 500
         if len(cells) < 2:
             continue
         top = max(c.value for _, c in cells)
@@ -58,9 +61,17 @@ def reading_facts(res: Results) -> list[str]:
         others = [(s, c) for s, c in cells if c.value != top]
         overlapping = [s for s, c in others if overlaps(c.interval, bests[0][1].interval)]
         facts.append(f"{task}: best {names([s for s, _ in bests])} ({fmt_score(top)}); intervals overlapping "
-                     f"it: {len(overlapping)} of {len(others)} other systems.")
+                     f"it: {len(overlapping)} of {len(others)} other systems"
+                     + (f" ({fewer} more on fewer items: see the baselines and ablations on their items)."
+                        if fewer else "."))
     facts += same_rule_facts(res)
     return facts
+
+
+def on_most_items(res: Results, system: System, task: str) -> bool:
+    """Whether the system's cell of `task` was scored on as many items as the column's fullest."""
+    most = max((s.cells[task].run.n_done for s in res.systems if task in s.cells), default=0)
+    return task in system.cells and system.cells[task].run.n_done == most
 
 
 def names(systems: Sequence[System]) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from adafuse.compare.bootstrap import LEVEL, Results, average_replicates, build_results, percentile_interval
-from adafuse.compare.facts import reading_facts
+from adafuse.compare.facts import on_most_items, reading_facts
 from adafuse.compare.grid import MISSING, fmt_gain, fmt_interval, fmt_score
 from adafuse.compare.load import Run
 from adafuse.compare.members import member_rows
@@ -64,8 +64,7 @@ def grid_section(res: Results) -> str:
 def n_note(res: Results, system, task: str) -> str:
     """` (n=100)` on a cell scored on fewer items than the most of its column."""
     cell = system.cells.get(task)
-    most = max((s.cells[task].run.n_done for s in res.systems if task in s.cells), default=0)
-    return f" (n={cell.run.n_done})" if cell is not None and cell.run.n_done < most else ""
+    return "" if cell is None or on_most_items(res, system, task) else f" (n={cell.run.n_done})"
 
 
 def subsets_section(res: Results, runs: Sequence[Run]) -> str:

@@ -130,3 +130,17 @@ def test_results_md_says_so_when_every_task_is_paired_already(tmp_path):
     out = tmp_path / "RESULTS.md"
     assert main([str(root), "--out", str(out), "--resamples", "100", "--no-html", "--no-png"]) == 0
     assert "_Every task's systems ran on the same items: the grid above pairs them all._" in out.read_text()
+
+
+def test_the_computed_facts_set_no_subset_cell_against_the_full_ones(tmp_path):
+    from adafuse.compare.facts import reading_facts
+
+    root = tmp_path / "t"
+    for name, scores in {**FULL, "fixed_span_3": [1, 1, 1, 1]}.items():  # 100% on its 4 items
+        write_run(root / "triviaqa" / name, "triviaqa", SYSTEMS[name], scores)
+    runs, _ = load_runs([root])
+    facts = reading_facts(build_results(runs, resamples=200, seed=0))
+    assert "Highest average over all 1 tasks: AdaFuse, " in facts[0]  # not fixed_span's 100 on 4 items
+    line = next(f for f in facts if f.startswith("triviaqa: "))
+    assert line.startswith("triviaqa: best AdaFuse (60.0); intervals overlapping it: 2 of 2 other systems (1 more "
+                           "on fewer items: see the baselines and ablations on their items).")
