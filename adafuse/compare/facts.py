@@ -70,8 +70,7 @@ def reading_facts(res: Results) -> list[str]:
 
 def on_most_items(res: Results, system: System, task: str) -> bool:
     """Whether the system's cell of `task` was scored on as many items as the column's fullest."""
-    most = max((s.cells[task].run.n_done for s in res.systems if task in s.cells), default=0)
-    return task in system.cells and system.cells[task].run.n_done == most
+    return task in system.cells and system.cells[task].run.n_done == max(res.grid.items(task))
 
 
 def names(systems: Sequence[System]) -> str:
