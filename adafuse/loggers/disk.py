@@ -26,10 +26,11 @@ class DiskLogger:
 
     def log_config(self, config: dict[str, Any]) -> None:
         # results.json holds the config from the start, so a killed run can be continued;
-        # a continued run keeps its file (and metrics) until it has new ones
+        # a continued run keeps its file (and metrics) until it has new ones, unless it goes on
+        # to more items (RunDir.check_inputs): its old file describes fewer
         current = self.run_dir.read_results()
         with _writing(self.run_dir):
-            if current is None:
+            if current is None or ("inputs" in current and current["inputs"] != config.get("inputs")):
                 self.run_dir.write_results({"status": "running", **config})
             elif current.get("status") == "interrupted":  # continued after Ctrl-C: running again
                 current.pop("interrupted", None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from adafuse.errors import AdaFuseError
 from adafuse.runfolder.files import append_jsonl, read_json, read_jsonl, write_json_atomic, write_jsonl_atomic
@@ -51,11 +51,11 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(stored: dict, current: dict) -> list[str]:
+def config_differences(stored: dict, current: dict, also_ignored: Iterable[str] = ()) -> list[str]:
     """The keys whose values differ, as "key: stored -> current", settings that do not change
-    outputs and shortcuts aside."""
+    outputs, shortcuts and `also_ignored` aside."""
     old, new = flatten(stored), flatten(current)
-    ignored = set(RESUMABLE_KEYS) | set(SHORTCUTS)
+    ignored = set(RESUMABLE_KEYS) | set(SHORTCUTS) | set(also_ignored)
     if stored.get("task") and current.get("task"):  # else prompt mode reads them directly
         ignored |= {"max_new_tokens", "stop"}
 
@@ -70,6 +70,13 @@ def config_differences(stored: dict, current: dict) -> list[str]:
         if a != b:
             out.append(f"{key}: {a!r} -> {b!r}")
     return out
+
+
+def _raised(old: Any, new: Any) -> bool:
+    """A limit that selects at least the items `old` did: all of them (None), or more."""
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return new is None or (count(old) and count(new) and new >= old)
 
 
 class RunDir:
@@ -93,13 +100,18 @@ class RunDir:
         return None if data is None else Results(data, str(self.results)).to_json()
 
     def check_config(self, config: dict) -> None:
-        """Refuse to continue a run that was started with a different config."""
+        """Refuse to continue a run that was started with a different config. A raised
+        `task.limit` is left to `check_inputs`, which checks the items it selects."""
         stored = self.read_results()
         if stored is None:
             if self.samples.is_file() and self.samples.stat().st_size:
                 raise AdaFuseError(f"{self.path} holds samples but no {RESULTS}: cannot tell its config")
             return
-        diff = config_differences(stored.get("config", {}), config)
+        old = (stored.get("config") or {}).get("task") or {}
+        new = config.get("task") or {}
+        raised = isinstance(old, dict) and isinstance(new, dict) and _raised(old.get("limit"), new.get("limit"))
+        digests = isinstance(stored.get("inputs"), dict)  # without them every limit is compared here
+        diff = config_differences(stored.get("config", {}), config, ("task.limit",) if raised and digests else ())
         if diff:
             shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
             raise AdaFuseError(
@@ -107,17 +119,32 @@ class RunDir:
                 "or start a new run"
             )
 
-    def check_inputs(self, inputs: dict[str, str], names: dict[str, str]) -> None:
+    def check_inputs(self, inputs: dict[str, str], names: dict[str, str],
+                     first: Callable[[int], dict[str, str] | None] | None = None) -> bool:
         """Refuse to continue a run whose inputs changed since it started: its items so far
-        were decoded (and scored) from the old ones. Folders from before the digests pass."""
-        stored = (self.read_results() or {}).get("inputs")
+        were decoded (and scored) from the old ones. Folders from before the digests pass.
+
+        One change is a continuation: a complete run whose n items are the first n of a larger
+        selection now (a raised `limit`, items added after the old ones), `first(n)` giving the
+        digests of this selection's first n items (None when it has no more than n). Then the
+        run goes on with the new items and this returns True."""
+        results = self.read_results() or {}
+        stored = results.get("inputs")
         if not isinstance(stored, dict):
-            return
+            return False
         changed = [k for k in inputs if k in stored and stored[k] != inputs[k]]
-        if changed:
-            what = "; ".join(names.get(k, k) for k in changed)
-            raise AdaFuseError(f"{self.path}: {what} changed since this run started (digest in "
-                               f"{RESULTS}); restore the old input or start a new run")
+        if not changed:
+            return False
+        n = results.get("n_items")
+        if first is not None and results.get("status") == "complete" and isinstance(n, int) and n > 0 \
+                and "prompt" not in changed:
+            earlier = first(n)
+            if earlier is not None and all(stored[k] == earlier[k] for k in changed):
+                return True
+        what = "; ".join(names.get(k, k) for k in changed)
+        raise AdaFuseError(f"{self.path}: {what} changed since this run started (digest in "
+                           f"{RESULTS}); restore the old input or start a new run (a complete run "
+                           "goes on to more items when its items are the first of those selected now)")
 
     def finished(self) -> dict[str, dict]:
         """The finished items by id, after repairing what a killed run left behind."""

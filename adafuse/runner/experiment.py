@@ -163,7 +163,7 @@ class Experiment:
         with contextlib.nullcontext(folder) if self.ctx.locked else folder.lock() as store:
             self.store = store
             store.check_config(self.config)
-            store.check_inputs(self.inputs, INPUT_NAMES)
+            store.check_inputs(self.inputs, INPUT_NAMES, first=self.first_digests)
             stored = store.read_results()
             finished = store.finished()
             if (stored or {}).get("status") == "complete" and \
@@ -201,6 +201,10 @@ class Experiment:
                 logger.close()
         self.report(store, results, samples)
         return results
+
+    def first_digests(self, n: int) -> dict[str, str] | None:
+        """The input digests of this job's first n items; None when it has no more than n."""
+        return input_digests(self.task, self.items[:n]) if len(self.items) > n else None
 
     def build_decoder(self):
         from adafuse.decoding import build_decoder

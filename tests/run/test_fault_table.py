@@ -79,6 +79,24 @@ def changed_data(field):
     return prepare
 
 
+def grown_but(change):
+    """prepare(): a complete 2-item run on a copied data file, continued to 3 items after
+    `change` ("lower": limit 1 instead; "edit": the first item's question changed)."""
+    def prepare(adafuse_run, tmp):
+        data = tmp / "data.jsonl"
+        shutil.copy("tasks/triviaqa/data/dev.jsonl", data)
+        args = ["task=triviaqa", "logger=none", f"task.source={data}"]
+        run = tmp / "run"
+        assert adafuse_run(*args, "limit=2", f"hydra.run.dir={run}").code == 0
+        if change == "lower":
+            return [*args, "limit=1", f"resume={run}"]
+        lines = data.read_text().splitlines(True)
+        lines[0] = json.dumps({**json.loads(lines[0]), "question": "Changed question?"}) + "\n"
+        data.write_text("".join(lines))
+        return [*args, "limit=3", f"resume={run}"]
+    return prepare
+
+
 def changed_prompt(adafuse_run, tmp):
     """prepare(): a run on a copied task card (ADAFUSE_TASKS_DIR), then its prompt file changed."""
     shutil.copytree("tasks/triviaqa", tmp / "tasks" / "triviaqa")
@@ -120,6 +138,11 @@ CASES = [
     ("question changed", changed_data("question"), "the data (the selected items' fields) changed", True),
     ("prompt file changed", changed_prompt, "the prompt (the task's prompt file, separator or template, or "
      "prompt=) changed since this run started (digest in results.json)", True),
+    # a complete run goes on to more items only when its items are the first of them
+    ("limit lowered on a complete run", grown_but("lower"), "was run with a different config "
+     "(task.limit: 2 -> 1)", True),
+    ("limit raised, an old item edited", grown_but("edit"), "a complete run goes on to more items "
+     "when its items are the first of those selected now", True),
     # 5. names
     ("two models alike", plain("models.1.name=${models.0.name}"), "are both named", True),
     ("two aliases alike", plain("models.0.alias=m", "models.1.alias=m"), "are both named 'm'", True),
