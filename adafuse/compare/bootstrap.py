@@ -156,10 +156,12 @@ class Results:
     def shared_tasks(self, system: System) -> list[str]:
         return self.grid.shared_tasks(system)
 
-    def paired_difference(self, system: System, task: str | None = None) -> np.ndarray | None:
-        """Resamples of (system - best single) on a task, or on the average over shared tasks;
-        None unless both ran on the same items on each of those tasks."""
-        ref = self.best_single
+    def paired_difference(self, system: System, task: str | None = None,
+                          ref: System | None = None) -> np.ndarray | None:
+        """Resamples of (system - ref) on a task, or on the average over shared tasks; ref is
+        the best single model unless given. None unless both ran on the same items on each of
+        those tasks."""
+        ref = ref or self.best_single
         if ref is None or system is ref:
             return None
         diffs = []

@@ -105,9 +105,8 @@ def adafuse_differences(res: Results) -> list[Difference]:
             mine, theirs = system.cells.get(task), ada.cells.get(task)
             if mine is None or theirs is None or mine.ids != theirs.ids or mine.value is None:
                 continue
-            diff = None
-            if mine.replicates is not None and theirs.replicates is not None:
-                diff = mine.replicates - theirs.replicates
+            diff = res.paired_difference(system, task, ref=ada)
+            if diff is not None:
                 replicates.append(diff)
             per_task[task] = (mine.value - theirs.value, percentile_interval(diff))
         if not per_task:
