@@ -52,7 +52,8 @@ KEYS = {
     "dtype": ("T", "the models' dtype (float32, bfloat16, ...); auto: bfloat16 on CUDA and on CPUs "
                    "with AMX or AVX512-BF16, else float32"),
     "runs_dir": ("DIR", "run folders go to DIR/<task>/<date>_<time>/ (prompt mode: DIR/prompt/...)"),
-    "resume": ("RUN_DIR", "continue this run folder (its finished items are kept, not redone)"),
+    "resume": ("RUN_DIR", "continue this run folder (its finished items are kept, not redone; a complete "
+                             "run given a larger limit decodes only the new items)"),
     "shard": ("K", "data parallel: this job decodes slice K of num_shards (python -m adafuse.merge "
                    "joins them)"),
     "num_shards": ("N", "data parallel: the number of slices"),
