@@ -78,12 +78,7 @@ def test_results_md_is_what_its_command_writes_from_the_committed_runs(text, run
     assert body(fresh) == body(text)
 
 
-SQUAD_SHORT = pytest.mark.xfail(strict=True, reason=(
-    "SQuAD: AdaFuse and Gemma 3 disagree on 25% of its items, so ±3.5 needs about 780 and the "
-    "bundled set has 500 (±4.1 reached); upstream's 10,570 need network access (task.source=hf)"))
-
-
-@pytest.mark.parametrize("task", [t if t != "squad" else pytest.param(t, marks=SQUAD_SHORT) for t in QA])
+@pytest.mark.parametrize("task", QA)
 def test_every_qa_task_reaches_the_sized_precision(text, task):
     rows = table(text, "## AdaFuse against its members, and the oracle")
     assert task in rows[""], f"{task} is not in RESULTS.md's member table"
