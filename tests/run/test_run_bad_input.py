@@ -82,8 +82,8 @@ def test_resume_with_another_config_is_refused_and_changes_nothing(adafuse_run, 
     res = adafuse_run("task=triviaqa", "limit=3", "theta_delta=0.5", "logger=none", f"resume={run}")
     assert res.code == 2
     assert res.err_lines == [
-        f"error: {run} was run with a different config (decoder.theta_delta: 0.7 -> 0.5; "
-        "task.limit: 2 -> 3); rerun with its settings or start a new run"]
+        f"error: {run} was run with a different config (decoder.theta_delta: 0.7 -> 0.5); rerun "
+        "with its settings or start a new run"]  # a raised limit alone would continue the run
     assert files(run) == before  # .hydra/ included: the refused invocation left no trace
     res = adafuse_run("task=nq", "limit=2", "logger=none", f"hydra.run.dir={run}")  # same folder
     assert res.code == 2 and "task.name: 'triviaqa' -> 'nq'" in res.err_lines[0]
