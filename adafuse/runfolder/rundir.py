@@ -120,27 +120,26 @@ class RunDir:
             )
 
     def check_inputs(self, inputs: dict[str, str], names: dict[str, str],
-                     first: Callable[[int], dict[str, str] | None] | None = None) -> bool:
+                     first: Callable[[int], dict[str, str] | None] | None = None) -> None:
         """Refuse to continue a run whose inputs changed since it started: its items so far
         were decoded (and scored) from the old ones. Folders from before the digests pass.
 
         One change is a continuation: a complete run whose n items are the first n of a larger
         selection now (a raised `limit`, items added after the old ones), `first(n)` giving the
         digests of this selection's first n items (None when it has no more than n). Then the
-        run goes on with the new items and this returns True."""
+        run goes on with the new items (the disk logger sees the new digests and writes the new
+        header)."""
         results = self.read_results() or {}
         stored = results.get("inputs")
-        if not isinstance(stored, dict):
-            return False
-        changed = [k for k in inputs if k in stored and stored[k] != inputs[k]]
+        changed = [k for k in inputs if k in stored and stored[k] != inputs[k]] if isinstance(stored, dict) else []
         if not changed:
-            return False
+            return
         n = results.get("n_items")
         if first is not None and results.get("status") == "complete" and isinstance(n, int) and n > 0 \
                 and "prompt" not in changed:
             earlier = first(n)
             if earlier is not None and all(stored[k] == earlier[k] for k in changed):
-                return True
+                return
         what = "; ".join(names.get(k, k) for k in changed)
         raise AdaFuseError(f"{self.path}: {what} changed since this run started (digest in "
                            f"{RESULTS}); restore the old input or start a new run (a complete run "

@@ -6,6 +6,7 @@ Any other change of its items is refused (tests/run/test_fault_table.py)."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from adafuse.runfolder import config_differences
